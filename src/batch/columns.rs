@@ -1,0 +1,460 @@
+//! Column builders for the spans table: one row per span, appended straight from the decoder's views.
+//!
+//! Resource and scope attributes are rendered once per `ResourceSpans` / `ScopeSpans` and repeated for each of
+//! their spans. Arrays are assembled against the fields of [`arrow_schema`], so the batch type is exactly the
+//! table's.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, ListArray, MapArray, RecordBatch, StringBuilder, StructArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef};
+use arrow::error::ArrowError;
+
+use super::schema::arrow_schema;
+use super::values::render_attribute;
+use crate::decode::{AnyValue, Attributes, DecodeError, Request, SpanView};
+
+/// Rows of the spans table under construction.
+pub struct SpanColumns {
+    schema: SchemaRef,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    trace_state: StringBuilder,
+    parent_span_id: StringBuilder,
+    flags: Int32Builder,
+    name: StringBuilder,
+    kind: StringBuilder,
+    start_time_unix_nano: Int64Builder,
+    end_time_unix_nano: Int64Builder,
+    attributes: MapColumn,
+    dropped_attributes_count: Int32Builder,
+    events: EventColumn,
+    dropped_events_count: Int32Builder,
+    links: LinkColumn,
+    dropped_links_count: Int32Builder,
+    status_message: StringBuilder,
+    status_code: StringBuilder,
+    resource_attributes: MapColumn,
+    resource_dropped_attributes_count: Int32Builder,
+    resource_schema_url: StringBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+    scope_attributes: MapColumn,
+    scope_dropped_attributes_count: Int32Builder,
+    span_schema_url: StringBuilder,
+    rows: usize,
+    scratch: Scratch,
+}
+
+/// Reused buffers, so appending a span allocates nothing once they have grown.
+#[derive(Default)]
+struct Scratch {
+    value: String,
+    hex: String,
+}
+
+impl Default for SpanColumns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SpanColumns {
+    pub fn new() -> Self {
+        SpanColumns {
+            schema: arrow_schema(),
+            trace_id: StringBuilder::new(),
+            span_id: StringBuilder::new(),
+            trace_state: StringBuilder::new(),
+            parent_span_id: StringBuilder::new(),
+            flags: Int32Builder::new(),
+            name: StringBuilder::new(),
+            kind: StringBuilder::new(),
+            start_time_unix_nano: Int64Builder::new(),
+            end_time_unix_nano: Int64Builder::new(),
+            attributes: MapColumn::new(),
+            dropped_attributes_count: Int32Builder::new(),
+            events: EventColumn::new(),
+            dropped_events_count: Int32Builder::new(),
+            links: LinkColumn::new(),
+            dropped_links_count: Int32Builder::new(),
+            status_message: StringBuilder::new(),
+            status_code: StringBuilder::new(),
+            resource_attributes: MapColumn::new(),
+            resource_dropped_attributes_count: Int32Builder::new(),
+            resource_schema_url: StringBuilder::new(),
+            scope_name: StringBuilder::new(),
+            scope_version: StringBuilder::new(),
+            scope_attributes: MapColumn::new(),
+            scope_dropped_attributes_count: Int32Builder::new(),
+            span_schema_url: StringBuilder::new(),
+            rows: 0,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Append one row per storable span of a request that [`crate::decode::validate`] accepted; spans it
+    /// rejected are skipped here by the same rule. Returns the rows added.
+    ///
+    /// An error can only come from a body that was not validated; the columns are then inconsistent and the
+    /// caller must discard them.
+    pub fn append_request(&mut self, body: &[u8]) -> Result<u64, DecodeError> {
+        let mut added = 0;
+        for rs in Request::new(body).resource_spans() {
+            let rs = rs?;
+            let resource_attributes = render_all(rs.resource.attributes)?;
+            for ss in rs.scope_spans() {
+                let ss = ss?;
+                let scope_attributes = render_all(ss.scope.attributes)?;
+                for span in ss.spans() {
+                    let span = span?;
+                    if span.rejection().is_some() {
+                        continue;
+                    }
+                    self.append_span(&span)?;
+                    self.resource_attributes.push_all(&resource_attributes);
+                    self.resource_dropped_attributes_count.append_value(rs.resource.dropped_attributes_count as i32);
+                    self.resource_schema_url.append_value(rs.schema_url);
+                    self.scope_name.append_value(ss.scope.name);
+                    self.scope_version.append_value(ss.scope.version);
+                    self.scope_attributes.push_all(&scope_attributes);
+                    self.scope_dropped_attributes_count.append_value(ss.scope.dropped_attributes_count as i32);
+                    self.span_schema_url.append_value(ss.schema_url);
+                    self.rows += 1;
+                    added += 1;
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// The span's own columns (everything but resource and scope).
+    fn append_span(&mut self, span: &SpanView<'_>) -> Result<(), DecodeError> {
+        let hex = &mut self.scratch.hex;
+        self.trace_id.append_value(hex_into(span.trace_id, hex));
+        self.span_id.append_value(hex_into(span.span_id, hex));
+        self.trace_state.append_value(span.trace_state);
+        self.parent_span_id.append_value(hex_into(span.parent_span_id, hex));
+        // `fixed32 flags` is stored bit for bit in a signed INT column.
+        self.flags.append_value(span.flags as i32);
+        self.name.append_value(span.name);
+        self.kind.append_value(kind_name(span.kind));
+        self.start_time_unix_nano.append_value(span.start_time_unix_nano as i64);
+        self.end_time_unix_nano.append_value(span.end_time_unix_nano as i64);
+        self.attributes.append(span.attributes(), &mut self.scratch.value)?;
+        self.dropped_attributes_count.append_value(span.dropped_attributes_count as i32);
+        for event in span.events() {
+            self.events.append(&event?, &mut self.scratch.value)?;
+        }
+        self.events.end_row();
+        self.dropped_events_count.append_value(span.dropped_events_count as i32);
+        for link in span.links() {
+            self.links.append(&link?, &mut self.scratch)?;
+        }
+        self.links.end_row();
+        self.dropped_links_count.append_value(span.dropped_links_count as i32);
+        self.status_message.append_value(span.status.message);
+        self.status_code.append_value(status_code_name(span.status.code));
+        Ok(())
+    }
+
+    /// Take the rows built so far as a record batch of the table schema; the builders start empty again.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let schema = self.schema.clone();
+        let fields = schema.fields();
+        let event_fields = struct_fields(list_item(field_type(fields, "events")?)?.data_type())?;
+        let link_fields = struct_fields(list_item(field_type(fields, "links")?)?.data_type())?;
+        let status_fields = struct_fields(field_type(fields, "status")?)?;
+        let resource_fields = struct_fields(field_type(fields, "resource")?)?;
+        let scope_fields = struct_fields(field_type(fields, "instrumentation_scope")?)?;
+        let map_type = field_type(fields, "attributes")?;
+
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.parent_span_id.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.start_time_unix_nano.finish()),
+            Arc::new(self.end_time_unix_nano.finish()),
+            self.attributes.finish(map_type)?,
+            Arc::new(self.dropped_attributes_count.finish()),
+            self.events.finish(field_type(fields, "events")?, event_fields)?,
+            Arc::new(self.dropped_events_count.finish()),
+            self.links.finish(field_type(fields, "links")?, link_fields)?,
+            Arc::new(self.dropped_links_count.finish()),
+            Arc::new(StructArray::try_new(
+                status_fields.clone(),
+                vec![Arc::new(self.status_message.finish()), Arc::new(self.status_code.finish())],
+                None,
+            )?),
+            Arc::new(StructArray::try_new(
+                resource_fields.clone(),
+                vec![
+                    self.resource_attributes.finish(map_type)?,
+                    Arc::new(self.resource_dropped_attributes_count.finish()),
+                ],
+                None,
+            )?),
+            Arc::new(self.resource_schema_url.finish()),
+            Arc::new(StructArray::try_new(
+                scope_fields.clone(),
+                vec![
+                    Arc::new(self.scope_name.finish()),
+                    Arc::new(self.scope_version.finish()),
+                    self.scope_attributes.finish(map_type)?,
+                    Arc::new(self.scope_dropped_attributes_count.finish()),
+                ],
+                None,
+            )?),
+            Arc::new(self.span_schema_url.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(schema, columns)
+    }
+}
+
+/// Attribute values rendered once, to be repeated on many rows (resource and scope attributes).
+type Rendered<'a> = Vec<(&'a str, Option<Cow<'a, str>>)>;
+
+fn render_all(attributes: Attributes<'_>) -> Result<Rendered<'_>, DecodeError> {
+    let mut out = Vec::new();
+    let mut scratch = String::new();
+    for kv in attributes {
+        let kv = kv?;
+        let value = match kv.value {
+            AnyValue::String(s) => Some(Cow::Borrowed(s)),
+            ref other => render_attribute(other, &mut scratch)?.map(|s| Cow::Owned(s.to_owned())),
+        };
+        out.push((kv.key, value));
+    }
+    Ok(out)
+}
+
+/// Span kind as the v1 table names it; unknown kinds are `INTERNAL`, as in the original app.
+pub fn kind_name(kind: i32) -> &'static str {
+    match kind {
+        0 => "UNSPECIFIED",
+        2 => "SERVER",
+        3 => "CLIENT",
+        4 => "PRODUCER",
+        5 => "CONSUMER",
+        _ => "INTERNAL",
+    }
+}
+
+/// Status code as the v1 table names it; unknown codes are `UNSET`.
+pub fn status_code_name(code: i32) -> &'static str {
+    match code {
+        1 => "OK",
+        2 => "ERROR",
+        _ => "UNSET",
+    }
+}
+
+/// Lowercase hex of an id, in a reused buffer.
+fn hex_into<'s>(bytes: &[u8], out: &'s mut String) -> &'s str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.clear();
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// A `MAP<STRING,STRING>` column.
+struct MapColumn {
+    offsets: Vec<i32>,
+    keys: StringBuilder,
+    values: StringBuilder,
+}
+
+impl MapColumn {
+    fn new() -> Self {
+        MapColumn { offsets: vec![0], keys: StringBuilder::new(), values: StringBuilder::new() }
+    }
+
+    /// One row: the rendered entries of `attributes`.
+    fn append(&mut self, attributes: Attributes<'_>, scratch: &mut String) -> Result<(), DecodeError> {
+        for kv in attributes {
+            let kv = kv?;
+            self.keys.append_value(kv.key);
+            self.values.append_option(render_attribute(&kv.value, scratch)?);
+        }
+        self.end_row();
+        Ok(())
+    }
+
+    /// One row of already rendered entries.
+    fn push_all(&mut self, entries: &Rendered<'_>) {
+        for (key, value) in entries {
+            self.keys.append_value(key);
+            self.values.append_option(value.as_deref());
+        }
+        self.end_row();
+    }
+
+    fn end_row(&mut self) {
+        // Batches are cut far below 2^31 entries (see `policy`), so the offset fits.
+        self.offsets.push(ArrayBuilder::len(&self.keys) as i32);
+    }
+
+    fn finish(&mut self, map_type: &DataType) -> Result<ArrayRef, ArrowError> {
+        let DataType::Map(entries_field, sorted) = map_type else {
+            return Err(schema_mismatch("map"));
+        };
+        let entries = StructArray::try_new(
+            struct_fields(entries_field.data_type())?.clone(),
+            vec![Arc::new(self.keys.finish()), Arc::new(self.values.finish())],
+            None,
+        )?;
+        let offsets = OffsetBuffer::new(std::mem::replace(&mut self.offsets, vec![0]).into());
+        Ok(Arc::new(MapArray::try_new(entries_field.clone(), offsets, entries, None, *sorted)?))
+    }
+}
+
+/// `events ARRAY<STRUCT<time_unix_nano, name, attributes, dropped_attributes_count>>`.
+struct EventColumn {
+    offsets: Vec<i32>,
+    time_unix_nano: Int64Builder,
+    name: StringBuilder,
+    attributes: MapColumn,
+    dropped_attributes_count: Int32Builder,
+}
+
+impl EventColumn {
+    fn new() -> Self {
+        EventColumn {
+            offsets: vec![0],
+            time_unix_nano: Int64Builder::new(),
+            name: StringBuilder::new(),
+            attributes: MapColumn::new(),
+            dropped_attributes_count: Int32Builder::new(),
+        }
+    }
+
+    fn append(&mut self, event: &crate::decode::EventView<'_>, scratch: &mut String) -> Result<(), DecodeError> {
+        self.attributes.append(event.attributes, scratch)?;
+        self.time_unix_nano.append_value(event.time_unix_nano as i64);
+        self.name.append_value(event.name);
+        self.dropped_attributes_count.append_value(event.dropped_attributes_count as i32);
+        Ok(())
+    }
+
+    fn end_row(&mut self) {
+        self.offsets.push(ArrayBuilder::len(&self.name) as i32);
+    }
+
+    fn finish(&mut self, list_type: &DataType, fields: &Fields) -> Result<ArrayRef, ArrowError> {
+        let map_type = fields.find("attributes").map(|(_, f)| f.data_type().clone());
+        let map_type = map_type.ok_or_else(|| schema_mismatch("events.attributes"))?;
+        let values = StructArray::try_new(
+            fields.clone(),
+            vec![
+                Arc::new(self.time_unix_nano.finish()),
+                Arc::new(self.name.finish()),
+                self.attributes.finish(&map_type)?,
+                Arc::new(self.dropped_attributes_count.finish()),
+            ],
+            None,
+        )?;
+        finish_list(list_type, &mut self.offsets, values)
+    }
+}
+
+/// `links ARRAY<STRUCT<trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags>>`.
+struct LinkColumn {
+    offsets: Vec<i32>,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    trace_state: StringBuilder,
+    attributes: MapColumn,
+    dropped_attributes_count: Int32Builder,
+    flags: Int32Builder,
+}
+
+impl LinkColumn {
+    fn new() -> Self {
+        LinkColumn {
+            offsets: vec![0],
+            trace_id: StringBuilder::new(),
+            span_id: StringBuilder::new(),
+            trace_state: StringBuilder::new(),
+            attributes: MapColumn::new(),
+            dropped_attributes_count: Int32Builder::new(),
+            flags: Int32Builder::new(),
+        }
+    }
+
+    fn append(&mut self, link: &crate::decode::LinkView<'_>, scratch: &mut Scratch) -> Result<(), DecodeError> {
+        self.attributes.append(link.attributes, &mut scratch.value)?;
+        self.trace_id.append_value(hex_into(link.trace_id, &mut scratch.hex));
+        self.span_id.append_value(hex_into(link.span_id, &mut scratch.hex));
+        self.trace_state.append_value(link.trace_state);
+        self.dropped_attributes_count.append_value(link.dropped_attributes_count as i32);
+        self.flags.append_value(link.flags as i32);
+        Ok(())
+    }
+
+    fn end_row(&mut self) {
+        self.offsets.push(ArrayBuilder::len(&self.trace_id) as i32);
+    }
+
+    fn finish(&mut self, list_type: &DataType, fields: &Fields) -> Result<ArrayRef, ArrowError> {
+        let map_type = fields.find("attributes").map(|(_, f)| f.data_type().clone());
+        let map_type = map_type.ok_or_else(|| schema_mismatch("links.attributes"))?;
+        let values = StructArray::try_new(
+            fields.clone(),
+            vec![
+                Arc::new(self.trace_id.finish()),
+                Arc::new(self.span_id.finish()),
+                Arc::new(self.trace_state.finish()),
+                self.attributes.finish(&map_type)?,
+                Arc::new(self.dropped_attributes_count.finish()),
+                Arc::new(self.flags.finish()),
+            ],
+            None,
+        )?;
+        finish_list(list_type, &mut self.offsets, values)
+    }
+}
+
+fn finish_list(list_type: &DataType, offsets: &mut Vec<i32>, values: StructArray) -> Result<ArrayRef, ArrowError> {
+    let item = list_item(list_type)?;
+    let offsets = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+    Ok(Arc::new(ListArray::try_new(item.clone(), offsets, Arc::new(values) as ArrayRef, None)?))
+}
+
+fn field_type<'f>(fields: &'f Fields, name: &str) -> Result<&'f DataType, ArrowError> {
+    fields.find(name).map(|(_, f)| f.data_type()).ok_or_else(|| schema_mismatch(name))
+}
+
+fn list_item(data_type: &DataType) -> Result<&FieldRef, ArrowError> {
+    match data_type {
+        DataType::List(item) => Ok(item),
+        _ => Err(schema_mismatch("list")),
+    }
+}
+
+fn struct_fields(data_type: &DataType) -> Result<&Fields, ArrowError> {
+    match data_type {
+        DataType::Struct(fields) => Ok(fields),
+        _ => Err(schema_mismatch("struct")),
+    }
+}
+
+fn schema_mismatch(what: &str) -> ArrowError {
+    ArrowError::SchemaError(format!("spans schema has no {what} where the column builder expects one"))
+}

@@ -1,0 +1,134 @@
+//! Attribute values as table strings (`otel-tables.md`): a string value is stored raw; every other value is
+//! JSON — `true`, `42`, `1.5`, arrays and kvlists as JSON arrays/objects (recursively), bytes as a base64
+//! string. An unset value is a NULL map value.
+
+use base64::Engine as _;
+
+use crate::decode::{AnyValue, DecodeError};
+
+/// Render `value` as the table stores it, into `out` (cleared first). `None`: the value is unset (NULL).
+pub fn render_attribute<'v>(
+    value: &AnyValue<'v>,
+    out: &'v mut String,
+) -> Result<Option<&'v str>, DecodeError> {
+    out.clear();
+    match value {
+        AnyValue::Empty => return Ok(None),
+        AnyValue::String(s) => return Ok(Some(s)),
+        other => write_json(other, out, 1)?,
+    }
+    Ok(Some(out.as_str()))
+}
+
+/// Write `value` as a JSON value. `depth` is the nesting level of `value`, bounded by the decoder.
+pub fn write_json(value: &AnyValue<'_>, out: &mut String, depth: u32) -> Result<(), DecodeError> {
+    match value {
+        AnyValue::Empty => out.push_str("null"),
+        AnyValue::String(s) => write_json_string(s, out),
+        AnyValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        AnyValue::Int(i) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{i}");
+        }
+        AnyValue::Double(d) => write_double(*d, out),
+        AnyValue::Bytes(b) => {
+            out.push('"');
+            base64::engine::general_purpose::STANDARD.encode_string(b, out);
+            out.push('"');
+        }
+        AnyValue::Array(array) => {
+            out.push('[');
+            for (i, v) in array.iter(depth)?.enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(&v?, out, depth + 1)?;
+            }
+            out.push(']');
+        }
+        AnyValue::KvList(list) => {
+            out.push('{');
+            for (i, kv) in list.iter(depth)?.enumerate() {
+                let kv = kv?;
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(kv.key, out);
+                out.push(':');
+                write_json(&kv.value, out, depth + 1)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+/// Finite doubles in their shortest round-trip form (`1.0`, `1.5e-7`); JSON has no NaN or infinities, so those
+/// are written as the strings proto3 JSON uses.
+fn write_double(d: f64, out: &mut String) {
+    if d.is_nan() {
+        out.push_str("\"NaN\"");
+    } else if d.is_infinite() {
+        out.push_str(if d > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+    } else if let Some(n) = serde_json::Number::from_f64(d) {
+        out.push_str(&n.to_string());
+    }
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(value: AnyValue<'_>) -> Option<String> {
+        let mut buf = String::new();
+        render_attribute(&value, &mut buf).unwrap().map(str::to_owned)
+    }
+
+    #[test]
+    fn scalars_follow_the_table_rules() {
+        assert_eq!(render(AnyValue::String("a\"b")), Some("a\"b".into()));
+        assert_eq!(render(AnyValue::Bool(true)), Some("true".into()));
+        assert_eq!(render(AnyValue::Int(-42)), Some("-42".into()));
+        assert_eq!(render(AnyValue::Double(1.5)), Some("1.5".into()));
+        assert_eq!(render(AnyValue::Double(1.0)), Some("1.0".into()));
+        assert_eq!(render(AnyValue::Double(f64::NAN)), Some("\"NaN\"".into()));
+        assert_eq!(render(AnyValue::Bytes(&[0, 1, 2, 255])), Some("\"AAEC/w==\"".into()));
+        assert_eq!(render(AnyValue::Empty), None);
+    }
+
+    #[test]
+    fn strings_inside_json_are_escaped() {
+        let mut out = String::new();
+        write_json_string("q\"\\\n\u{1}é", &mut out);
+        assert_eq!(out, "\"q\\\"\\\\\\n\\u0001é\"");
+        let parsed: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed, "q\"\\\n\u{1}é");
+    }
+}

@@ -1,0 +1,278 @@
+//! commit: the Delta log. Opens (or creates) the spans table and appends uploaded files to it, many files per
+//! commit.
+//!
+//! Contract:
+//! - [`Table::open_or_create`] returns only for a table whose schema is the v1 spans schema and whose protocol
+//!   we can write; anything else is refused with a message naming the difference. A table is never altered.
+//! - [`Table::append`] returns `Ok(version)` once a log entry adding all the given files exists: from then on
+//!   every Delta reader sees their rows. Concurrent writers are handled by Delta's put-if-absent log entries,
+//!   retried at the next version (appends never conflict logically).
+//! - Checkpoints are written off the ack path, every `delta.checkpointInterval` commits.
+
+use std::collections::HashMap;
+
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, PROTOCOL};
+use deltalake::kernel::{Action, Add, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
+use deltalake::{DeltaTable, DeltaTableError};
+use url::Url;
+
+use crate::batch::schema::{delta_schema, SCHEMA_VERSION, SCHEMA_VERSION_PROPERTY};
+use crate::encode::FileStats;
+use crate::store::Store;
+
+/// Why the table could not be opened or appended to.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("opening the Delta table at {url}: {source}")]
+    Open {
+        url: Url,
+        #[source]
+        source: DeltaTableError,
+    },
+    #[error("creating the Delta table at {url}: {source}")]
+    Create {
+        url: Url,
+        #[source]
+        source: DeltaTableError,
+    },
+    #[error(
+        "the table at {url} is not an otel-delta v1 spans table: {difference}. \
+         Point --table at another location, or migrate the table; it is never altered"
+    )]
+    SchemaMismatch { url: Url, difference: String },
+    #[error("the table at {url} needs a Delta protocol feature this writer lacks: {reason}")]
+    Unwritable { url: Url, reason: String },
+    #[error("committing {files} file(s) to the Delta log: {source}")]
+    Append {
+        files: usize,
+        #[source]
+        source: DeltaTableError,
+    },
+}
+
+/// A data file uploaded under the table root, ready to be added to the log.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    /// Path relative to the table root.
+    pub path: String,
+    pub size: u64,
+    pub stats: FileStats,
+}
+
+/// The spans table, as of the last version this process committed or read.
+pub struct Table {
+    url: Url,
+    table: DeltaTable,
+    store: Store,
+    checkpoint_interval: u64,
+}
+
+impl Table {
+    /// Open the table at `url`, creating it with the v1 spans schema if no table is there.
+    pub async fn open_or_create(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
+        let open = |url: Url, options: HashMap<String, String>| async move {
+            deltalake::open_table_with_storage_options(url, options).await
+        };
+        let table = match open(url.clone(), storage_options.clone()).await {
+            Ok(table) => table,
+            Err(DeltaTableError::NotATable(_)) => match create(url, storage_options.clone()).await {
+                Ok(table) => table,
+                // Another writer created it first: use theirs (and check it below).
+                Err(_) => open(url.clone(), storage_options)
+                    .await
+                    .map_err(|source| CommitError::Open { url: url.clone(), source })?,
+            },
+            Err(source) => return Err(CommitError::Open { url: url.clone(), source }),
+        };
+        let state = table.snapshot().map_err(|source| CommitError::Open { url: url.clone(), source })?;
+        check_schema(state).map_err(|difference| CommitError::SchemaMismatch { url: url.clone(), difference })?;
+        PROTOCOL
+            .can_write_to(state)
+            .map_err(|e| CommitError::Unwritable { url: url.clone(), reason: e.to_string() })?;
+        let checkpoint_interval = state
+            .metadata()
+            .configuration()
+            .get("delta.checkpointInterval")
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &u64| n > 0)
+            .unwrap_or(100);
+        let store = Store::new(table.log_store().object_store(None), url);
+        Ok(Table { url: url.clone(), table, store, checkpoint_interval })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The table root's object store, for data files.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The version this process last saw.
+    pub fn version(&self) -> Option<u64> {
+        self.table.version()
+    }
+
+    /// Add `files` to the table in one commit; returns the committed version.
+    pub async fn append(&mut self, files: &[UploadedFile]) -> Result<u64, CommitError> {
+        let err = |source| CommitError::Append { files: files.len(), source };
+        let now = chrono::Utc::now().timestamp_millis();
+        let actions = files
+            .iter()
+            .map(|f| {
+                Action::Add(Add {
+                    path: f.path.clone(),
+                    partition_values: HashMap::new(),
+                    size: f.size as i64,
+                    modification_time: now,
+                    data_change: true,
+                    stats: Some(f.stats.to_json()),
+                    tags: None,
+                    deletion_vector: None,
+                    base_row_id: None,
+                    default_row_commit_version: None,
+                    clustering_provider: None,
+                })
+            })
+            .collect();
+        let state: &DeltaTableState = self.table.snapshot().map_err(err)?;
+        // Checkpoints and log cleanup run after the ack (see `checkpoint_if_due`), so a failure there can
+        // never turn a committed append into an error.
+        let properties = CommitProperties::default().with_create_checkpoint(false).with_cleanup_expired_logs(Some(false));
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(state), self.table.log_store(), operation)
+            .await
+            .map_err(err)?;
+        let version = finalized.version();
+        self.table.state = Some(finalized.snapshot());
+        // The log entry is the commit: on a local disk it must reach the platter before we acknowledge.
+        self.store
+            .sync_log_entry(&format!("_delta_log/{version:020}.json"))
+            .await
+            .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+        Ok(version)
+    }
+
+    /// Write a checkpoint in the background when `version` completes a checkpoint interval.
+    pub fn checkpoint_if_due(&self, version: u64) {
+        if !(version + 1).is_multiple_of(self.checkpoint_interval) {
+            return;
+        }
+        let table = self.table.clone();
+        tokio::spawn(async move {
+            match deltalake::checkpoints::create_checkpoint(&table, None).await {
+                Ok(()) => tracing::info!(version, "wrote Delta checkpoint"),
+                Err(e) => tracing::warn!(version, error = %e, "Delta checkpoint failed; readers replay the JSON log"),
+            }
+        });
+    }
+}
+
+async fn create(url: &Url, storage_options: HashMap<String, String>) -> Result<DeltaTable, CommitError> {
+    let err = |source| CommitError::Create { url: url.clone(), source };
+    deltalake::DeltaTable::try_from_url_with_storage_options(url.clone(), storage_options)
+        .await
+        .map_err(err)?
+        .create()
+        .with_table_name(table_name(url))
+        .with_comment("OpenTelemetry spans (otel-delta, v1 layout)")
+        .with_columns(delta_schema().fields().cloned())
+        .with_configuration([(SCHEMA_VERSION_PROPERTY, Some(SCHEMA_VERSION))])
+        .with_raise_if_key_not_exists(false)
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .await
+        .map_err(err)
+}
+
+fn table_name(url: &Url) -> String {
+    url.path_segments().and_then(|s| s.filter(|s| !s.is_empty()).next_back()).unwrap_or("otel_spans").to_owned()
+}
+
+/// `Err(difference)` unless the table holds the v1 spans schema (field metadata aside) and, if it names a
+/// layout, names v1.
+fn check_schema(state: &DeltaTableState) -> Result<(), String> {
+    if let Some(version) = state.metadata().configuration().get(SCHEMA_VERSION_PROPERTY) {
+        if version != SCHEMA_VERSION {
+            return Err(format!("{SCHEMA_VERSION_PROPERTY} is {version:?}, this writer writes {SCHEMA_VERSION:?}"));
+        }
+    }
+    if !state.metadata().partition_columns().is_empty() {
+        return Err(format!("it is partitioned by {:?}; the spans table is not", state.metadata().partition_columns()));
+    }
+    let theirs = state.schema();
+    schema_difference(&theirs, delta_schema()).map_or(Ok(()), Err)
+}
+
+/// The first difference between two schemas, ignoring field metadata.
+fn schema_difference(theirs: &StructType, ours: &StructType) -> Option<String> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("metadata");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let json = |s: &StructType| {
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        strip(&mut v);
+        v
+    };
+    let (theirs_json, ours_json) = (json(theirs), json(ours));
+    if theirs_json == ours_json {
+        return None;
+    }
+    let names = |s: &StructType| s.fields().map(|f| f.name().clone()).collect::<Vec<_>>();
+    for field in ours.fields() {
+        match theirs.field(field.name()) {
+            None => return Some(format!("column {} is missing", field.name())),
+            Some(t) if t.data_type() != field.data_type() || t.is_nullable() != field.is_nullable() => {
+                return Some(format!(
+                    "column {} is {} (nullable: {}), expected {} (nullable: {})",
+                    field.name(),
+                    t.data_type(),
+                    t.is_nullable(),
+                    field.data_type(),
+                    field.is_nullable()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Some(format!("columns are {:?}, expected {:?}", names(theirs), names(ours)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::kernel::{DataType, StructField};
+
+    #[test]
+    fn identical_schemas_have_no_difference() {
+        assert_eq!(schema_difference(delta_schema(), delta_schema()), None);
+    }
+
+    #[test]
+    fn a_changed_column_is_named() {
+        let fields = delta_schema()
+            .fields()
+            .map(|f| if f.name() == "flags" { StructField::new("flags", DataType::LONG, true) } else { f.clone() });
+        let theirs = StructType::try_new(fields).unwrap();
+        let diff = schema_difference(&theirs, delta_schema()).unwrap();
+        assert!(diff.contains("column flags is long"), "{diff}");
+    }
+
+    #[test]
+    fn a_missing_column_is_named() {
+        let theirs = StructType::try_new(delta_schema().fields().filter(|f| f.name() != "links").cloned()).unwrap();
+        let diff = schema_difference(&theirs, delta_schema()).unwrap();
+        assert!(diff.contains("column links is missing"), "{diff}");
+    }
+}

@@ -1,0 +1,273 @@
+//! Configuration: command-line flags, each with an environment variable (the original app's `app.yaml` names
+//! for the table location), resolved and validated into a [`Config`] before anything starts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::batch::policy::{FlushPolicy, MAX_BATCH_BYTES};
+use crate::encode::Codec;
+use crate::pipeline::{retry_after, PipelineConfig};
+use crate::receiver::HttpConfig;
+
+/// Largest accepted `--max-request-size`: one request's strings must fit Arrow's 2 GiB array offsets even
+/// after JSON escaping of nested values (up to 6x).
+pub const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Flags of `otel-delta serve`, as parsed (raw).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the OTLP/HTTP listener.
+    #[arg(long, env = "OTEL_DELTA_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    pub http_addr: SocketAddr,
+    /// The spans table: a local path or file:// URL. Default: derived from the warehouse and UC names.
+    #[arg(long, env = "OTEL_DELTA_TABLE")]
+    pub table: Option<String>,
+    /// Local warehouse folder holding <catalog>/<schema>/<prefix>_otel_spans.
+    #[arg(long, env = "OTEL_DELTA_WAREHOUSE", default_value = "./otel-warehouse")]
+    pub warehouse: PathBuf,
+    /// Catalog name (Unity Catalog naming, as in the original app.yaml).
+    #[arg(long, env = "UC_CATALOG_NAME", default_value = "main")]
+    pub catalog: String,
+    /// Schema name.
+    #[arg(long, env = "UC_SCHEMA_NAME", default_value = "default")]
+    pub schema: String,
+    /// Table prefix: the spans table is <prefix>_otel_spans.
+    #[arg(long, env = "UC_TABLE_PREFIX_NAME", default_value = "otel")]
+    pub table_prefix: String,
+    /// Longest a request waits for its file to be sealed and committed (e.g. 1s, 500ms).
+    #[arg(long, env = "OTEL_DELTA_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+    /// Seal a data file once this much OTLP request data went into it (e.g. 128MiB).
+    #[arg(long, env = "OTEL_DELTA_TARGET_FILE_SIZE", default_value = "128MiB", value_parser = parse_size)]
+    pub target_file_size: u64,
+    /// Parquet compression: zstd[:level], snappy, lz4, gzip[:level], none.
+    #[arg(long, env = "OTEL_DELTA_COMPRESSION", default_value = "zstd:1")]
+    pub compression: Codec,
+    /// Largest request body, after decompression; larger ones get 413.
+    #[arg(long, env = "OTEL_DELTA_MAX_REQUEST_SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_request_size: u64,
+    /// Request bytes accepted but not yet committed; beyond it requests get 503 + Retry-After.
+    #[arg(long, env = "OTEL_DELTA_MAX_INFLIGHT_SIZE", default_value = "512MiB", value_parser = parse_size)]
+    pub max_inflight_size: u64,
+    /// Batching worker threads (decode, columns, Parquet). Default: one per CPU.
+    #[arg(long, env = "OTEL_DELTA_WORKERS")]
+    pub workers: Option<usize>,
+    /// Object store option for the table, key=value (repeatable).
+    #[arg(long = "storage-option", env = "OTEL_DELTA_STORAGE_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    pub storage_options: Vec<(String, String)>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} {value:?} must be a plain name (letters, digits, '_', '-'), as in Unity Catalog")]
+    BadName { name: &'static str, value: String },
+    #[error("--table {0:?}: {1}")]
+    BadTable(String, String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Validated configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub table_url: Url,
+    pub storage_options: HashMap<String, String>,
+    pub http: HttpConfig,
+    pub pipeline: PipelineConfig,
+}
+
+impl ServeArgs {
+    /// Check every value and derive the table location.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let table_url = match &self.table {
+            Some(table) => table_url(table)?,
+            None => {
+                for (name, value) in [
+                    ("UC_CATALOG_NAME", &self.catalog),
+                    ("UC_SCHEMA_NAME", &self.schema),
+                    ("UC_TABLE_PREFIX_NAME", &self.table_prefix),
+                ] {
+                    if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                        return Err(ConfigError::BadName { name, value: value.clone() });
+                    }
+                }
+                let path = self.warehouse.join(&self.catalog).join(&self.schema).join(format!("{}_otel_spans", self.table_prefix));
+                local_table_url(&path).map_err(|e| ConfigError::BadTable(path.display().to_string(), e))?
+            }
+        };
+        if self.max_request_size == 0 || self.max_request_size > MAX_REQUEST_LIMIT {
+            return Err(ConfigError::Invalid(format!("--max-request-size must be between 1 byte and {MAX_REQUEST_LIMIT} bytes")));
+        }
+        if self.max_inflight_size < self.max_request_size {
+            return Err(ConfigError::Invalid(
+                "--max-inflight-size must be at least --max-request-size, or a largest request could never be admitted".into(),
+            ));
+        }
+        if self.flush_interval.is_zero() {
+            return Err(ConfigError::Invalid("--flush-interval must be above zero".into()));
+        }
+        if self.target_file_size == 0 {
+            return Err(ConfigError::Invalid("--target-file-size must be above zero".into()));
+        }
+        let workers = match self.workers {
+            Some(0) => return Err(ConfigError::Invalid("--workers must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        Ok(Config {
+            http_addr: self.http_addr,
+            table_url,
+            storage_options: self.storage_options.iter().cloned().collect(),
+            http: HttpConfig {
+                max_request_bytes: self.max_request_size,
+                retry_after: retry_after(self.flush_interval),
+                drain_timeout: Duration::from_secs(30),
+            },
+            pipeline: PipelineConfig {
+                workers,
+                codec: self.compression,
+                flush: FlushPolicy {
+                    target_file_bytes: self.target_file_size,
+                    max_age: self.flush_interval,
+                    batch_bytes: MAX_BATCH_BYTES.min(self.target_file_size),
+                },
+                max_inflight_bytes: self.max_inflight_size,
+                queue_depth: 1024,
+            },
+        })
+    }
+}
+
+/// `--table`: a `file://` URL or a local path (created if missing).
+fn table_url(table: &str) -> Result<Url, ConfigError> {
+    let bad = |why: String| ConfigError::BadTable(table.to_owned(), why);
+    if let Some((scheme, _)) = table.split_once("://") {
+        let url = Url::parse(table).map_err(|e| bad(e.to_string()))?;
+        return match scheme {
+            "file" => {
+                let path = url.to_file_path().map_err(|()| bad("not a local file URL".into()))?;
+                local_table_url(&path).map_err(bad)
+            }
+            other => Err(bad(format!(
+                "{other}:// tables are not supported by this build yet; use a local path or a file:// URL"
+            ))),
+        };
+    }
+    local_table_url(Path::new(table)).map_err(bad)
+}
+
+fn local_table_url(path: &Path) -> Result<Url, String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let path = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    Url::from_directory_path(&path).map_err(|()| format!("{} is not an absolute path", path.display()))
+}
+
+/// `1s`, `500ms`, `2m`, `1.5s`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.trim().parse().map_err(|_| format!("bad duration {s:?}: use e.g. 1s, 500ms, 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {s:?}: {e}"))
+}
+
+/// `128MiB`, `64MB`, `1GiB`, `512KiB`, `1k`, or a plain number of bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.trim().parse().map_err(|_| format!("bad size {s:?}: use e.g. 64MiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("bad size unit in {s:?}: use B, KiB, MiB, GiB, KB, MB or GB")),
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("size {s:?} out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("storage option {s:?} must be key=value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        Cli::try_parse_from(std::iter::once("t").chain(extra.iter().copied())).unwrap().serve
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("10 MB").unwrap(), 10_000_000);
+        assert_eq!(parse_size("17").unwrap(), 17);
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn table_is_derived_from_warehouse_and_uc_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = dir.path().to_str().unwrap();
+        let config = args(&["--warehouse", wh, "--catalog", "cat", "--schema", "sch", "--table-prefix", "app"]).resolve().unwrap();
+        assert!(config.table_url.as_str().ends_with("/cat/sch/app_otel_spans/"), "{}", config.table_url);
+        assert!(config.table_url.as_str().starts_with("file:///"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = dir.path().to_str().unwrap();
+        assert!(matches!(args(&["--warehouse", wh, "--schema", "../x"]).resolve(), Err(ConfigError::BadName { .. })));
+        assert!(args(&["--table", "s3://bucket/t"]).resolve().is_err());
+        assert!(args(&["--warehouse", wh, "--max-request-size", "1GiB"]).resolve().is_err());
+        assert!(args(&["--warehouse", wh, "--max-request-size", "64MiB", "--max-inflight-size", "1MiB"]).resolve().is_err());
+        assert!(args(&["--warehouse", wh, "--workers", "0"]).resolve().is_err());
+    }
+
+    #[test]
+    fn explicit_table_path_and_file_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let by_path = args(&["--table", path.to_str().unwrap()]).resolve().unwrap().table_url;
+        let url = Url::from_directory_path(&path).unwrap();
+        let by_url = args(&["--table", url.as_str()]).resolve().unwrap().table_url;
+        assert_eq!(by_path, by_url);
+    }
+}

@@ -1,0 +1,559 @@
+//! decode: OTLP `ExportTraceServiceRequest` protobuf bytes → read-only views borrowed from the request body.
+//!
+//! Contract:
+//! - Zero-copy: every string and id is a slice of the body; no owned message structs are built.
+//! - Bounded: each nested message is read by its own reader over exactly its bytes (see [`wire`]); `AnyValue`
+//!   nesting deeper than [`MAX_VALUE_DEPTH`] is refused, so the stack stays bounded on hostile input.
+//! - Total: [`validate`] walks the whole request once; when it returns `Ok`, every view and iterator reached
+//!   from [`Request`] on the same bytes succeeds, because it runs the same code. Callers validate first, then
+//!   build rows, so a malformed request is refused before any of it is stored.
+//! - Proto3 semantics: unknown fields (and groups) are skipped, the last value of a scalar field wins, missing
+//!   fields read as their defaults.
+
+pub mod fields;
+mod wire;
+
+use wire::Reader;
+
+/// Why a request body is not a valid `ExportTraceServiceRequest`. Small and `Copy`: built on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("protobuf truncated: a length or value runs past the end of its message")]
+    Truncated,
+    #[error("protobuf varint longer than 10 bytes")]
+    VarintOverflow,
+    #[error("protobuf field number 0 or out of range")]
+    BadFieldNumber,
+    #[error("protobuf field {field} has unknown wire type {wire}")]
+    BadWireType { field: u32, wire: u8 },
+    #[error("protobuf field {field} has the wrong wire type for its declared type")]
+    WrongWireType { field: u32 },
+    #[error("protobuf string field {field} is not valid UTF-8")]
+    InvalidUtf8 { field: u32 },
+    #[error("AnyValue or group nesting deeper than {MAX_VALUE_DEPTH} levels")]
+    TooDeep,
+}
+
+/// Deepest `AnyValue` nesting accepted (arrays and kvlists inside attribute values).
+pub const MAX_VALUE_DEPTH: u32 = 64;
+
+/// What [`validate`] found in a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Spans that will become rows.
+    pub accepted: u64,
+    /// Spans refused alone (see [`SpanView::rejection`]); the rest of the request is still stored.
+    pub rejected: u64,
+    /// The first rejection reason, for the partial-success message.
+    pub first_rejection: Option<&'static str>,
+}
+
+/// Walk the whole request, checking every field the row builder will read.
+pub fn validate(body: &[u8]) -> Result<Summary, DecodeError> {
+    let mut summary = Summary::default();
+    for rs in Request::new(body).resource_spans() {
+        let rs = rs?;
+        check_attributes(rs.resource.attributes)?;
+        for ss in rs.scope_spans() {
+            let ss = ss?;
+            check_attributes(ss.scope.attributes)?;
+            for span in ss.spans() {
+                let span = span?;
+                if let Some(reason) = span.rejection() {
+                    summary.rejected += 1;
+                    summary.first_rejection.get_or_insert(reason);
+                    continue;
+                }
+                summary.accepted += 1;
+                check_attributes(span.attributes())?;
+                for event in span.events() {
+                    check_attributes(event?.attributes)?;
+                }
+                for link in span.links() {
+                    check_attributes(link?.attributes)?;
+                }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn check_attributes(attributes: Attributes<'_>) -> Result<(), DecodeError> {
+    for kv in attributes {
+        check_value(kv?.value, 1)?;
+    }
+    Ok(())
+}
+
+fn check_value(value: AnyValue<'_>, depth: u32) -> Result<(), DecodeError> {
+    match value {
+        AnyValue::Array(values) => {
+            for v in values.iter(depth)? {
+                check_value(v?, depth + 1)?;
+            }
+        }
+        AnyValue::KvList(list) => {
+            for kv in list.iter(depth)? {
+                check_value(kv?.value, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A message type that can be read from its bytes.
+trait Message<'a>: Sized {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError>;
+}
+
+/// The values of one repeated message field, parsed lazily from the parent's bytes.
+pub struct Repeated<'a, T> {
+    reader: Reader<'a>,
+    field: u32,
+    done: bool,
+    _item: std::marker::PhantomData<T>,
+}
+
+impl<'a, T> Repeated<'a, T> {
+    fn new(parent: &'a [u8], field: u32) -> Self {
+        Repeated { reader: Reader::new(parent), field, done: false, _item: std::marker::PhantomData }
+    }
+}
+
+impl<'a, T: Message<'a>> Iterator for Repeated<'a, T> {
+    type Item = Result<T, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let item = match self.reader.next_field() {
+                Ok(None) => None,
+                Ok(Some((f, v))) if f == self.field => Some(v.bytes(f).and_then(T::parse)),
+                Ok(Some(_)) => continue,
+                Err(e) => Some(Err(e)),
+            };
+            // After the end or an error the iterator is fused.
+            self.done = !matches!(item, Some(Ok(_)));
+            return item;
+        }
+        None
+    }
+}
+
+/// An `ExportTraceServiceRequest`.
+pub struct Request<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Request { buf }
+    }
+
+    pub fn resource_spans(&self) -> Repeated<'a, ResourceSpansView<'a>> {
+        Repeated::new(self.buf, fields::request::RESOURCE_SPANS)
+    }
+}
+
+/// `ResourceSpans`: a resource, its schema URL, and its scopes.
+pub struct ResourceSpansView<'a> {
+    buf: &'a [u8],
+    pub resource: ResourceView<'a>,
+    pub schema_url: &'a str,
+}
+
+impl<'a> Message<'a> for ResourceSpansView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::resource_spans as f;
+        let mut view = ResourceSpansView { buf, resource: ResourceView::default(), schema_url: "" };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::RESOURCE => view.resource = ResourceView::parse(value.bytes(field)?)?,
+                f::SCOPE_SPANS => {
+                    value.bytes(field)?;
+                }
+                f::SCHEMA_URL => view.schema_url = value.string(field)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+impl<'a> ResourceSpansView<'a> {
+    pub fn scope_spans(&self) -> Repeated<'a, ScopeSpansView<'a>> {
+        Repeated::new(self.buf, fields::resource_spans::SCOPE_SPANS)
+    }
+}
+
+/// `Resource`.
+#[derive(Default, Clone, Copy)]
+pub struct ResourceView<'a> {
+    pub attributes: Attributes<'a>,
+    pub dropped_attributes_count: u32,
+}
+
+impl<'a> Message<'a> for ResourceView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::resource as f;
+        let mut view = ResourceView { attributes: Attributes::new(buf, f::ATTRIBUTES), dropped_attributes_count: 0 };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::ATTRIBUTES => {
+                    value.bytes(field)?;
+                }
+                f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// `ScopeSpans`: an instrumentation scope, its schema URL, and its spans.
+pub struct ScopeSpansView<'a> {
+    buf: &'a [u8],
+    pub scope: ScopeView<'a>,
+    pub schema_url: &'a str,
+}
+
+impl<'a> Message<'a> for ScopeSpansView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::scope_spans as f;
+        let mut view = ScopeSpansView { buf, scope: ScopeView::default(), schema_url: "" };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::SCOPE => view.scope = ScopeView::parse(value.bytes(field)?)?,
+                f::SPANS => {
+                    value.bytes(field)?;
+                }
+                f::SCHEMA_URL => view.schema_url = value.string(field)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+impl<'a> ScopeSpansView<'a> {
+    pub fn spans(&self) -> Repeated<'a, SpanView<'a>> {
+        Repeated::new(self.buf, fields::scope_spans::SPANS)
+    }
+}
+
+/// `InstrumentationScope`.
+#[derive(Default, Clone, Copy)]
+pub struct ScopeView<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub attributes: Attributes<'a>,
+    pub dropped_attributes_count: u32,
+}
+
+impl<'a> Message<'a> for ScopeView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::scope as f;
+        let mut view = ScopeView { attributes: Attributes::new(buf, f::ATTRIBUTES), ..ScopeView::default() };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::NAME => view.name = value.string(field)?,
+                f::VERSION => view.version = value.string(field)?,
+                f::ATTRIBUTES => {
+                    value.bytes(field)?;
+                }
+                f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// `Span`: scalar fields read eagerly, repeated fields (attributes, events, links) lazily.
+#[derive(Default, Clone, Copy)]
+pub struct SpanView<'a> {
+    buf: &'a [u8],
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub parent_span_id: &'a [u8],
+    pub flags: u32,
+    pub name: &'a str,
+    pub kind: i32,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    pub dropped_attributes_count: u32,
+    pub dropped_events_count: u32,
+    pub dropped_links_count: u32,
+    pub status: StatusView<'a>,
+}
+
+impl<'a> Message<'a> for SpanView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::span as f;
+        let mut view = SpanView { buf, ..SpanView::default() };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::TRACE_ID => view.trace_id = value.bytes(field)?,
+                f::SPAN_ID => view.span_id = value.bytes(field)?,
+                f::TRACE_STATE => view.trace_state = value.string(field)?,
+                f::PARENT_SPAN_ID => view.parent_span_id = value.bytes(field)?,
+                f::NAME => view.name = value.string(field)?,
+                f::KIND => view.kind = value.varint32(field)? as i32,
+                f::START_TIME_UNIX_NANO => view.start_time_unix_nano = value.fixed64(field)?,
+                f::END_TIME_UNIX_NANO => view.end_time_unix_nano = value.fixed64(field)?,
+                f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
+                f::DROPPED_EVENTS_COUNT => view.dropped_events_count = value.varint32(field)?,
+                f::DROPPED_LINKS_COUNT => view.dropped_links_count = value.varint32(field)?,
+                f::STATUS => view.status = StatusView::parse(value.bytes(field)?)?,
+                f::FLAGS => view.flags = value.fixed32(field)?,
+                f::ATTRIBUTES | f::EVENTS | f::LINKS => {
+                    value.bytes(field)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+impl<'a> SpanView<'a> {
+    pub fn attributes(&self) -> Attributes<'a> {
+        Attributes::new(self.buf, fields::span::ATTRIBUTES)
+    }
+
+    pub fn events(&self) -> Repeated<'a, EventView<'a>> {
+        Repeated::new(self.buf, fields::span::EVENTS)
+    }
+
+    pub fn links(&self) -> Repeated<'a, LinkView<'a>> {
+        Repeated::new(self.buf, fields::span::LINKS)
+    }
+
+    /// Why this span cannot be stored on its own, if it cannot: the table keys rows by valid ids.
+    pub fn rejection(&self) -> Option<&'static str> {
+        if self.trace_id.len() != 16 {
+            Some("trace_id must be 16 bytes")
+        } else if self.span_id.len() != 8 {
+            Some("span_id must be 8 bytes")
+        } else if !self.parent_span_id.is_empty() && self.parent_span_id.len() != 8 {
+            Some("parent_span_id must be empty or 8 bytes")
+        } else {
+            None
+        }
+    }
+}
+
+/// `Status`.
+#[derive(Default, Clone, Copy)]
+pub struct StatusView<'a> {
+    pub message: &'a str,
+    pub code: i32,
+}
+
+impl<'a> Message<'a> for StatusView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::status as f;
+        let mut view = StatusView::default();
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::MESSAGE => view.message = value.string(field)?,
+                f::CODE => view.code = value.varint32(field)? as i32,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// `Span.Event`.
+pub struct EventView<'a> {
+    pub time_unix_nano: u64,
+    pub name: &'a str,
+    pub attributes: Attributes<'a>,
+    pub dropped_attributes_count: u32,
+}
+
+impl<'a> Message<'a> for EventView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::event as f;
+        let mut view = EventView {
+            time_unix_nano: 0,
+            name: "",
+            attributes: Attributes::new(buf, f::ATTRIBUTES),
+            dropped_attributes_count: 0,
+        };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::TIME_UNIX_NANO => view.time_unix_nano = value.fixed64(field)?,
+                f::NAME => view.name = value.string(field)?,
+                f::ATTRIBUTES => {
+                    value.bytes(field)?;
+                }
+                f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// `Span.Link`.
+pub struct LinkView<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub attributes: Attributes<'a>,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+}
+
+impl<'a> Message<'a> for LinkView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::link as f;
+        let mut view = LinkView {
+            trace_id: &[],
+            span_id: &[],
+            trace_state: "",
+            attributes: Attributes::new(buf, f::ATTRIBUTES),
+            dropped_attributes_count: 0,
+            flags: 0,
+        };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::TRACE_ID => view.trace_id = value.bytes(field)?,
+                f::SPAN_ID => view.span_id = value.bytes(field)?,
+                f::TRACE_STATE => view.trace_state = value.string(field)?,
+                f::ATTRIBUTES => {
+                    value.bytes(field)?;
+                }
+                f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
+                f::FLAGS => view.flags = value.fixed32(field)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// A list of `KeyValue`s: one repeated field of some parent message.
+#[derive(Default, Clone, Copy)]
+pub struct Attributes<'a> {
+    parent: &'a [u8],
+    field: u32,
+}
+
+impl<'a> Attributes<'a> {
+    fn new(parent: &'a [u8], field: u32) -> Self {
+        Attributes { parent, field }
+    }
+}
+
+impl<'a> IntoIterator for Attributes<'a> {
+    type Item = Result<KeyValueView<'a>, DecodeError>;
+    type IntoIter = Repeated<'a, KeyValueView<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        // A default (empty) `Attributes` has field 0, which never matches a real field.
+        Repeated::new(self.parent, self.field)
+    }
+}
+
+/// `KeyValue`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyValueView<'a> {
+    pub key: &'a str,
+    pub value: AnyValue<'a>,
+}
+
+impl<'a> Message<'a> for KeyValueView<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::key_value as f;
+        let mut view = KeyValueView { key: "", value: AnyValue::Empty };
+        let mut r = Reader::new(buf);
+        while let Some((field, value)) = r.next_field()? {
+            match field {
+                f::KEY => view.key = value.string(field)?,
+                f::VALUE => view.value = AnyValue::parse(value.bytes(field)?)?,
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// `AnyValue`: scalars read, arrays and kvlists kept as their bytes and read on demand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnyValue<'a> {
+    /// No value set.
+    Empty,
+    String(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    Array(ArrayValue<'a>),
+    KvList(KvListValue<'a>),
+}
+
+impl<'a> Message<'a> for AnyValue<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        use fields::any_value as f;
+        let mut out = AnyValue::Empty;
+        let mut r = Reader::new(buf);
+        // A oneof: the last member present wins.
+        while let Some((field, value)) = r.next_field()? {
+            out = match field {
+                f::STRING => AnyValue::String(value.string(field)?),
+                f::BOOL => AnyValue::Bool(value.varint(field)? != 0),
+                f::INT => AnyValue::Int(value.varint(field)? as i64),
+                f::DOUBLE => AnyValue::Double(f64::from_bits(value.fixed64(field)?)),
+                f::ARRAY => AnyValue::Array(ArrayValue { buf: value.bytes(field)? }),
+                f::KVLIST => AnyValue::KvList(KvListValue { buf: value.bytes(field)? }),
+                f::BYTES => AnyValue::Bytes(value.bytes(field)?),
+                _ => continue,
+            };
+        }
+        Ok(out)
+    }
+}
+
+/// `ArrayValue`, not yet read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArrayValue<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> ArrayValue<'a> {
+    /// The elements; `depth` is this array's nesting level, refused beyond [`MAX_VALUE_DEPTH`].
+    pub fn iter(&self, depth: u32) -> Result<Repeated<'a, AnyValue<'a>>, DecodeError> {
+        if depth > MAX_VALUE_DEPTH {
+            return Err(DecodeError::TooDeep);
+        }
+        Ok(Repeated::new(self.buf, fields::LIST_VALUES))
+    }
+}
+
+/// `KeyValueList`, not yet read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KvListValue<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> KvListValue<'a> {
+    /// The entries; `depth` is this list's nesting level, refused beyond [`MAX_VALUE_DEPTH`].
+    pub fn iter(&self, depth: u32) -> Result<Repeated<'a, KeyValueView<'a>>, DecodeError> {
+        if depth > MAX_VALUE_DEPTH {
+            return Err(DecodeError::TooDeep);
+        }
+        Ok(Repeated::new(self.buf, fields::LIST_VALUES))
+    }
+}

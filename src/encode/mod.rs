@@ -1,0 +1,134 @@
+//! encode: record batches → one compressed Parquet file in memory, with the per-file statistics Delta readers
+//! use to skip files (numRecords, minValues, maxValues, nullCount).
+//!
+//! Contract: [`ParquetFile::finish`] returns a complete Parquet file (footer written) holding exactly the rows
+//! written, and stats that bound every value of the indexed columns.
+
+mod stats;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+
+pub use stats::FileStats;
+
+use crate::batch::schema::arrow_schema;
+
+/// Parquet compression codec of the data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    None,
+    Snappy,
+    Lz4,
+    Gzip(u32),
+    Zstd(i32),
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Codec::Zstd(1)
+    }
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    /// `none`, `snappy`, `lz4`, `gzip[:level]`, `zstd[:level]`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, level) = match s.split_once(':') {
+            Some((n, l)) => (n, Some(l.parse::<i32>().map_err(|_| format!("bad compression level in {s:?}"))?)),
+            None => (s, None),
+        };
+        let codec = match (name.to_ascii_lowercase().as_str(), level) {
+            ("none" | "uncompressed", None) => Codec::None,
+            ("snappy", None) => Codec::Snappy,
+            ("lz4", None) => Codec::Lz4,
+            ("gzip", l) => Codec::Gzip(l.unwrap_or(6) as u32),
+            ("zstd", l) => Codec::Zstd(l.unwrap_or(1)),
+            _ => return Err(format!("unknown compression {s:?}: use none, snappy, lz4, gzip[:level] or zstd[:level]")),
+        };
+        codec.to_parquet().map_err(|e| e.to_string())?;
+        Ok(codec)
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codec::None => write!(f, "none"),
+            Codec::Snappy => write!(f, "snappy"),
+            Codec::Lz4 => write!(f, "lz4"),
+            Codec::Gzip(l) => write!(f, "gzip:{l}"),
+            Codec::Zstd(l) => write!(f, "zstd:{l}"),
+        }
+    }
+}
+
+impl Codec {
+    fn to_parquet(self) -> Result<Compression, ParquetError> {
+        Ok(match self {
+            Codec::None => Compression::UNCOMPRESSED,
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::Gzip(l) => Compression::GZIP(GzipLevel::try_new(l)?),
+            Codec::Zstd(l) => Compression::ZSTD(ZstdLevel::try_new(l)?),
+        })
+    }
+
+    /// The name Spark and delta-rs put in data file names (`part-….zstd.parquet`).
+    pub fn file_suffix(self) -> &'static str {
+        match self {
+            Codec::None => "parquet",
+            Codec::Snappy => "snappy.parquet",
+            Codec::Lz4 => "lz4.parquet",
+            Codec::Gzip(_) => "gz.parquet",
+            Codec::Zstd(_) => "zstd.parquet",
+        }
+    }
+}
+
+/// Row groups are cut when their encoded size in memory reaches this, so one row group never holds a whole
+/// large file's worth of pages in flight.
+const ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
+
+/// A Parquet file being written in memory.
+pub struct ParquetFile {
+    writer: ArrowWriter<Vec<u8>>,
+    stats: FileStats,
+}
+
+/// A finished file.
+pub struct EncodedFile {
+    pub bytes: Bytes,
+    pub stats: FileStats,
+}
+
+impl ParquetFile {
+    pub fn new(codec: Codec) -> Result<Self, ParquetError> {
+        let props = WriterProperties::builder().set_compression(codec.to_parquet()?).build();
+        let writer = ArrowWriter::try_new(Vec::new(), arrow_schema(), Some(props))?;
+        Ok(ParquetFile { writer, stats: FileStats::default() })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        self.stats.update(batch);
+        self.writer.write(batch)?;
+        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            self.writer.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.stats.num_records
+    }
+
+    pub fn finish(self) -> Result<EncodedFile, ParquetError> {
+        let bytes = self.writer.into_inner()?;
+        Ok(EncodedFile { bytes: Bytes::from(bytes), stats: self.stats })
+    }
+}
+

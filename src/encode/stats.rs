@@ -1,0 +1,196 @@
+//! Delta per-file statistics (`add.stats`, PROTOCOL.md "Per-file Statistics"), accumulated batch by batch.
+//!
+//! min/max cover the scalar columns readers filter on (ids, times, name, kind, status); nullCount covers those
+//! and the nested columns. Strings longer than [`MAX_STRING_STAT`] characters keep a truncated min (still a lower
+//! bound) and no max, as a truncated max would not be an upper bound.
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute;
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use serde_json::{Map, Value};
+
+/// Longest string kept in min/max statistics (Spark and delta-rs use 32 as well).
+pub const MAX_STRING_STAT: usize = 32;
+
+/// Columns with min/max: `path` into the schema (a struct child has two parts).
+const MIN_MAX_COLUMNS: &[&[&str]] = &[
+    &["trace_id"],
+    &["span_id"],
+    &["parent_span_id"],
+    &["flags"],
+    &["name"],
+    &["kind"],
+    &["start_time_unix_nano"],
+    &["end_time_unix_nano"],
+    &["dropped_attributes_count"],
+    &["dropped_events_count"],
+    &["dropped_links_count"],
+    &["status", "code"],
+    &["resource_schema_url"],
+    &["instrumentation_scope", "name"],
+    &["span_schema_url"],
+];
+
+/// Columns with only a null count (nested or long free text).
+const NULL_COUNT_COLUMNS: &[&[&str]] = &[
+    &["trace_state"],
+    &["attributes"],
+    &["events"],
+    &["links"],
+    &["status", "message"],
+    &["resource", "attributes"],
+    &["resource", "dropped_attributes_count"],
+    &["instrumentation_scope", "version"],
+    &["instrumentation_scope", "attributes"],
+    &["instrumentation_scope", "dropped_attributes_count"],
+];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Bound {
+    Int(i64),
+    Str(String),
+}
+
+#[derive(Debug, Clone, Default)]
+struct ColumnStats {
+    min: Option<Bound>,
+    max: Option<Bound>,
+    /// A string longer than the stat limit was the max at some point: no max is written.
+    max_unknown: bool,
+    null_count: u64,
+}
+
+/// Statistics of one data file.
+#[derive(Debug, Clone, Default)]
+pub struct FileStats {
+    pub num_records: u64,
+    columns: Vec<ColumnStats>,
+}
+
+impl FileStats {
+    /// Fold a batch of the spans schema into the statistics.
+    pub fn update(&mut self, batch: &RecordBatch) {
+        let all = MIN_MAX_COLUMNS.iter().chain(NULL_COUNT_COLUMNS);
+        if self.columns.is_empty() {
+            self.columns = vec![ColumnStats::default(); MIN_MAX_COLUMNS.len() + NULL_COUNT_COLUMNS.len()];
+        }
+        self.num_records += batch.num_rows() as u64;
+        for (i, path) in all.enumerate() {
+            let Some(array) = column(batch, path) else { continue };
+            let stats = &mut self.columns[i];
+            stats.null_count += array.null_count() as u64;
+            if i < MIN_MAX_COLUMNS.len() {
+                let (min, max) = min_max(array.as_ref());
+                merge(&mut stats.min, min, |new, old| new < old);
+                if let Some(Bound::Str(s)) = &max {
+                    if s.chars().count() > MAX_STRING_STAT {
+                        stats.max_unknown = true;
+                    }
+                }
+                merge(&mut stats.max, max, |new, old| new > old);
+            }
+        }
+    }
+
+    /// The `stats` JSON string of a Delta `add` action.
+    pub fn to_json(&self) -> String {
+        let mut min_values = Map::new();
+        let mut max_values = Map::new();
+        let mut null_count = Map::new();
+        let all = MIN_MAX_COLUMNS.iter().chain(NULL_COUNT_COLUMNS);
+        for (path, stats) in all.zip(&self.columns) {
+            insert(&mut null_count, path, Value::from(stats.null_count));
+            if let Some(min) = &stats.min {
+                insert(&mut min_values, path, bound_json(min, Truncate::Prefix));
+            }
+            if let (Some(max), false) = (&stats.max, stats.max_unknown) {
+                insert(&mut max_values, path, bound_json(max, Truncate::Never));
+            }
+        }
+        let mut out = Map::new();
+        out.insert("numRecords".into(), Value::from(self.num_records));
+        out.insert("minValues".into(), Value::Object(min_values));
+        out.insert("maxValues".into(), Value::Object(max_values));
+        out.insert("nullCount".into(), Value::Object(null_count));
+        Value::Object(out).to_string()
+    }
+}
+
+enum Truncate {
+    Prefix,
+    Never,
+}
+
+fn bound_json(bound: &Bound, truncate: Truncate) -> Value {
+    match (bound, truncate) {
+        (Bound::Int(i), _) => Value::from(*i),
+        (Bound::Str(s), Truncate::Prefix) => Value::from(s.chars().take(MAX_STRING_STAT).collect::<String>()),
+        (Bound::Str(s), Truncate::Never) => Value::from(s.as_str()),
+    }
+}
+
+fn insert(map: &mut Map<String, Value>, path: &[&str], value: Value) {
+    match path {
+        [leaf] => {
+            map.insert((*leaf).to_owned(), value);
+        }
+        [parent, rest @ ..] => {
+            let child = map.entry((*parent).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(child) = child {
+                insert(child, rest, value);
+            }
+        }
+        [] => {}
+    }
+}
+
+fn merge(slot: &mut Option<Bound>, new: Option<Bound>, better: impl Fn(&Bound, &Bound) -> bool) {
+    match (slot.as_ref(), new) {
+        (_, None) => {}
+        (None, Some(new)) => *slot = Some(new),
+        (Some(old), Some(new)) => {
+            if better(&new, old) {
+                *slot = Some(new);
+            }
+        }
+    }
+}
+
+impl PartialOrd for Bound {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Bound::Int(a), Bound::Int(b)) => a.partial_cmp(b),
+            (Bound::Str(a), Bound::Str(b)) => a.partial_cmp(b),
+            _ => None,
+        }
+    }
+}
+
+fn column(batch: &RecordBatch, path: &[&str]) -> Option<arrow::array::ArrayRef> {
+    let (first, rest) = path.split_first()?;
+    let mut array = batch.column_by_name(first)?.clone();
+    for name in rest {
+        array = array.as_struct_opt()?.column_by_name(name)?.clone();
+    }
+    Some(array)
+}
+
+fn min_max(array: &dyn Array) -> (Option<Bound>, Option<Bound>) {
+    match array.data_type() {
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            let s = |v: Option<&str>| v.map(|v| Bound::Str(v.to_owned()));
+            (s(compute::min_string(a)), s(compute::max_string(a)))
+        }
+        DataType::Int64 => {
+            let a = array.as_primitive::<Int64Type>();
+            (compute::min(a).map(Bound::Int), compute::max(a).map(Bound::Int))
+        }
+        DataType::Int32 => {
+            let a = array.as_primitive::<Int32Type>();
+            let i = |v: Option<i32>| v.map(|v| Bound::Int(i64::from(v)));
+            (i(compute::min(a)), i(compute::max(a)))
+        }
+        _ => (None, None),
+    }
+}
