@@ -97,16 +97,23 @@ impl ServeArgs {
                         return Err(ConfigError::BadName { name, value: value.clone() });
                     }
                 }
-                let path = self.warehouse.join(&self.catalog).join(&self.schema).join(format!("{}_otel_spans", self.table_prefix));
+                let path = self
+                    .warehouse
+                    .join(&self.catalog)
+                    .join(&self.schema)
+                    .join(format!("{}_otel_spans", self.table_prefix));
                 local_table_url(&path).map_err(|e| ConfigError::BadTable(path.display().to_string(), e))?
             }
         };
         if self.max_request_size == 0 || self.max_request_size > MAX_REQUEST_LIMIT {
-            return Err(ConfigError::Invalid(format!("--max-request-size must be between 1 byte and {MAX_REQUEST_LIMIT} bytes")));
+            return Err(ConfigError::Invalid(format!(
+                "--max-request-size must be between 1 byte and {MAX_REQUEST_LIMIT} bytes"
+            )));
         }
         if self.max_inflight_size < self.max_request_size {
             return Err(ConfigError::Invalid(
-                "--max-inflight-size must be at least --max-request-size, or a largest request could never be admitted".into(),
+                "--max-inflight-size must be at least --max-request-size, or a largest request could never be admitted"
+                    .into(),
             ));
         }
         if self.flush_interval.is_zero() {
@@ -245,7 +252,9 @@ mod tests {
     fn table_is_derived_from_warehouse_and_uc_names() {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().to_str().unwrap();
-        let config = args(&["--warehouse", wh, "--catalog", "cat", "--schema", "sch", "--table-prefix", "app"]).resolve().unwrap();
+        let config = args(&["--warehouse", wh, "--catalog", "cat", "--schema", "sch", "--table-prefix", "app"])
+            .resolve()
+            .unwrap();
         assert!(config.table_url.as_str().ends_with("/cat/sch/app_otel_spans/"), "{}", config.table_url);
         assert!(config.table_url.as_str().starts_with("file:///"));
     }
@@ -257,7 +266,9 @@ mod tests {
         assert!(matches!(args(&["--warehouse", wh, "--schema", "../x"]).resolve(), Err(ConfigError::BadName { .. })));
         assert!(args(&["--table", "s3://bucket/t"]).resolve().is_err());
         assert!(args(&["--warehouse", wh, "--max-request-size", "1GiB"]).resolve().is_err());
-        assert!(args(&["--warehouse", wh, "--max-request-size", "64MiB", "--max-inflight-size", "1MiB"]).resolve().is_err());
+        assert!(args(&["--warehouse", wh, "--max-request-size", "64MiB", "--max-inflight-size", "1MiB"])
+            .resolve()
+            .is_err());
         assert!(args(&["--warehouse", wh, "--workers", "0"]).resolve().is_err());
     }
 

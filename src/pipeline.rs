@@ -157,7 +157,9 @@ impl Submitter {
         match self.queue.try_send(Export { body, reply, permit }) {
             Ok(()) => Ok(answer),
             Err(TrySendError::Full(_)) => Err(ExportError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => Err(ExportError::Unavailable("the collector is shutting down".into())),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(ExportError::Unavailable("the collector is shutting down".into()))
+            }
         }
     }
 }
@@ -177,7 +179,9 @@ impl Pipeline {
         for i in 0..config.workers.max(1) {
             let worker = Worker::new(config.flush, config.codec, sealed_tx.clone());
             let jobs = jobs.clone();
-            workers.push(std::thread::Builder::new().name(format!("otel-delta-batch-{i}")).spawn(move || worker.run(jobs))?);
+            workers.push(
+                std::thread::Builder::new().name(format!("otel-delta-batch-{i}")).spawn(move || worker.run(jobs))?,
+            );
         }
         drop(sealed_tx);
         let committer = tokio::spawn(commit_loop(sealed_rx, table, config.codec));

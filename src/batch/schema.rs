@@ -43,10 +43,8 @@ fn build() -> StructType {
         field("flags", DataType::INTEGER),
     ]);
     let status = structure(vec![field("message", DataType::STRING), field("code", DataType::STRING)]);
-    let resource = structure(vec![
-        field("attributes", attributes()),
-        field("dropped_attributes_count", DataType::INTEGER),
-    ]);
+    let resource =
+        structure(vec![field("attributes", attributes()), field("dropped_attributes_count", DataType::INTEGER)]);
     let scope = structure(vec![
         field("name", DataType::STRING),
         field("version", DataType::STRING),
@@ -80,9 +78,8 @@ fn build() -> StructType {
 static DELTA: LazyLock<StructType> = LazyLock::new(build);
 
 static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let schema: arrow::datatypes::Schema = (&*DELTA)
-        .try_into_arrow()
-        .unwrap_or_else(|e| unreachable!("static schema converts to Arrow: {e}"));
+    let schema: arrow::datatypes::Schema =
+        (&*DELTA).try_into_arrow().unwrap_or_else(|e| unreachable!("static schema converts to Arrow: {e}"));
     Arc::new(schema)
 });
 

@@ -7,10 +7,7 @@ use base64::Engine as _;
 use crate::decode::{AnyValue, DecodeError};
 
 /// Render `value` as the table stores it, into `out` (cleared first). `None`: the value is unset (NULL).
-pub fn render_attribute<'v>(
-    value: &AnyValue<'v>,
-    out: &'v mut String,
-) -> Result<Option<&'v str>, DecodeError> {
+pub fn render_attribute<'v>(value: &AnyValue<'v>, out: &'v mut String) -> Result<Option<&'v str>, DecodeError> {
     out.clear();
     match value {
         AnyValue::Empty => return Ok(None),
@@ -75,6 +72,7 @@ fn write_double(d: f64, out: &mut String) {
     }
 }
 
+/// A JSON string literal, escaped exactly as serde_json escapes (so renderings are byte-comparable).
 fn write_json_string(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
@@ -86,6 +84,8 @@ fn write_json_string(s: &str, out: &mut String) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
             0x00..=0x1f => "",
             _ => continue,
         };

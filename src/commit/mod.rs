@@ -141,7 +141,8 @@ impl Table {
         let state: &DeltaTableState = self.table.snapshot().map_err(err)?;
         // Checkpoints and log cleanup run after the ack (see `checkpoint_if_due`), so a failure there can
         // never turn a committed append into an error.
-        let properties = CommitProperties::default().with_create_checkpoint(false).with_cleanup_expired_logs(Some(false));
+        let properties =
+            CommitProperties::default().with_create_checkpoint(false).with_cleanup_expired_logs(Some(false));
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
@@ -190,7 +191,7 @@ async fn create(url: &Url, storage_options: HashMap<String, String>) -> Result<D
 }
 
 fn table_name(url: &Url) -> String {
-    url.path_segments().and_then(|s| s.filter(|s| !s.is_empty()).next_back()).unwrap_or("otel_spans").to_owned()
+    url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty())).unwrap_or("otel_spans").to_owned()
 }
 
 /// `Err(difference)` unless the table holds the v1 spans schema (field metadata aside) and, if it names a
@@ -261,9 +262,13 @@ mod tests {
 
     #[test]
     fn a_changed_column_is_named() {
-        let fields = delta_schema()
-            .fields()
-            .map(|f| if f.name() == "flags" { StructField::new("flags", DataType::LONG, true) } else { f.clone() });
+        let fields = delta_schema().fields().map(|f| {
+            if f.name() == "flags" {
+                StructField::new("flags", DataType::LONG, true)
+            } else {
+                f.clone()
+            }
+        });
         let theirs = StructType::try_new(fields).unwrap();
         let diff = schema_difference(&theirs, delta_schema()).unwrap();
         assert!(diff.contains("column flags is long"), "{diff}");

@@ -170,9 +170,7 @@ mod tests {
     #[test]
     fn reads_each_wire_type() {
         // field 1 varint 300, field 2 bytes "hi", field 3 fixed64 7, field 4 fixed32 9
-        let buf = [
-            0x08, 0xac, 0x02, 0x12, 0x02, b'h', b'i', 0x19, 7, 0, 0, 0, 0, 0, 0, 0, 0x25, 9, 0, 0, 0,
-        ];
+        let buf = [0x08, 0xac, 0x02, 0x12, 0x02, b'h', b'i', 0x19, 7, 0, 0, 0, 0, 0, 0, 0, 0x25, 9, 0, 0, 0];
         let mut r = Reader::new(&buf);
         assert_eq!(r.next_field().unwrap(), Some((1, Value::Varint(300))));
         assert_eq!(r.next_field().unwrap(), Some((2, Value::Bytes(b"hi"))));

@@ -131,4 +131,3 @@ impl ParquetFile {
         Ok(EncodedFile { bytes: Bytes::from(bytes), stats: self.stats })
     }
 }
-

@@ -45,7 +45,12 @@ struct State {
 
 /// Serve OTLP/HTTP on `listener` until `shutdown` resolves; then stop accepting, let in-flight requests finish
 /// (up to the drain timeout) and drop the submitter.
-pub async fn serve(listener: TcpListener, submitter: Submitter, config: HttpConfig, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    submitter: Submitter,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()>,
+) {
     let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), config });
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
@@ -122,8 +127,10 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<Response<Full<B
         return Ok(response::export_ok(&Default::default()));
     }
     let answer = {
-        let submitter = state.submitter.read().map_err(|_| ExportError::Unavailable("receiver state poisoned".into()))?;
-        let submitter = submitter.as_ref().ok_or_else(|| ExportError::Unavailable("the collector is shutting down".into()))?;
+        let submitter =
+            state.submitter.read().map_err(|_| ExportError::Unavailable("receiver state poisoned".into()))?;
+        let submitter =
+            submitter.as_ref().ok_or_else(|| ExportError::Unavailable("the collector is shutting down".into()))?;
         submitter.submit(body)?
     };
     match answer.await {

@@ -1,0 +1,9 @@
+//! Integration tests: real clients (the OpenTelemetry SDK's OTLP exporter, raw HTTP) against the collector,
+//! results read back from the Delta table.
+
+mod http;
+mod reference;
+mod sdk;
+mod shutdown;
+mod support;
+mod table;

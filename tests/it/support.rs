@@ -1,0 +1,165 @@
+//! Shared test helpers: a collector on port 0 over a temporary table, and an independent read-back of the
+//! Delta table (delta-rs for the file list, the Parquet reader for the rows).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use clap::Parser;
+use otel_delta::{ServeArgs, ServeError};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// `ServeArgs` as the command line would give them.
+pub fn serve_args(args: &[&str]) -> ServeArgs {
+    Cli::try_parse_from(std::iter::once("otel-delta").chain(args.iter().copied())).expect("test arguments parse").serve
+}
+
+/// A collector serving on 127.0.0.1:0 in this process.
+pub struct Collector {
+    pub addr: SocketAddr,
+    pub table: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Collector {
+    /// A fresh table in a temporary directory, short flush interval.
+    pub async fn start(extra: &[&str]) -> Collector {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("spans");
+        let mut c = Collector::start_at(&table, extra).await.unwrap();
+        c._dir = Some(dir);
+        c
+    }
+
+    /// Serve the table at `table` (created if missing). Errors of start-up (table refused) are returned.
+    pub async fn start_at(table: &Path, extra: &[&str]) -> Result<Collector, ServeError> {
+        let mut args = vec!["--table", table.to_str().unwrap(), "--http-addr", "127.0.0.1:0"];
+        if !extra.contains(&"--flush-interval") {
+            args.extend_from_slice(&["--flush-interval", "200ms"]);
+        }
+        args.extend_from_slice(extra);
+        let config = serve_args(&args).resolve().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(otel_delta::serve(listener, config, async move {
+            let _ = rx.await;
+        }));
+        // Start-up either fails (task ends) or serves /health.
+        let client = reqwest::Client::new();
+        loop {
+            if task.is_finished() {
+                return Err(task.await.unwrap().unwrap_err());
+            }
+            if let Ok(r) = client.get(format!("http://{addr}/health")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(Collector { addr, table: table.to_owned(), shutdown: Some(tx), task, _dir: None })
+    }
+
+    pub fn traces_url(&self) -> String {
+        format!("http://{}/v1/traces", self.addr)
+    }
+
+    /// Shut down as SIGTERM would, and wait for the drain. The table stays on disk while the result lives.
+    pub async fn stop(mut self) -> Result<Stopped, ServeError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.unwrap()?;
+        Ok(Stopped { table: self.table.clone(), _dir: self._dir.take() })
+    }
+}
+
+/// A stopped collector's table (and the temporary folder holding it).
+pub struct Stopped {
+    pub table: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl AsRef<Path> for Stopped {
+    fn as_ref(&self) -> &Path {
+        &self.table
+    }
+}
+
+/// Every row of the table, as JSON objects (column name → value), in file order.
+pub async fn read_rows(table: impl AsRef<Path>) -> Vec<Value> {
+    let url = url::Url::from_directory_path(std::fs::canonicalize(table.as_ref()).unwrap()).unwrap();
+    let table = deltalake::open_table(url).await.unwrap();
+    let mut rows = Vec::new();
+    for uri in table.get_file_uris().unwrap() {
+        let path = match url::Url::parse(&uri) {
+            Ok(url) => url.to_file_path().unwrap(),
+            Err(_) => PathBuf::from(&uri),
+        };
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap();
+        for batch in reader {
+            rows.extend(batch_rows(&batch.unwrap()));
+        }
+    }
+    rows
+}
+
+/// The rows of a batch as JSON: maps as `[[key, value], ...]` in entry order.
+pub fn batch_rows(batch: &RecordBatch) -> Vec<Value> {
+    (0..batch.num_rows())
+        .map(|row| {
+            let mut object = serde_json::Map::new();
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                object.insert(field.name().clone(), cell(column.as_ref(), row));
+            }
+            Value::Object(object)
+        })
+        .collect()
+}
+
+fn cell(array: &dyn Array, row: usize) -> Value {
+    if array.is_null(row) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Utf8 => json!(array.as_string::<i32>().value(row)),
+        DataType::Int32 => json!(array.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => json!(array.as_primitive::<Int64Type>().value(row)),
+        DataType::Struct(fields) => {
+            let s = array.as_struct();
+            Value::Object(
+                fields.iter().zip(s.columns()).map(|(f, c)| (f.name().clone(), cell(c.as_ref(), row))).collect(),
+            )
+        }
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(row);
+            Value::Array((0..items.len()).map(|i| cell(items.as_ref(), i)).collect())
+        }
+        DataType::Map(_, _) => {
+            let entries = array.as_map().value(row);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            Value::Array(
+                (0..entries.len()).map(|i| json!([cell(keys.as_ref(), i), cell(values.as_ref(), i)])).collect(),
+            )
+        }
+        other => panic!("unexpected column type {other}"),
+    }
+}
+
+/// Look up a map cell's value by key.
+pub fn map_get<'v>(map: &'v Value, key: &str) -> Option<&'v Value> {
+    map.as_array()?.iter().find(|e| e[0] == key).map(|e| &e[1])
+}

@@ -1,0 +1,103 @@
+//! The table at start-up: created with the v1 schema, reopened as is, refused when it is something else.
+
+use deltalake::kernel::{DataType, StructField};
+use prost::Message as _;
+
+use crate::http::request;
+use crate::support::{read_rows, Collector};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("main").join("default").join("otel_otel_spans");
+    let c = Collector::start_at(&path, &[]).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(c.traces_url())
+        .header("content-type", "application/x-protobuf")
+        .body(request(1, 4).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    c.stop().await.unwrap();
+
+    let url = url::Url::from_directory_path(std::fs::canonicalize(&path).unwrap()).unwrap();
+    let table = deltalake::open_table(url).await.unwrap();
+    let snapshot = table.snapshot().unwrap();
+    assert_eq!(snapshot.metadata().configuration().get("otel.schemaVersion").map(String::as_str), Some("v1"));
+    assert_eq!(snapshot.schema().as_ref(), otel_delta::batch::schema::delta_schema());
+    // Each add carries stats readers can skip files with.
+    let log = std::fs::read_to_string(path.join("_delta_log").join(format!("{:020}.json", 1))).unwrap();
+    let add: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|a| a.get("add").is_some())
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_str(add["add"]["stats"].as_str().unwrap()).unwrap();
+    assert_eq!(stats["numRecords"], 4);
+    assert_eq!(stats["minValues"]["name"], "op-1-0");
+    assert_eq!(stats["maxValues"]["name"], "op-1-3");
+    assert_eq!(stats["minValues"]["start_time_unix_nano"], 1_700_000_000_000_000_000i64);
+    assert_eq!(stats["nullCount"]["status"]["code"], 0);
+    assert!(add["add"]["path"].as_str().unwrap().ends_with(".zstd.parquet"));
+
+    // Reopen: same table, rows kept, new rows appended.
+    let c = Collector::start_at(&path, &[]).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(c.traces_url())
+        .header("content-type", "application/x-protobuf")
+        .body(request(2, 1).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    c.stop().await.unwrap();
+    assert_eq!(read_rows(&path).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_with_another_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other");
+    std::fs::create_dir_all(&path).unwrap();
+    let url = url::Url::from_directory_path(std::fs::canonicalize(&path).unwrap()).unwrap();
+    let created = deltalake::DeltaTable::try_from_url(url.clone())
+        .await
+        .unwrap()
+        .create()
+        .with_columns([
+            StructField::new("trace_id", DataType::STRING, true),
+            StructField::new("body", DataType::STRING, true),
+        ])
+        .await
+        .unwrap();
+    let version = created.version();
+
+    let err = match Collector::start_at(&path, &[]).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a foreign table must be refused"),
+    };
+    assert!(err.contains("not an otel-delta v1 spans table"), "{err}");
+    assert!(err.contains("column span_id is missing"), "{err}");
+    let after = deltalake::open_table(url).await.unwrap();
+    assert_eq!(after.version(), version, "the refused table is not altered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_another_layout_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2");
+    std::fs::create_dir_all(&path).unwrap();
+    let url = url::Url::from_directory_path(std::fs::canonicalize(&path).unwrap()).unwrap();
+    deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .create()
+        .with_columns(otel_delta::batch::schema::delta_schema().fields().cloned())
+        .with_configuration([("otel.schemaVersion", Some("v2"))])
+        .with_raise_if_key_not_exists(false)
+        .await
+        .unwrap();
+    let err = Collector::start_at(&path, &[]).await.err().expect("refused").to_string();
+    assert!(err.contains("otel.schemaVersion is \"v2\""), "{err}");
+}
