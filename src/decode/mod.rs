@@ -11,7 +11,7 @@
 //!   fields read as their defaults.
 
 pub mod fields;
-mod wire;
+pub mod wire;
 
 use wire::Reader;
 

@@ -11,6 +11,7 @@ use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::decode::wire::Writer;
 use crate::pipeline::{Accepted, ExportError};
 
 pub const PROTOBUF: &str = "application/x-protobuf";
@@ -64,12 +65,10 @@ impl ReceiveError {
     /// The HTTP answer: a `google.rpc.Status` body, `Retry-After` when the client should come back.
     pub fn into_response(self, retry_after: Duration) -> Response<Full<Bytes>> {
         let (status, grpc_code) = self.status();
-        let mut body = Vec::new();
-        if grpc_code != 0 {
-            put_varint_field(&mut body, 1, grpc_code as u64);
-        }
-        put_bytes_field(&mut body, 2, self.to_string().as_bytes());
-        let mut response = protobuf_response(status, body);
+        let mut body = Writer::new();
+        body.varint_field(1, grpc_code as u64);
+        body.bytes_field(2, self.to_string().as_bytes());
+        let mut response = protobuf_response(status, body.buf);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             let secs = retry_after.as_secs().max(1);
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -83,18 +82,18 @@ impl ReceiveError {
 
 /// `200` with an `ExportTraceServiceResponse`; `partial_success` only when spans were rejected.
 pub fn export_ok(accepted: &Accepted) -> Response<Full<Bytes>> {
-    let mut body = Vec::new();
+    let mut body = Writer::new();
     if accepted.rejected > 0 || accepted.message.is_some() {
-        let mut partial = Vec::new();
+        let mut partial = Writer::new();
         if accepted.rejected > 0 {
-            put_varint_field(&mut partial, 1, accepted.rejected);
+            partial.varint_field(1, accepted.rejected);
         }
         if let Some(message) = &accepted.message {
-            put_bytes_field(&mut partial, 2, message.as_bytes());
+            partial.bytes_field(2, message.as_bytes());
         }
-        put_bytes_field(&mut body, 1, &partial);
+        body.bytes_field(1, &partial.buf);
     }
-    protobuf_response(StatusCode::OK, body)
+    protobuf_response(StatusCode::OK, body.buf)
 }
 
 /// `200` with `{"status":"ok"}`, as the original app's health check.
@@ -109,25 +108,6 @@ fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>>
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
     response
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
-    put_varint(out, u64::from(field) << 3);
-    put_varint(out, v);
-}
-
-fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_varint(out, (u64::from(field) << 3) | 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

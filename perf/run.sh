@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The end-to-end performance matrix: for each case, a fresh collector (release build, default settings) on a
+# fresh local table, the load generator for a bounded time, a check that the table holds exactly the
+# acknowledged spans, then SIGTERM. Writes perf/results/<date>.md with the machine facts.
+#
+#   perf/run.sh                # every case, 20 s each
+#   DURATION=10 CASES="small large" perf/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-20}
+CONNECTIONS=${CONNECTIONS:-8}
+CASES=${CASES:-"small large mixed small:gzip"}
+cargo build --release --locked --bin otel-delta --bin otel-delta-load >&2
+out=perf/results/$(date -u +%Y-%m-%d).md
+mkdir -p perf/results
+{
+  echo "# otel-delta end-to-end throughput, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
+  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)'); collector and load generator on the same machine"
+  echo "- each case: ${DURATION} s, ${CONNECTIONS} connections, default collector settings (zstd:1, 1 s flush, 128 MiB files)"
+  echo
+  echo "| case | spans/s | MB/s (OTLP protobuf) | p50 ack ms | p99 ack ms | errors | peak RSS MiB | files | rows verified | loadgen CPU s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+} >"$out"
+for case in $CASES; do
+  profile=${case%%:*}
+  extra=()
+  [[ $case == *:gzip ]] && extra+=(--gzip)
+  work=$(mktemp -d)
+  port=$((20000 + RANDOM % 20000))
+  target/release/otel-delta serve --http-addr "127.0.0.1:$port" --table "$work/t" >"$work/log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  line=$(target/release/otel-delta-load --endpoint "http://127.0.0.1:$port/v1/traces" --profile "$profile" \
+    --connections "$CONNECTIONS" --duration "$DURATION" --collector-pid "$pid" --table "$work/t" "${extra[@]}")
+  kill -TERM "$pid"; wait "$pid" || true
+  echo "$line"
+  python3 - "$case" "$line" >>"$out" <<'PY'
+import json, sys
+case, r = sys.argv[1], json.loads(sys.argv[2])
+errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
+print(f"| {case} | {r['spans_per_s']:,.0f} | {r['mb_per_s']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {errors} | "
+      f"{r['collector_peak_rss_mib']} | {r['table_files']} | {r['verified']} | {r['loadgen_cpu_s']} |")
+PY
+  rm -rf "$work"
+done
+echo "wrote $out" >&2
