@@ -23,6 +23,12 @@ pub struct ServeArgs {
     /// Address of the OTLP/HTTP listener.
     #[arg(long, env = "OTEL_DELTA_HTTP_ADDR", default_value = "127.0.0.1:4318")]
     pub http_addr: SocketAddr,
+    /// Address of the OTLP/gRPC listener (OTLP/HTTP is served there too); `off` to disable.
+    #[arg(long, env = "OTEL_DELTA_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    pub grpc_addr: String,
+    /// Origins browsers may send spans from (CORS), comma-separated; `*` for any.
+    #[arg(long, env = "OTEL_DELTA_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
     /// The spans table: a local path or file:// URL. Default: derived from the warehouse and UC names.
     #[arg(long, env = "OTEL_DELTA_TABLE")]
     pub table: Option<String>,
@@ -76,6 +82,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub http_addr: SocketAddr,
+    pub grpc_addr: Option<SocketAddr>,
     pub table_url: Url,
     pub storage_options: HashMap<String, String>,
     pub http: HttpConfig,
@@ -129,12 +136,14 @@ impl ServeArgs {
         };
         Ok(Config {
             http_addr: self.http_addr,
+            grpc_addr: parse_optional_addr(&self.grpc_addr).map_err(ConfigError::Invalid)?,
             table_url,
             storage_options: self.storage_options.iter().cloned().collect(),
             http: HttpConfig {
                 max_request_bytes: self.max_request_size,
                 retry_after: retry_after(self.flush_interval),
                 drain_timeout: Duration::from_secs(30),
+                cors_allowed_origins: self.cors_allowed_origins.iter().map(|o| o.trim().to_owned()).collect(),
             },
             pipeline: PipelineConfig {
                 workers,
@@ -211,6 +220,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("size {s:?} out of range"));
     }
     Ok(bytes as u64)
+}
+
+fn parse_optional_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    match s.trim() {
+        "" | "off" | "none" => Ok(None),
+        addr => addr.parse().map(Some).map_err(|e| format!("--grpc-addr {addr:?}: {e}")),
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

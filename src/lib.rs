@@ -28,18 +28,18 @@ pub enum ServeError {
     Threads(#[from] std::io::Error),
 }
 
-/// Open (or create) the table, then serve OTLP on `listener` until `shutdown` resolves. On shutdown: stop
-/// accepting, commit everything accepted, answer those requests, return. Tests bind port 0 and pass their own
-/// `shutdown`.
+/// Open (or create) the table, then serve OTLP (HTTP and gRPC, on every listener) until `shutdown` resolves.
+/// On shutdown: stop accepting, commit everything accepted, answer those requests, return. Tests bind port 0
+/// and pass their own `shutdown`.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let table = commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?;
     tracing::info!(table = %table.url(), version = ?table.version(), "spans table open");
     let (submitter, pipeline) = pipeline::Pipeline::start(table, &config.pipeline)?;
-    receiver::serve(listener, submitter, config.http.clone(), shutdown).await;
+    receiver::serve(listeners, submitter, config.http.clone(), shutdown).await;
     pipeline.join().await;
     Ok(())
 }

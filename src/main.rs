@@ -36,12 +36,19 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
+        let http = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding OTLP/HTTP on {}", config.http_addr))?;
         println!("otel-delta: table {}", config.table_url);
-        println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", listener.local_addr()?);
-        otel_delta::serve(listener, config, shutdown_signal()).await.context("serving")?;
+        println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", http.local_addr()?);
+        let mut listeners = vec![http];
+        if let Some(addr) = config.grpc_addr {
+            let grpc =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding OTLP/gRPC on {addr}"))?;
+            println!("otel-delta: OTLP/gRPC on http://{}", grpc.local_addr()?);
+            listeners.push(grpc);
+        }
+        otel_delta::serve(listeners, config, shutdown_signal()).await.context("serving")?;
         println!("otel-delta: stopped after committing every accepted span");
         Ok(())
     })

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::batch::policy::FlushPolicy;
 use crate::batch::Worker;
 use crate::commit::{Table, UploadedFile};
-use crate::decode::{DecodeError, Summary};
+use crate::decode::{DecodeError, Format, Summary};
 use crate::encode::{Codec, EncodedFile};
 
 /// Settings of the pipeline.
@@ -75,6 +75,7 @@ pub type Reply = oneshot::Sender<Result<Accepted, ExportError>>;
 /// An admitted request on its way to a worker.
 pub struct Export {
     pub body: Bytes,
+    pub format: Format,
     pub reply: Reply,
     pub permit: Permit,
 }
@@ -151,10 +152,14 @@ pub struct Submitter {
 
 impl Submitter {
     /// Admit `body`, or refuse at once when the pipeline is full. The receiver resolves when it is answered.
-    pub fn submit(&self, body: Bytes) -> Result<oneshot::Receiver<Result<Accepted, ExportError>>, ExportError> {
+    pub fn submit(
+        &self,
+        body: Bytes,
+        format: Format,
+    ) -> Result<oneshot::Receiver<Result<Accepted, ExportError>>, ExportError> {
         let permit = self.budget.try_acquire(body.len() as u64).ok_or(ExportError::Overloaded)?;
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Export { body, reply, permit }) {
+        match self.queue.try_send(Export { body, format, reply, permit }) {
             Ok(()) => Ok(answer),
             Err(TrySendError::Full(_)) => Err(ExportError::Overloaded),
             Err(TrySendError::Disconnected(_)) => {

@@ -70,7 +70,14 @@ impl Worker {
 
     /// Validate one request and append its rows.
     fn take(&mut self, export: Export) {
-        let Export { body, reply, permit } = export;
+        let Export { body, format, reply, permit } = export;
+        let body = match decode::to_protobuf(format, body) {
+            Ok(body) => body,
+            Err(e) => {
+                let _ = reply.send(Err(ExportError::Invalid(e)));
+                return;
+            }
+        };
         let summary = match decode::validate(&body) {
             Ok(summary) => summary,
             Err(e) => {

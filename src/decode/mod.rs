@@ -11,7 +11,10 @@
 //!   fields read as their defaults.
 
 pub mod fields;
+pub mod json;
 pub mod wire;
+
+use bytes::Bytes;
 
 use wire::Reader;
 
@@ -32,6 +35,27 @@ pub enum DecodeError {
     InvalidUtf8 { field: u32 },
     #[error("AnyValue or group nesting deeper than {MAX_VALUE_DEPTH} levels")]
     TooDeep,
+    #[error("OTLP/JSON: {path} {what}")]
+    Json { path: &'static str, what: &'static str },
+}
+
+/// The encoding of a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Protobuf,
+    Json,
+}
+
+/// The request as protobuf bytes: as is, or transcoded from OTLP/JSON (see [`json`]).
+pub fn to_protobuf(format: Format, body: Bytes) -> Result<Bytes, DecodeError> {
+    match format {
+        Format::Protobuf => Ok(body),
+        Format::Json => {
+            // simd-json parses in place: this is the body's own buffer when nothing else holds it.
+            let mut buf = Vec::from(body);
+            json::to_protobuf(&mut buf).map(Bytes::from)
+        }
+    }
 }
 
 /// Deepest `AnyValue` nesting accepted (arrays and kvlists inside attribute values).

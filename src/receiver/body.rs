@@ -1,7 +1,8 @@
-//! Request bodies: read with a size limit, decompressed with the same limit (a small gzip that inflates past
-//! it is refused after at most `limit` bytes of output, never buffered whole).
+//! Request bodies: read with a size limit, decompressed with the same limit, streaming, so a small body that
+//! inflates past the limit is refused after at most `limit` bytes of output (a decompression bomb costs at most
+//! the limit), never buffered whole.
 
-use std::io::Read as _;
+use std::io::Read;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
@@ -9,20 +10,32 @@ use hyper::body::Incoming;
 
 use super::response::ReceiveError;
 
-/// `Content-Encoding` values the receiver accepts.
+/// `Content-Encoding` (and `grpc-encoding`) values the receiver accepts: those the OpenTelemetry Collector
+/// accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Identity,
     Gzip,
+    /// zlib-wrapped deflate (RFC 1950), as HTTP's `deflate` is; raw deflate is accepted too.
+    Deflate,
+    Zstd,
+    /// Snappy framing format, or a raw snappy block.
+    Snappy,
+    /// LZ4 frame format.
+    Lz4,
 }
 
 impl Encoding {
     pub fn from_header(value: Option<&str>) -> Result<Self, ReceiveError> {
-        match value.map(|v| v.trim().to_ascii_lowercase()) {
-            None => Ok(Encoding::Identity),
-            Some(v) if v.is_empty() || v == "identity" => Ok(Encoding::Identity),
-            Some(v) if v == "gzip" || v == "x-gzip" => Ok(Encoding::Gzip),
-            Some(v) => Err(ReceiveError::UnsupportedEncoding(v)),
+        let Some(value) = value else { return Ok(Encoding::Identity) };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "identity" => Ok(Encoding::Identity),
+            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+            "deflate" | "zlib" => Ok(Encoding::Deflate),
+            "zstd" => Ok(Encoding::Zstd),
+            "snappy" | "x-snappy-framed" => Ok(Encoding::Snappy),
+            "lz4" => Ok(Encoding::Lz4),
+            other => Err(ReceiveError::UnsupportedEncoding(other.to_owned())),
         }
     }
 }
@@ -38,19 +51,58 @@ pub async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, ReceiveEr
 
 /// Undo `encoding`, producing at most `limit` bytes.
 pub fn decode(encoding: Encoding, body: Bytes, limit: u64) -> Result<Bytes, ReceiveError> {
+    let input = &body[..];
     match encoding {
+        Encoding::Identity if body.len() as u64 > limit => Err(ReceiveError::TooLarge { limit }),
         Encoding::Identity => Ok(body),
-        Encoding::Gzip => {
-            let mut out = Vec::new();
-            // One byte past the limit tells "exactly at the limit" from "over it".
-            let mut reader = flate2::read::MultiGzDecoder::new(&body[..]).take(limit.saturating_add(1));
-            reader.read_to_end(&mut out).map_err(|e| ReceiveError::BadBody(format!("gzip: {e}")))?;
-            if out.len() as u64 > limit {
-                return Err(ReceiveError::TooLarge { limit });
+        Encoding::Gzip => inflate(flate2::read::MultiGzDecoder::new(input), limit, "gzip"),
+        Encoding::Deflate => {
+            // A zlib header's first two bytes, read big-endian, are a multiple of 31 with method 8 (deflate).
+            let zlib =
+                input.len() >= 2 && input[0] & 0x0f == 8 && (u16::from(input[0]) << 8 | u16::from(input[1])) % 31 == 0;
+            if zlib {
+                inflate(flate2::read::ZlibDecoder::new(input), limit, "deflate")
+            } else {
+                inflate(flate2::read::DeflateDecoder::new(input), limit, "deflate")
             }
-            Ok(Bytes::from(out))
         }
+        Encoding::Zstd => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| ReceiveError::BadBody(format!("zstd: {e}")))?;
+            inflate(decoder, limit, "zstd")
+        }
+        Encoding::Snappy => {
+            const FRAME_MAGIC: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+            if input.starts_with(FRAME_MAGIC) {
+                inflate(snap::read::FrameDecoder::new(input), limit, "snappy")
+            } else {
+                let len =
+                    snap::raw::decompress_len(input).map_err(|e| ReceiveError::BadBody(format!("snappy: {e}")))?;
+                if len as u64 > limit {
+                    return Err(ReceiveError::TooLarge { limit });
+                }
+                let out = snap::raw::Decoder::new()
+                    .decompress_vec(input)
+                    .map_err(|e| ReceiveError::BadBody(format!("snappy: {e}")))?;
+                Ok(Bytes::from(out))
+            }
+        }
+        Encoding::Lz4 => inflate(lz4_flex::frame::FrameDecoder::new(input), limit, "lz4"),
     }
+}
+
+/// Read a decompressing reader to its end or one byte past `limit`, whichever comes first.
+fn inflate(reader: impl Read, limit: u64, name: &str) -> Result<Bytes, ReceiveError> {
+    let mut out = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "over it".
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| ReceiveError::BadBody(format!("{name}: {e}")))?;
+    if out.len() as u64 > limit {
+        return Err(ReceiveError::TooLarge { limit });
+    }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -58,34 +110,79 @@ mod tests {
     use super::*;
     use std::io::Write as _;
 
-    fn gzip(data: &[u8]) -> Bytes {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(data).unwrap();
-        Bytes::from(enc.finish().unwrap())
+    fn compress(encoding: Encoding, data: &[u8]) -> Bytes {
+        let out = match encoding {
+            Encoding::Identity => data.to_vec(),
+            Encoding::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Encoding::Deflate => {
+                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            Encoding::Zstd => zstd::stream::encode_all(data, 3).unwrap(),
+            Encoding::Snappy => {
+                let mut e = snap::write::FrameEncoder::new(Vec::new());
+                e.write_all(data).unwrap();
+                e.into_inner().unwrap()
+            }
+            Encoding::Lz4 => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+        };
+        Bytes::from(out)
+    }
+
+    const ALL: [Encoding; 6] =
+        [Encoding::Identity, Encoding::Gzip, Encoding::Deflate, Encoding::Zstd, Encoding::Snappy, Encoding::Lz4];
+
+    #[test]
+    fn every_encoding_round_trips_within_the_limit() {
+        let data = b"hello otlp hello otlp hello otlp".repeat(100);
+        for encoding in ALL {
+            let out = decode(encoding, compress(encoding, &data), data.len() as u64).unwrap();
+            assert_eq!(&out[..], &data[..], "{encoding:?}");
+        }
     }
 
     #[test]
-    fn gzip_round_trips_within_the_limit() {
-        let out = decode(Encoding::Gzip, gzip(b"hello"), 5).unwrap();
-        assert_eq!(&out[..], b"hello");
+    fn a_bomb_stops_at_the_limit_in_every_encoding() {
+        let zeros = vec![0u8; 8 << 20];
+        for encoding in ALL {
+            let body = compress(encoding, &zeros);
+            let result = decode(encoding, body, 1 << 20);
+            assert!(matches!(result, Err(ReceiveError::TooLarge { .. })), "{encoding:?}: {result:?}");
+        }
     }
 
     #[test]
-    fn a_gzip_bomb_stops_at_the_limit() {
-        let bomb = gzip(&vec![0u8; 10 << 20]);
-        assert!(bomb.len() < 64 << 10);
-        assert!(matches!(decode(Encoding::Gzip, bomb, 1 << 20), Err(ReceiveError::TooLarge { .. })));
+    fn raw_deflate_and_raw_snappy_are_accepted() {
+        let data = b"raw formats".repeat(10);
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&data).unwrap();
+        assert_eq!(&decode(Encoding::Deflate, Bytes::from(e.finish().unwrap()), 1000).unwrap()[..], &data[..]);
+        let raw = snap::raw::Encoder::new().compress_vec(&data).unwrap();
+        assert_eq!(&decode(Encoding::Snappy, Bytes::from(raw), 1000).unwrap()[..], &data[..]);
     }
 
     #[test]
-    fn corrupt_gzip_is_a_bad_body() {
-        assert!(matches!(decode(Encoding::Gzip, Bytes::from_static(b"nope"), 10), Err(ReceiveError::BadBody(_))));
+    fn corrupt_bodies_are_bad_requests() {
+        for encoding in [Encoding::Gzip, Encoding::Deflate, Encoding::Zstd, Encoding::Snappy, Encoding::Lz4] {
+            let result = decode(encoding, Bytes::from_static(b"definitely not compressed"), 1000);
+            assert!(matches!(result, Err(ReceiveError::BadBody(_))), "{encoding:?}: {result:?}");
+        }
     }
 
     #[test]
     fn encodings_are_parsed_leniently() {
         assert_eq!(Encoding::from_header(Some(" GZIP ")).unwrap(), Encoding::Gzip);
         assert_eq!(Encoding::from_header(Some("identity")).unwrap(), Encoding::Identity);
+        assert_eq!(Encoding::from_header(Some("zstd")).unwrap(), Encoding::Zstd);
         assert!(Encoding::from_header(Some("br")).is_err());
     }
 }

@@ -1,11 +1,13 @@
-//! receiver: OTLP/HTTP on hyper (HTTP/1.1 and HTTP/2, keep-alive).
+//! receiver: OTLP over HTTP/1.1 and HTTP/2 on hyper: OTLP/HTTP (`POST /v1/traces`, protobuf or JSON) and
+//! OTLP/gRPC (`TraceService/Export`, see [`grpc`]) on every listener, told apart by `application/grpc`.
 //!
-//! `POST /v1/traces` with `application/x-protobuf` (media-type parameters ignored), optionally gzip-encoded.
 //! Limits are checked before work: the declared and the actual (decompressed) body size against
-//! `max_request_bytes` (413), then admission into the pipeline (503 + Retry-After when full). The answer waits
-//! for the request's commit (see [`crate::pipeline`]). `GET /` and `GET /health` answer 200 once serving.
+//! `max_request_bytes` (413 / RESOURCE_EXHAUSTED), then admission into the pipeline (503 + Retry-After /
+//! UNAVAILABLE + RetryInfo when full). The answer waits for the request's commit (see [`crate::pipeline`]).
+//! `GET /` and `GET /health` answer 200 once serving. CORS preflights are answered for configured origins.
 
 pub mod body;
+pub mod grpc;
 pub mod response;
 
 use std::convert::Infallible;
@@ -14,9 +16,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Method, Request, Response};
-use http_body_util::Full;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, VARY,
+};
+use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,17 +28,23 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::pipeline::{ExportError, Submitter};
+use crate::decode::Format;
+use crate::pipeline::{Accepted, ExportError, Submitter};
 use body::Encoding;
-use response::{ReceiveError, PROTOBUF};
+use response::{Body, ReceiveError, GRPC, JSON, PROTOBUF};
 
-/// Receiver limits.
+/// The OTLP/HTTP traces path.
+pub const TRACES_PATH: &str = "/v1/traces";
+
+/// Receiver settings.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_request_bytes: u64,
     pub retry_after: Duration,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// Origins allowed to send from browsers (`*` for any); empty: no CORS.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 struct State {
@@ -43,18 +53,67 @@ struct State {
     config: HttpConfig,
 }
 
-/// Serve OTLP/HTTP on `listener` until `shutdown` resolves; then stop accepting, let in-flight requests finish
+impl State {
+    /// Admit a decoded body into the pipeline and wait for its answer.
+    async fn submit(&self, body: Bytes, format: Format) -> Result<Accepted, ReceiveError> {
+        if body.is_empty() {
+            return Ok(Accepted::default());
+        }
+        let answer = {
+            let guard =
+                self.submitter.read().map_err(|_| ExportError::Unavailable("receiver state poisoned".into()))?;
+            let submitter =
+                guard.as_ref().ok_or_else(|| ExportError::Unavailable("the collector is shutting down".into()))?;
+            submitter.submit(body, format)?
+        };
+        match answer.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ExportError::Unavailable("the request was dropped before its commit".into()).into()),
+        }
+    }
+}
+
+/// Serve OTLP on every listener until `shutdown` resolves; then stop accepting, let in-flight requests finish
 /// (up to the drain timeout) and drop the submitter.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     submitter: Submitter,
     config: HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) {
     let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), config });
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let accept_loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| tokio::spawn(accept_loop(listener, state.clone(), graceful.clone(), stop_rx.clone())))
+        .collect();
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for accept_loop in accept_loops {
+        let _ = accept_loop.await;
+    }
+    let drain = state.config.drain_timeout;
+    match Arc::try_unwrap(graceful) {
+        Ok(graceful) => {
+            if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+                tracing::warn!(?drain, "connections still open after the drain timeout");
+            }
+        }
+        Err(_) => tracing::warn!("accept loops still hold the connection watcher"),
+    }
+    if let Ok(mut submitter) = state.submitter.write() {
+        submitter.take();
+    };
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -80,42 +139,49 @@ pub async fn serve(
                     }
                 });
             }
-            () = &mut shutdown => break,
+            _ = stop.changed() => return,
         }
     }
-    drop(listener);
-    let drain = state.config.drain_timeout;
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?drain, "connections still open after the drain timeout");
-    }
-    if let Ok(mut submitter) = state.submitter.write() {
-        submitter.take();
-    };
 }
 
-async fn route(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
     let retry_after = state.config.retry_after;
-    match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/" | "/health") => response::health(),
-        (&Method::POST, "/v1/traces") => match export(req, state).await {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::debug!(error = %e, "export refused");
-                e.into_response(retry_after)
-            }
-        },
-        (method, "/v1/traces") => ReceiveError::MethodNotAllowed(method.to_string()).into_response(retry_after),
-        (_, path) => ReceiveError::NotFound(path.to_owned()).into_response(retry_after),
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if media_type(content_type).starts_with(GRPC) {
+        return grpc::call(req, state).await;
     }
+    let origin = req.headers().get(ORIGIN).cloned();
+    let mut response = match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/" | "/health") => response::health(),
+        (&Method::POST, TRACES_PATH) => {
+            let format = request_format(content_type);
+            match export(req, state).await {
+                Ok(accepted) => response::export_ok(&accepted, format.unwrap_or(Format::Protobuf)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "export refused");
+                    e.into_http(format.unwrap_or(Format::Protobuf), retry_after)
+                }
+            }
+        }
+        (&Method::OPTIONS, TRACES_PATH) if allowed_origin(&state.config, origin.as_ref()).is_some() => preflight(&req),
+        (method, TRACES_PATH) => {
+            ReceiveError::MethodNotAllowed(method.to_string()).into_http(Format::Protobuf, retry_after)
+        }
+        (_, path) => ReceiveError::NotFound(path.to_owned()).into_http(Format::Protobuf, retry_after),
+    };
+    if let Some(allowed) = allowed_origin(&state.config, origin.as_ref()) {
+        response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+        response.headers_mut().insert(VARY, HeaderValue::from_static("Origin"));
+    }
+    response
 }
 
-async fn export(req: Request<Incoming>, state: &State) -> Result<Response<Full<Bytes>>, ReceiveError> {
+async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, ReceiveError> {
     let limit = state.config.max_request_bytes;
     let headers = req.headers();
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if media_type(content_type) != PROTOBUF {
-        return Err(ReceiveError::UnsupportedMediaType(content_type.to_owned()));
-    }
+    let format =
+        request_format(content_type).ok_or_else(|| ReceiveError::UnsupportedMediaType(content_type.to_owned()))?;
     let encoding = Encoding::from_header(headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()))?;
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -123,26 +189,41 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<Response<Full<B
     }
     let raw = body::read_limited(req.into_body(), limit).await?;
     let body = body::decode(encoding, raw, limit)?;
-    if body.is_empty() {
-        return Ok(response::export_ok(&Default::default()));
-    }
-    let answer = {
-        let submitter =
-            state.submitter.read().map_err(|_| ExportError::Unavailable("receiver state poisoned".into()))?;
-        let submitter =
-            submitter.as_ref().ok_or_else(|| ExportError::Unavailable("the collector is shutting down".into()))?;
-        submitter.submit(body)?
-    };
-    match answer.await {
-        Ok(Ok(accepted)) => Ok(response::export_ok(&accepted)),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => Err(ExportError::Unavailable("the request was dropped before its commit".into()).into()),
+    state.submit(body, format).await
+}
+
+/// The OTLP encoding a Content-Type names, if any.
+fn request_format(content_type: &str) -> Option<Format> {
+    match media_type(content_type).as_str() {
+        PROTOBUF => Some(Format::Protobuf),
+        JSON => Some(Format::Json),
+        _ => None,
     }
 }
 
 /// `type/subtype` of a Content-Type, lowercased, without parameters.
 fn media_type(content_type: &str) -> String {
     content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// The `Access-Control-Allow-Origin` value for a request from `origin`, if that origin is allowed.
+fn allowed_origin(config: &HttpConfig, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+    let origin = origin?;
+    let text = origin.to_str().ok()?;
+    config.cors_allowed_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(text)).then(|| origin.clone())
+}
+
+fn preflight(req: &Request<Incoming>) -> Response<Body> {
+    let mut response = response::no_content();
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    let requested = req.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        requested.unwrap_or_else(|| HeaderValue::from_static("content-type, content-encoding")),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("7200"));
+    response
 }
 
 #[cfg(test)]
@@ -152,6 +233,24 @@ mod tests {
     #[test]
     fn media_type_ignores_parameters_and_case() {
         assert_eq!(media_type("Application/X-Protobuf; charset=utf-8"), PROTOBUF);
+        assert_eq!(request_format("application/json; charset=utf-8"), Some(Format::Json));
+        assert_eq!(request_format("text/plain"), None);
         assert_eq!(media_type(""), "");
+    }
+
+    #[test]
+    fn cors_origins_match_exactly_or_by_wildcard() {
+        let mut config = HttpConfig {
+            max_request_bytes: 1,
+            retry_after: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(1),
+            cors_allowed_origins: vec!["https://app.example.com".into()],
+        };
+        let origin = HeaderValue::from_static("https://app.example.com");
+        assert!(allowed_origin(&config, Some(&origin)).is_some());
+        assert!(allowed_origin(&config, Some(&HeaderValue::from_static("https://evil.example"))).is_none());
+        assert!(allowed_origin(&config, None).is_none());
+        config.cors_allowed_origins = vec!["*".into()];
+        assert!(allowed_origin(&config, Some(&HeaderValue::from_static("https://any.example"))).is_some());
     }
 }

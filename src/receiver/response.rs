@@ -1,29 +1,39 @@
-//! Every answer the receiver gives, and the one place errors become HTTP statuses.
+//! Every answer the receiver gives, and the one place errors become HTTP and gRPC statuses.
 //!
-//! OTLP/HTTP rules: success is an `ExportTraceServiceResponse` (partial success set only when spans were
-//! rejected); every 4xx/5xx body is a `google.rpc.Status`; retryable failures are 503 with `Retry-After`
-//! (clients retry only 429/502/503/504, so a storage failure is never a 500).
+//! OTLP rules: success is an `ExportTraceServiceResponse` in the request's encoding (partial success set only when
+//! spans were rejected); every HTTP 4xx/5xx body is a `google.rpc.Status` in the request's encoding; retryable
+//! failures are HTTP 503 with `Retry-After` or gRPC UNAVAILABLE with `RetryInfo` (clients retry only
+//! 429/502/503/504 and UNAVAILABLE-like codes, so a storage failure is never a 500 or INTERNAL); an oversized
+//! request is 413 / RESOURCE_EXHAUSTED without `RetryInfo` (not retryable).
 
+use std::convert::Infallible;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Full};
 
 use crate::decode::wire::Writer;
+use crate::decode::Format;
 use crate::pipeline::{Accepted, ExportError};
 
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
 pub const PROTOBUF: &str = "application/x-protobuf";
+pub const JSON: &str = "application/json";
+pub const GRPC: &str = "application/grpc";
 
 /// Why a request was not acknowledged, as the receiver sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
-    #[error("unsupported Content-Type {0:?}: send application/x-protobuf")]
+    #[error("unsupported Content-Type {0:?}: send application/x-protobuf or application/json")]
     UnsupportedMediaType(String),
-    #[error("unsupported Content-Encoding {0:?}: send identity or gzip")]
+    #[error("unsupported Content-Encoding {0:?}: send identity, gzip, deflate, zstd, snappy or lz4")]
     UnsupportedEncoding(String),
-    #[error("request body exceeds the limit of {limit} bytes (after decompression)")]
+    #[error("request exceeds the limit of {limit} bytes (after decompression)")]
     TooLarge { limit: u64 },
     #[error("reading the request body: {0}")]
     BadBody(String),
@@ -33,55 +43,123 @@ pub enum ReceiveError {
     NotFound(String),
     #[error("method {0} not allowed; use POST")]
     MethodNotAllowed(String),
+    #[error(
+        "unknown gRPC method {0}; this server implements opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    )]
+    UnknownGrpcMethod(String),
 }
 
-/// gRPC status codes used in `google.rpc.Status.code`.
-mod code {
-    pub const INVALID_ARGUMENT: i32 = 3;
-    pub const NOT_FOUND: i32 = 5;
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    pub const UNIMPLEMENTED: i32 = 12;
-    pub const UNAVAILABLE: i32 = 14;
+/// gRPC status codes.
+pub mod code {
+    pub const OK: u32 = 0;
+    pub const INVALID_ARGUMENT: u32 = 3;
+    pub const NOT_FOUND: u32 = 5;
+    pub const RESOURCE_EXHAUSTED: u32 = 8;
+    pub const UNIMPLEMENTED: u32 = 12;
+    pub const UNAVAILABLE: u32 = 14;
 }
 
 impl ReceiveError {
-    fn status(&self) -> (StatusCode, i32) {
+    /// HTTP status, gRPC code, and whether the client should retry (after `Retry-After` / `RetryInfo`).
+    fn status(&self) -> (StatusCode, u32, bool) {
         match self {
-            ReceiveError::UnsupportedMediaType(_) | ReceiveError::UnsupportedEncoding(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT)
+            ReceiveError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT, false)
             }
-            ReceiveError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED),
+            ReceiveError::UnsupportedEncoding(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code::UNIMPLEMENTED, false),
+            ReceiveError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED, false),
             ReceiveError::BadBody(_) | ReceiveError::Export(ExportError::Invalid(_)) => {
-                (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT)
+                (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, false)
             }
             ReceiveError::Export(ExportError::Overloaded | ExportError::Unavailable(_)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
+                (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, true)
             }
-            ReceiveError::NotFound(_) => (StatusCode::NOT_FOUND, code::NOT_FOUND),
-            ReceiveError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED),
+            ReceiveError::NotFound(_) => (StatusCode::NOT_FOUND, code::NOT_FOUND, false),
+            ReceiveError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED, false),
+            ReceiveError::UnknownGrpcMethod(_) => (StatusCode::NOT_FOUND, code::UNIMPLEMENTED, false),
         }
     }
 
-    /// The HTTP answer: a `google.rpc.Status` body, `Retry-After` when the client should come back.
-    pub fn into_response(self, retry_after: Duration) -> Response<Full<Bytes>> {
-        let (status, grpc_code) = self.status();
-        let mut body = Writer::new();
-        body.varint_field(1, grpc_code as u64);
-        body.bytes_field(2, self.to_string().as_bytes());
-        let mut response = protobuf_response(status, body.buf);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            let secs = retry_after.as_secs().max(1);
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    /// The OTLP/HTTP answer: a `google.rpc.Status` body in `format`, `Retry-After` when the client should come
+    /// back.
+    pub fn into_http(self, format: Format, retry_after: Duration) -> Response<Body> {
+        let (status, grpc_code, retryable) = self.status();
+        let message = self.to_string();
+        let body = match format {
+            Format::Protobuf => rpc_status(grpc_code, &message, None),
+            Format::Json => serde_json::json!({"code": grpc_code, "message": message}).to_string().into_bytes(),
+        };
+        let mut response = full(status, format, body);
+        if retryable {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
         if let ReceiveError::MethodNotAllowed(_) = self {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
         }
         response
     }
+
+    /// The OTLP/gRPC answer: a trailers-only response with `grpc-status`, `grpc-message` and, when the client
+    /// should retry, a `RetryInfo` in `grpc-status-details-bin`.
+    pub fn into_grpc(self, retry_after: Duration) -> Response<Body> {
+        let (_, grpc_code, retryable) = self.status();
+        let message = self.to_string();
+        let mut response = Response::new(empty());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+        grpc_status_headers(headers, grpc_code, &message, retryable.then_some(retry_after));
+        response
+    }
 }
 
-/// `200` with an `ExportTraceServiceResponse`; `partial_success` only when spans were rejected.
-pub fn export_ok(accepted: &Accepted) -> Response<Full<Bytes>> {
+fn grpc_status_headers(headers: &mut HeaderMap, grpc_code: u32, message: &str, retry: Option<Duration>) {
+    headers.insert("grpc-status", HeaderValue::from(grpc_code));
+    if grpc_code == code::OK {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
+        headers.insert("grpc-message", value);
+    }
+    let details = rpc_status(grpc_code, message, retry);
+    let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(details);
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-status-details-bin", value);
+    }
+}
+
+/// gRPC's `grpc-message` encoding: percent-encode bytes outside printable ASCII, and `%` itself.
+fn percent_encode(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for b in message.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A `google.rpc.Status`, with a `google.rpc.RetryInfo` detail when `retry` is set.
+fn rpc_status(grpc_code: u32, message: &str, retry: Option<Duration>) -> Vec<u8> {
+    let mut status = Writer::new();
+    status.varint_field(1, u64::from(grpc_code));
+    status.bytes_field(2, message.as_bytes());
+    if let Some(delay) = retry {
+        let mut duration = Writer::new();
+        duration.varint_field(1, delay.as_secs().max(1));
+        let mut retry_info = Writer::new();
+        retry_info.bytes_field(1, &duration.buf);
+        let mut any = Writer::new();
+        any.bytes_field(1, b"type.googleapis.com/google.rpc.RetryInfo");
+        any.bytes_field(2, &retry_info.buf);
+        status.bytes_field(3, &any.buf);
+    }
+    status.buf
+}
+
+/// The `ExportTraceServiceResponse` for `accepted`, in protobuf.
+fn export_response(accepted: &Accepted) -> Vec<u8> {
     let mut body = Writer::new();
     if accepted.rejected > 0 || accepted.message.is_some() {
         let mut partial = Writer::new();
@@ -93,20 +171,63 @@ pub fn export_ok(accepted: &Accepted) -> Response<Full<Bytes>> {
         }
         body.bytes_field(1, &partial.buf);
     }
-    protobuf_response(StatusCode::OK, body.buf)
+    body.buf
 }
 
-/// `200` with `{"status":"ok"}`, as the original app's health check.
-pub fn health() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(b"{\"status\":\"ok\"}")));
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+/// HTTP `200` with an `ExportTraceServiceResponse` in `format`; `partial_success` only when spans were rejected.
+pub fn export_ok(accepted: &Accepted, format: Format) -> Response<Body> {
+    let body = match format {
+        Format::Protobuf => export_response(accepted),
+        Format::Json if accepted.rejected == 0 && accepted.message.is_none() => b"{}".to_vec(),
+        Format::Json => serde_json::json!({"partialSuccess": {
+            "rejectedSpans": accepted.rejected.to_string(),
+            "errorMessage": accepted.message.clone().unwrap_or_default(),
+        }})
+        .to_string()
+        .into_bytes(),
+    };
+    full(StatusCode::OK, format, body)
+}
+
+/// gRPC OK: one length-prefixed `ExportTraceServiceResponse`, then the `grpc-status: 0` trailer.
+pub fn grpc_ok(accepted: &Accepted) -> Response<Body> {
+    let message = export_response(accepted);
+    let mut framed = Vec::with_capacity(message.len() + 5);
+    framed.push(0);
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let mut trailers = HeaderMap::new();
+    grpc_status_headers(&mut trailers, code::OK, "", None);
+    let body = Full::new(Bytes::from(framed)).with_trailers(async move { Some(Ok(trailers)) });
+    let mut response = Response::new(body.boxed_unsync());
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
     response
 }
 
-fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+/// `200` with `{"status":"ok"}`, as the original app's health check.
+pub fn health() -> Response<Body> {
+    full(StatusCode::OK, Format::Json, b"{\"status\":\"ok\"}".to_vec())
+}
+
+/// `204` to a CORS preflight.
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+fn empty() -> Body {
+    Full::new(Bytes::new()).boxed_unsync()
+}
+
+fn full(status: StatusCode, format: Format, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+    let content_type = match format {
+        Format::Protobuf => PROTOBUF,
+        Format::Json => JSON,
+    };
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -114,28 +235,62 @@ fn protobuf_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>>
 mod tests {
     use super::*;
 
+    fn body_bytes(response: Response<Body>) -> Bytes {
+        futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes()
+    }
+
     #[test]
     fn full_success_has_an_empty_body_and_partial_success_sets_fields() {
-        let ok = export_ok(&Accepted::default());
+        let ok = export_ok(&Accepted::default(), Format::Protobuf);
         assert_eq!(ok.status(), StatusCode::OK);
-        let partial = export_ok(&Accepted { rejected: 2, message: Some("bad".into()) });
-        let body = partial.into_body();
-        let bytes = futures::executor::block_on(http_body_util::BodyExt::collect(body)).unwrap().to_bytes();
+        assert!(body_bytes(ok).is_empty());
+        let partial = export_ok(&Accepted { rejected: 2, message: Some("bad".into()) }, Format::Protobuf);
         // field 1 (len 7) { field 1 varint 2, field 2 "bad" }
-        assert_eq!(&bytes[..], &[0x0a, 7, 0x08, 2, 0x12, 3, b'b', b'a', b'd']);
+        assert_eq!(&body_bytes(partial)[..], &[0x0a, 7, 0x08, 2, 0x12, 3, b'b', b'a', b'd']);
+    }
+
+    #[test]
+    fn json_responses_follow_the_otlp_json_encoding() {
+        assert_eq!(&body_bytes(export_ok(&Accepted::default(), Format::Json))[..], b"{}");
+        let partial = export_ok(&Accepted { rejected: 3, message: Some("why".into()) }, Format::Json);
+        assert_eq!(partial.headers()[CONTENT_TYPE], JSON);
+        let v: serde_json::Value = serde_json::from_slice(&body_bytes(partial)).unwrap();
+        assert_eq!(v, serde_json::json!({"partialSuccess": {"rejectedSpans": "3", "errorMessage": "why"}}));
+        let err = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Json, Duration::from_secs(1));
+        let v: serde_json::Value = serde_json::from_slice(&body_bytes(err)).unwrap();
+        assert_eq!(v["code"], 8);
     }
 
     #[test]
     fn retryable_errors_are_503_with_retry_after() {
-        let r = ReceiveError::Export(ExportError::Overloaded).into_response(Duration::from_secs(2));
+        let r = ReceiveError::Export(ExportError::Overloaded).into_http(Format::Protobuf, Duration::from_secs(2));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[RETRY_AFTER], "2");
-        let r = ReceiveError::Export(ExportError::Unavailable("disk".into())).into_response(Duration::ZERO);
+        let r =
+            ReceiveError::Export(ExportError::Unavailable("disk".into())).into_http(Format::Protobuf, Duration::ZERO);
         assert_eq!(r.headers()[RETRY_AFTER], "1");
-        let r = ReceiveError::TooLarge { limit: 1 }.into_response(Duration::from_secs(1));
+        let r = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Protobuf, Duration::from_secs(1));
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert!(r.headers().get(RETRY_AFTER).is_none());
-        let r = ReceiveError::MethodNotAllowed("GET".into()).into_response(Duration::from_secs(1));
+        let r = ReceiveError::MethodNotAllowed("GET".into()).into_http(Format::Protobuf, Duration::from_secs(1));
         assert_eq!(r.headers()[ALLOW], "POST");
+    }
+
+    #[test]
+    fn grpc_errors_carry_retry_info_only_when_retryable() {
+        let r = ReceiveError::Export(ExportError::Overloaded).into_grpc(Duration::from_secs(3));
+        assert_eq!(r.headers()["grpc-status"], "14");
+        assert!(r.headers().contains_key("grpc-status-details-bin"));
+        let details = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(r.headers()["grpc-status-details-bin"].as_bytes())
+            .unwrap();
+        assert!(details.windows(9).any(|w| w == b"RetryInfo"));
+        let r = ReceiveError::TooLarge { limit: 1 }.into_grpc(Duration::from_secs(3));
+        assert_eq!(r.headers()["grpc-status"], "8");
+        let details = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(r.headers()["grpc-status-details-bin"].as_bytes())
+            .unwrap();
+        assert!(!details.windows(9).any(|w| w == b"RetryInfo"), "RESOURCE_EXHAUSTED must not be retryable");
+        assert_eq!(percent_encode("100% é"), "100%25 %C3%A9");
     }
 }

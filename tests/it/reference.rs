@@ -1,5 +1,6 @@
-//! Property test: for generated OTLP requests, the rows our zero-copy decoder builds equal the rows a reference
-//! mapping computes from the `opentelemetry-proto` (prost) decoding of the same bytes.
+//! Property tests: for generated OTLP requests, the rows our zero-copy decoder builds equal the rows a reference
+//! mapping computes from the `opentelemetry-proto` (prost) types; and the same request in OTLP/JSON (as the
+//! `opentelemetry-proto` serde encoding writes it) gives the same rows as in protobuf.
 
 use base64::Engine as _;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -133,6 +134,12 @@ pub fn expected_rows(request: &ExportTraceServiceRequest) -> Vec<Value> {
     rows
 }
 
+/// Our JSON path: transcode, then the protobuf path.
+pub fn our_json_rows(json: &[u8]) -> (decode::Summary, Vec<Value>) {
+    let body = decode::to_protobuf(decode::Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
+    our_rows(&body)
+}
+
 /// Our decoder: validate, then build columns, then read them back as rows.
 pub fn our_rows(body: &[u8]) -> (decode::Summary, Vec<Value>) {
     let summary = decode::validate(body).expect("valid request");
@@ -152,13 +159,18 @@ fn double() -> impl Strategy<Value = f64> {
     prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), Just(-0.0), Just(1.0)]
 }
 
-fn any_value() -> impl Strategy<Value = AnyValue> {
+/// Doubles JSON can carry as numbers (serde_json writes NaN and infinities as null).
+fn finite_double() -> impl Strategy<Value = f64> {
+    prop_oneof![any::<f64>().prop_filter("finite", |d| d.is_finite()), Just(-0.0), Just(1.0), Just(1e300)]
+}
+
+fn any_value_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = AnyValue> {
     use any_value::Value as V;
     let leaf = prop_oneof![
         text().prop_map(|s| Some(V::StringValue(s))),
         any::<bool>().prop_map(|b| Some(V::BoolValue(b))),
         any::<i64>().prop_map(|i| Some(V::IntValue(i))),
-        double().prop_map(|d| Some(V::DoubleValue(d))),
+        double.prop_map(|d| Some(V::DoubleValue(d))),
         vec(any::<u8>(), 0..8).prop_map(|b| Some(V::BytesValue(b))),
         Just(None),
     ]
@@ -175,9 +187,9 @@ fn any_value() -> impl Strategy<Value = AnyValue> {
     })
 }
 
-fn key_values() -> impl Strategy<Value = Vec<KeyValue>> {
+fn key_values_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = Vec<KeyValue>> {
     vec(
-        ("[a-z._]{1,10}", prop::option::weighted(0.9, any_value())).prop_map(|(key, value)| KeyValue {
+        ("[a-z._]{1,10}", prop::option::weighted(0.9, any_value_with(double))).prop_map(|(key, value)| KeyValue {
             key,
             value,
             ..Default::default()
@@ -190,7 +202,8 @@ fn id(len: usize) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![9 => vec(any::<u8>(), len), 1 => vec(any::<u8>(), 0..len + 3)]
 }
 
-fn span() -> impl Strategy<Value = Span> {
+fn span(d: BoxedStrategy<f64>) -> impl Strategy<Value = Span> {
+    let key_values = move || key_values_with(d.clone());
     let ids = (id(16), id(8), prop_oneof![Just(vec![]), id(8)], text(), any::<u32>());
     let body = (text(), 0i32..8, any::<u64>(), any::<u64>(), key_values(), any::<u32>());
     let event = (any::<u64>(), text(), key_values(), any::<u32>()).prop_map(|(t, name, attributes, d)| Event {
@@ -232,11 +245,19 @@ fn span() -> impl Strategy<Value = Span> {
 }
 
 fn request() -> impl Strategy<Value = ExportTraceServiceRequest> {
+    request_with(double().boxed())
+}
+
+fn request_with(d: BoxedStrategy<f64>) -> impl Strategy<Value = ExportTraceServiceRequest> {
+    let key_values = {
+        let d = d.clone();
+        move || key_values_with(d.clone())
+    };
     let scope =
         prop::option::of((text(), text(), key_values(), any::<u32>()).prop_map(|(name, version, attributes, d)| {
             InstrumentationScope { name, version, attributes, dropped_attributes_count: d }
         }));
-    let scope_spans = (scope, vec(span(), 0..4), text()).prop_map(|(scope, spans, schema_url)| ScopeSpans {
+    let scope_spans = (scope, vec(span(d.clone()), 0..4), text()).prop_map(|(scope, spans, schema_url)| ScopeSpans {
         scope,
         spans,
         schema_url,
@@ -253,6 +274,15 @@ fn request() -> impl Strategy<Value = ExportTraceServiceRequest> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn json_gives_the_rows_of_protobuf(request in request_with(finite_double().boxed())) {
+        let json = serde_json::to_vec(&request).unwrap();
+        let (summary, rows) = our_json_rows(&json);
+        let (proto_summary, proto_rows) = our_rows(&request.encode_to_vec());
+        prop_assert_eq!(summary, proto_summary);
+        prop_assert_eq!(rows, proto_rows);
+    }
 
     #[test]
     fn rows_match_the_reference_decoder(request in request()) {

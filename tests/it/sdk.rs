@@ -1,30 +1,55 @@
-//! The OpenTelemetry Rust SDK's OTLP/HTTP protobuf exporter → collector → Delta table.
+//! The OpenTelemetry Rust SDK's OTLP exporters (HTTP protobuf, HTTP protobuf + gzip, HTTP JSON, gRPC + gzip)
+//! → collector → Delta table. Each transport lands the same rows.
 
 use std::time::Duration;
 
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry::{KeyValue, Value as OtelValue};
-use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{map_get, read_rows, Collector};
 
-/// Export spans with the SDK on a plain thread (its blocking HTTP client must not run inside tokio).
-fn export_with_sdk(endpoint: String, gzip: bool) {
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    HttpProtobuf,
+    HttpProtobufGzip,
+    HttpJson,
+    GrpcGzip,
+}
+
+/// Export the same two spans with the SDK, on a plain thread with its own tokio runtime entered (the blocking
+/// HTTP client must not run inside the test's runtime; tonic needs a runtime to run in).
+fn export_with_sdk(collector_addr: std::net::SocketAddr, transport: Transport) {
     std::thread::spawn(move || {
-        let mut builder = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .with_timeout(Duration::from_secs(30));
-        if gzip {
-            builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let _entered = runtime.enter();
+        let http = |protocol| {
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(protocol)
+                .with_endpoint(format!("http://{collector_addr}/v1/traces"))
+                .with_timeout(Duration::from_secs(30))
+        };
+        let exporter = match transport {
+            Transport::HttpProtobuf => http(Protocol::HttpBinary).build(),
+            Transport::HttpProtobufGzip => {
+                http(Protocol::HttpBinary).with_compression(opentelemetry_otlp::Compression::Gzip).build()
+            }
+            Transport::HttpJson => http(Protocol::HttpJson).build(),
+            Transport::GrpcGzip => opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(format!("http://{collector_addr}"))
+                .with_compression(opentelemetry_otlp::Compression::Gzip)
+                .with_timeout(Duration::from_secs(30))
+                .build(),
         }
-        let exporter = builder.build().expect("exporter builds");
+        .expect("exporter builds");
+        // The simple processor exports each span as it ends, on this thread.
         let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
+            .with_simple_exporter(exporter)
             .with_resource(
                 Resource::builder()
                     .with_service_name("checkout")
@@ -60,18 +85,19 @@ fn export_with_sdk(endpoint: String, gzip: bool) {
     .expect("exporter thread");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_spans_land_as_rows() {
+/// Export with `transport`, read the table, check the rows, and return them without ids and times (which differ
+/// from run to run) for comparison across transports.
+async fn rows_via(transport: Transport) -> Vec<Value> {
     let collector = Collector::start(&[]).await;
-    let endpoint = collector.traces_url();
-    tokio::task::spawn_blocking(move || export_with_sdk(endpoint, false)).await.unwrap();
+    let addr = collector.addr;
+    tokio::task::spawn_blocking(move || export_with_sdk(addr, transport)).await.unwrap();
     let table = collector.stop().await.unwrap();
 
-    let rows = read_rows(&table).await;
-    assert_eq!(rows.len(), 2, "{rows:#?}");
-    let parent = rows.iter().find(|r| r["name"] == "GET /cart").unwrap();
-    let child = rows.iter().find(|r| r["name"] == "SELECT cart").unwrap();
-
+    let mut rows = read_rows(&table).await;
+    assert_eq!(rows.len(), 2, "{transport:?}: {rows:#?}");
+    rows.sort_by_key(|r| r["name"].as_str().unwrap().to_owned());
+    let (parent, child) = (&rows[0], &rows[1]);
+    assert_eq!(parent["name"], "GET /cart");
     assert_eq!(parent["kind"], "INTERNAL");
     assert_eq!(parent["parent_span_id"], "");
     assert_eq!(parent["trace_id"].as_str().unwrap().len(), 32);
@@ -99,13 +125,23 @@ async fn sdk_spans_land_as_rows() {
     assert_eq!(parent["instrumentation_scope"]["version"], "1.2.3");
     let start = parent["start_time_unix_nano"].as_i64().unwrap();
     assert!(start > 1_600_000_000_000_000_000 && parent["end_time_unix_nano"].as_i64().unwrap() >= start);
+
+    for row in &mut rows {
+        let row = row.as_object_mut().unwrap();
+        for varying in ["trace_id", "span_id", "parent_span_id", "start_time_unix_nano", "end_time_unix_nano"] {
+            row.remove(varying);
+        }
+        for event in row["events"].as_array_mut().unwrap() {
+            event.as_object_mut().unwrap().remove("time_unix_nano");
+        }
+    }
+    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_gzip_export_lands_too() {
-    let collector = Collector::start(&[]).await;
-    let endpoint = collector.traces_url();
-    tokio::task::spawn_blocking(move || export_with_sdk(endpoint, true)).await.unwrap();
-    let table = collector.stop().await.unwrap();
-    assert_eq!(read_rows(&table).await.len(), 2);
+async fn every_sdk_transport_lands_the_same_rows() {
+    let reference = rows_via(Transport::HttpProtobuf).await;
+    for transport in [Transport::HttpProtobufGzip, Transport::HttpJson, Transport::GrpcGzip] {
+        assert_eq!(rows_via(transport).await, reference, "{transport:?} differs from HTTP protobuf");
+    }
 }

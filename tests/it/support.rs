@@ -44,7 +44,7 @@ impl Collector {
 
     /// Serve the table at `table` (created if missing). Errors of start-up (table refused) are returned.
     pub async fn start_at(table: &Path, extra: &[&str]) -> Result<Collector, ServeError> {
-        let mut args = vec!["--table", table.to_str().unwrap(), "--http-addr", "127.0.0.1:0"];
+        let mut args = vec!["--table", table.to_str().unwrap(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"];
         if !extra.contains(&"--flush-interval") {
             args.extend_from_slice(&["--flush-interval", "200ms"]);
         }
@@ -53,7 +53,7 @@ impl Collector {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(otel_delta::serve(listener, config, async move {
+        let task = tokio::spawn(otel_delta::serve(vec![listener], config, async move {
             let _ = rx.await;
         }));
         // Start-up either fails (task ends) or serves /health.
@@ -70,6 +70,11 @@ impl Collector {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         Ok(Collector { addr, table: table.to_owned(), shutdown: Some(tx), task, _dir: None })
+    }
+
+    /// The gRPC endpoint (gRPC and HTTP share the listener).
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn traces_url(&self) -> String {

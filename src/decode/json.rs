@@ -1,0 +1,398 @@
+//! OTLP/JSON → the protobuf wire format, so one decoder ([`super::validate`] and the row builder) serves both
+//! encodings and a JSON request yields exactly the rows of the same request in protobuf.
+//!
+//! The body is parsed in place by simd-json (strings borrowed from the buffer where unescaped; no serde structs)
+//! and written field by field as protobuf. Rules (OTLP specification, "JSON Protobuf Encoding"), with the
+//! OpenTelemetry Collector's leniency:
+//! - keys in lowerCamelCase, and snake_case too (compared without `_`, ASCII case-insensitively);
+//! - trace and span ids as hex, case-insensitive; `""` means absent; a wrong length goes through to the span
+//!   rules (partial success), an odd length or a non-hex digit is invalid;
+//! - enums as integers, and as their names (`SPAN_KIND_SERVER`, also `SERVER`);
+//! - 64-bit integers as decimal strings or numbers; doubles as numbers or `"NaN"`, `"Infinity"`, `"-Infinity"`;
+//! - `bytesValue` as base64 (standard or URL-safe, padding optional);
+//! - unknown fields and `null` values are ignored.
+
+use base64::Engine as _;
+use simd_json::prelude::*;
+use simd_json::{BorrowedValue as Value, StaticNode};
+
+use super::fields;
+use super::wire::Writer;
+use super::{DecodeError, MAX_VALUE_DEPTH};
+
+type Object<'v> = simd_json::value::borrowed::Object<'v>;
+
+/// Transcode an OTLP/JSON `ExportTraceServiceRequest` (parsed in place, hence `&mut`) into protobuf bytes.
+pub fn to_protobuf(body: &mut [u8]) -> Result<Vec<u8>, DecodeError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let value = simd_json::to_borrowed_value(body)
+        .map_err(|_| DecodeError::Json { path: "request", what: "is not valid JSON" })?;
+    let mut w = Writer::new();
+    request(&value, &mut w)?;
+    Ok(w.buf)
+}
+
+/// A key without `_`, lowercased: `traceId`, `trace_id` and `TRACEID` all become `traceid`. Keys longer than
+/// any OTLP field name are returned as `""` (unknown).
+fn normalize(key: &str, buf: &mut [u8; 32]) -> usize {
+    let mut n = 0;
+    for b in key.bytes().filter(|&b| b != b'_') {
+        if n == buf.len() {
+            return 0;
+        }
+        buf[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    n
+}
+
+/// Visit the fields of a JSON object, skipping `null`s, with normalized keys.
+fn fields<'v>(
+    value: &'v Value<'v>,
+    path: &'static str,
+    mut visit: impl FnMut(&[u8], &'v Value<'v>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let object: &Object<'v> = value.as_object().ok_or(DecodeError::Json { path, what: "must be an object" })?;
+    let mut buf = [0u8; 32];
+    for (key, v) in object.iter() {
+        if v.is_null() {
+            continue;
+        }
+        let n = normalize(key, &mut buf);
+        visit(&buf[..n], v)?;
+    }
+    Ok(())
+}
+
+fn array<'v>(value: &'v Value<'v>, path: &'static str) -> Result<&'v [Value<'v>], DecodeError> {
+    value.as_array().map(|a| a.as_slice()).ok_or(DecodeError::Json { path, what: "must be an array" })
+}
+
+fn string<'v>(value: &'v Value<'v>, path: &'static str) -> Result<&'v str, DecodeError> {
+    value.as_str().ok_or(DecodeError::Json { path, what: "must be a string" })
+}
+
+fn uint(value: &Value<'_>, path: &'static str) -> Result<u64, DecodeError> {
+    let bad = DecodeError::Json { path, what: "must be a non-negative integer or a decimal string" };
+    match value {
+        Value::Static(StaticNode::U64(u)) => Ok(*u),
+        Value::Static(StaticNode::I64(i)) => u64::try_from(*i).map_err(|_| bad),
+        Value::Static(StaticNode::F64(f)) if f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64 => Ok(*f as u64),
+        Value::String(s) => s.trim().parse().map_err(|_| bad),
+        _ => Err(bad),
+    }
+}
+
+fn int(value: &Value<'_>, path: &'static str) -> Result<i64, DecodeError> {
+    let bad = DecodeError::Json { path, what: "must be an integer or a decimal string" };
+    match value {
+        Value::Static(StaticNode::I64(i)) => Ok(*i),
+        Value::Static(StaticNode::U64(u)) => i64::try_from(*u).map_err(|_| bad),
+        Value::Static(StaticNode::F64(f)) if f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < -(i64::MIN as f64) => {
+            Ok(*f as i64)
+        }
+        Value::String(s) => s.trim().parse().map_err(|_| bad),
+        _ => Err(bad),
+    }
+}
+
+fn uint32(value: &Value<'_>, path: &'static str) -> Result<u32, DecodeError> {
+    u32::try_from(uint(value, path)?).map_err(|_| DecodeError::Json { path, what: "must fit in 32 bits" })
+}
+
+fn double(value: &Value<'_>, path: &'static str) -> Result<f64, DecodeError> {
+    let bad = DecodeError::Json { path, what: "must be a number, \"NaN\", \"Infinity\" or \"-Infinity\"" };
+    match value {
+        Value::Static(StaticNode::F64(f)) => Ok(*f),
+        Value::Static(StaticNode::I64(i)) => Ok(*i as f64),
+        Value::Static(StaticNode::U64(u)) => Ok(*u as f64),
+        Value::String(s) => match s.as_ref() {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            other => other.trim().parse().map_err(|_| bad),
+        },
+        _ => Err(bad),
+    }
+}
+
+fn boolean(value: &Value<'_>, path: &'static str) -> Result<bool, DecodeError> {
+    value.as_bool().ok_or(DecodeError::Json { path, what: "must be true or false" })
+}
+
+/// An enum as its number or its name (with or without the `prefix`).
+fn enumeration(value: &Value<'_>, path: &'static str, prefix: &str, names: &[&str]) -> Result<u64, DecodeError> {
+    if let Some(name) = value.as_str() {
+        let short = name.strip_prefix(prefix).unwrap_or(name);
+        return names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(short))
+            .map(|i| i as u64)
+            .ok_or(DecodeError::Json { path, what: "is not a known enum name" });
+    }
+    Ok(u64::from(int(value, path)? as i32 as u32))
+}
+
+/// A hex id; `""` is absent (`None`).
+fn hex_id(value: &Value<'_>, path: &'static str, out: &mut Vec<u8>) -> Result<bool, DecodeError> {
+    let s = string(value, path)?.as_bytes();
+    if s.is_empty() {
+        return Ok(false);
+    }
+    let bad = DecodeError::Json { path, what: "must be an even number of hex digits" };
+    if s.len() % 2 != 0 {
+        return Err(bad);
+    }
+    out.clear();
+    for pair in s.chunks_exact(2) {
+        let digit = |b: u8| (b as char).to_digit(16).ok_or(bad);
+        out.push((digit(pair[0])? << 4 | digit(pair[1])?) as u8);
+    }
+    Ok(true)
+}
+
+/// Write a hex id field unless it is `""` (absent).
+fn id_field(
+    w: &mut Writer,
+    field: u32,
+    value: &Value<'_>,
+    path: &'static str,
+    id: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    if hex_id(value, path, id)? {
+        w.bytes_field(field, id);
+    }
+    Ok(())
+}
+
+fn base64_bytes(value: &Value<'_>, path: &'static str) -> Result<Vec<u8>, DecodeError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let s = string(value, path)?;
+    GeneralPurpose::new(&base64::alphabet::STANDARD, config)
+        .decode(s)
+        .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(s))
+        .map_err(|_| DecodeError::Json { path, what: "must be base64" })
+}
+
+fn request(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    fields(v, "request", |key, v| {
+        if key == b"resourcespans" {
+            for rs in array(v, "resourceSpans")? {
+                w.message_field(fields::request::RESOURCE_SPANS, |w| resource_spans(rs, w))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn resource_spans(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    use fields::resource_spans as f;
+    fields(v, "resourceSpans[]", |key, v| {
+        match key {
+            b"resource" => w.message_field(f::RESOURCE, |w| {
+                fields(v, "resource", |key, v| {
+                    match key {
+                        b"attributes" => attributes(v, fields::resource::ATTRIBUTES, w)?,
+                        b"droppedattributescount" => w.varint_field(
+                            fields::resource::DROPPED_ATTRIBUTES_COUNT,
+                            u64::from(uint32(v, "resource.droppedAttributesCount")?),
+                        ),
+                        _ => {}
+                    }
+                    Ok(())
+                })
+            })?,
+            b"scopespans" => {
+                for ss in array(v, "scopeSpans")? {
+                    w.message_field(f::SCOPE_SPANS, |w| scope_spans(ss, w))?;
+                }
+            }
+            b"schemaurl" => w.bytes_field(f::SCHEMA_URL, string(v, "resourceSpans[].schemaUrl")?.as_bytes()),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn scope_spans(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    use fields::scope_spans as f;
+    fields(v, "scopeSpans[]", |key, v| {
+        match key {
+            b"scope" => w.message_field(f::SCOPE, |w| {
+                use fields::scope as s;
+                fields(v, "scope", |key, v| {
+                    match key {
+                        b"name" => w.bytes_field(s::NAME, string(v, "scope.name")?.as_bytes()),
+                        b"version" => w.bytes_field(s::VERSION, string(v, "scope.version")?.as_bytes()),
+                        b"attributes" => attributes(v, s::ATTRIBUTES, w)?,
+                        b"droppedattributescount" => w.varint_field(
+                            s::DROPPED_ATTRIBUTES_COUNT,
+                            u64::from(uint32(v, "scope.droppedAttributesCount")?),
+                        ),
+                        _ => {}
+                    }
+                    Ok(())
+                })
+            })?,
+            b"spans" => {
+                let mut id = Vec::with_capacity(16);
+                for span in array(v, "spans")? {
+                    w.message_field(f::SPANS, |w| self::span(span, w, &mut id))?;
+                }
+            }
+            b"schemaurl" => w.bytes_field(f::SCHEMA_URL, string(v, "scopeSpans[].schemaUrl")?.as_bytes()),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+const SPAN_KINDS: &[&str] = &["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"];
+const STATUS_CODES: &[&str] = &["UNSET", "OK", "ERROR"];
+
+fn span(v: &Value<'_>, w: &mut Writer, id: &mut Vec<u8>) -> Result<(), DecodeError> {
+    use fields::span as f;
+    fields(v, "spans[]", |key, v| {
+        match key {
+            b"traceid" => id_field(w, f::TRACE_ID, v, "spans[].traceId", id)?,
+            b"spanid" => id_field(w, f::SPAN_ID, v, "spans[].spanId", id)?,
+            b"parentspanid" => id_field(w, f::PARENT_SPAN_ID, v, "spans[].parentSpanId", id)?,
+            b"tracestate" => w.bytes_field(f::TRACE_STATE, string(v, "spans[].traceState")?.as_bytes()),
+            b"name" => w.bytes_field(f::NAME, string(v, "spans[].name")?.as_bytes()),
+            b"kind" => w.varint_field(f::KIND, enumeration(v, "spans[].kind", "SPAN_KIND_", SPAN_KINDS)?),
+            b"flags" => w.fixed32_field(f::FLAGS, uint32(v, "spans[].flags")?),
+            b"starttimeunixnano" => w.fixed64_field(f::START_TIME_UNIX_NANO, uint(v, "spans[].startTimeUnixNano")?),
+            b"endtimeunixnano" => w.fixed64_field(f::END_TIME_UNIX_NANO, uint(v, "spans[].endTimeUnixNano")?),
+            b"attributes" => attributes(v, f::ATTRIBUTES, w)?,
+            b"droppedattributescount" => {
+                w.varint_field(f::DROPPED_ATTRIBUTES_COUNT, u64::from(uint32(v, "spans[].droppedAttributesCount")?))
+            }
+            b"droppedeventscount" => {
+                w.varint_field(f::DROPPED_EVENTS_COUNT, u64::from(uint32(v, "spans[].droppedEventsCount")?))
+            }
+            b"droppedlinkscount" => {
+                w.varint_field(f::DROPPED_LINKS_COUNT, u64::from(uint32(v, "spans[].droppedLinksCount")?))
+            }
+            b"events" => {
+                for event in array(v, "spans[].events")? {
+                    w.message_field(f::EVENTS, |w| self::event(event, w))?;
+                }
+            }
+            b"links" => {
+                for link in array(v, "spans[].links")? {
+                    w.message_field(f::LINKS, |w| self::link(link, w, id))?;
+                }
+            }
+            b"status" => w.message_field(f::STATUS, |w| {
+                fields(v, "spans[].status", |key, v| {
+                    match key {
+                        b"message" => w.bytes_field(fields::status::MESSAGE, string(v, "status.message")?.as_bytes()),
+                        b"code" => w.varint_field(
+                            fields::status::CODE,
+                            enumeration(v, "status.code", "STATUS_CODE_", STATUS_CODES)?,
+                        ),
+                        _ => {}
+                    }
+                    Ok(())
+                })
+            })?,
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn event(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    use fields::event as f;
+    fields(v, "events[]", |key, v| {
+        match key {
+            b"timeunixnano" => w.fixed64_field(f::TIME_UNIX_NANO, uint(v, "events[].timeUnixNano")?),
+            b"name" => w.bytes_field(f::NAME, string(v, "events[].name")?.as_bytes()),
+            b"attributes" => attributes(v, f::ATTRIBUTES, w)?,
+            b"droppedattributescount" => {
+                w.varint_field(f::DROPPED_ATTRIBUTES_COUNT, u64::from(uint32(v, "events[].droppedAttributesCount")?))
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn link(v: &Value<'_>, w: &mut Writer, id: &mut Vec<u8>) -> Result<(), DecodeError> {
+    use fields::link as f;
+    fields(v, "links[]", |key, v| {
+        match key {
+            b"traceid" => id_field(w, f::TRACE_ID, v, "links[].traceId", id)?,
+            b"spanid" => id_field(w, f::SPAN_ID, v, "links[].spanId", id)?,
+            b"tracestate" => w.bytes_field(f::TRACE_STATE, string(v, "links[].traceState")?.as_bytes()),
+            b"attributes" => attributes(v, f::ATTRIBUTES, w)?,
+            b"droppedattributescount" => {
+                w.varint_field(f::DROPPED_ATTRIBUTES_COUNT, u64::from(uint32(v, "links[].droppedAttributesCount")?))
+            }
+            b"flags" => w.fixed32_field(f::FLAGS, uint32(v, "links[].flags")?),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// A repeated `KeyValue` field.
+fn attributes(v: &Value<'_>, field: u32, w: &mut Writer) -> Result<(), DecodeError> {
+    for kv in array(v, "attributes")? {
+        w.message_field(field, |w| key_value(kv, w, 1))?;
+    }
+    Ok(())
+}
+
+fn key_value(v: &Value<'_>, w: &mut Writer, depth: u32) -> Result<(), DecodeError> {
+    fields(v, "attributes[]", |key, v| {
+        match key {
+            b"key" => w.bytes_field(fields::key_value::KEY, string(v, "attributes[].key")?.as_bytes()),
+            b"value" => w.message_field(fields::key_value::VALUE, |w| any_value(v, w, depth))?,
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn any_value(v: &Value<'_>, w: &mut Writer, depth: u32) -> Result<(), DecodeError> {
+    use fields::any_value as f;
+    // One level past the protobuf limit, so `validate` refuses the same requests in both encodings.
+    if depth > MAX_VALUE_DEPTH + 1 {
+        return Err(DecodeError::TooDeep);
+    }
+    fields(v, "value", |key, v| {
+        match key {
+            b"stringvalue" => w.bytes_field(f::STRING, string(v, "stringValue")?.as_bytes()),
+            b"boolvalue" => w.varint_field(f::BOOL, u64::from(boolean(v, "boolValue")?)),
+            b"intvalue" => w.varint_field(f::INT, int(v, "intValue")? as u64),
+            b"doublevalue" => w.fixed64_field(f::DOUBLE, double(v, "doubleValue")?.to_bits()),
+            b"bytesvalue" => w.bytes_field(f::BYTES, &base64_bytes(v, "bytesValue")?),
+            b"arrayvalue" => w.message_field(f::ARRAY, |w| {
+                fields(v, "arrayValue", |key, v| {
+                    if key == b"values" {
+                        for item in array(v, "arrayValue.values")? {
+                            w.message_field(fields::LIST_VALUES, |w| any_value(item, w, depth + 1))?;
+                        }
+                    }
+                    Ok(())
+                })
+            })?,
+            b"kvlistvalue" => w.message_field(f::KVLIST, |w| {
+                fields(v, "kvlistValue", |key, v| {
+                    if key == b"values" {
+                        for kv in array(v, "kvlistValue.values")? {
+                            w.message_field(fields::LIST_VALUES, |w| key_value(kv, w, depth + 1))?;
+                        }
+                    }
+                    Ok(())
+                })
+            })?,
+            _ => {}
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,108 @@
+//! OTLP/gRPC: the unary `opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by the same hyper
+//! server (HTTP/2) as OTLP/HTTP, so gRPC and HTTP may share a port (requests are told apart by `application/grpc`).
+//!
+//! The message is taken as bytes from its length-prefixed frame and handed to our own decoder: no generated
+//! code, no copy. Limits: the message is refused with RESOURCE_EXHAUSTED when its frame, or its decompressed
+//! bytes (`grpc-encoding`), exceed the request limit (the OTLP default is 64 MiB, not gRPC's usual 4 MiB).
+
+use bytes::Bytes;
+use http::Request;
+use hyper::body::Incoming;
+
+use super::body::{self, Encoding};
+use super::response::{self, Body, ReceiveError};
+use super::State;
+use crate::decode::Format;
+
+/// The one method served.
+pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Answer one gRPC call.
+pub(super) async fn call(req: Request<Incoming>, state: &State) -> http::Response<Body> {
+    let retry_after = state.config.retry_after;
+    match export(req, state).await {
+        Ok(accepted) => response::grpc_ok(&accepted),
+        Err(e) => {
+            tracing::debug!(error = %e, "gRPC export refused");
+            e.into_grpc(retry_after)
+        }
+    }
+}
+
+async fn export(req: Request<Incoming>, state: &State) -> Result<crate::pipeline::Accepted, ReceiveError> {
+    if req.uri().path() != EXPORT_PATH {
+        return Err(ReceiveError::UnknownGrpcMethod(req.uri().path().to_owned()));
+    }
+    let limit = state.config.max_request_bytes;
+    let encoding = Encoding::from_header(req.headers().get("grpc-encoding").and_then(|v| v.to_str().ok()))?;
+    // The frame header is 5 bytes; a unary request holds exactly one message.
+    let framed = body::read_limited(req.into_body(), limit.saturating_add(5)).await?;
+    let message = unframe(framed, encoding, limit)?;
+    state.submit(message, Format::Protobuf).await
+}
+
+/// The message of a single length-prefixed gRPC frame, decompressed if its flag says so.
+fn unframe(framed: Bytes, encoding: Encoding, limit: u64) -> Result<Bytes, ReceiveError> {
+    if framed.is_empty() {
+        // No message at all: an empty request.
+        return Ok(Bytes::new());
+    }
+    if framed.len() < 5 {
+        return Err(ReceiveError::BadBody("gRPC frame shorter than its 5-byte header".into()));
+    }
+    let compressed = framed[0];
+    let len = u32::from_be_bytes([framed[1], framed[2], framed[3], framed[4]]) as u64;
+    if len > limit {
+        return Err(ReceiveError::TooLarge { limit });
+    }
+    if framed.len() as u64 != 5 + len {
+        return Err(ReceiveError::BadBody(format!(
+            "gRPC frame declares {len} bytes but carries {}; a unary call sends one message",
+            framed.len() - 5
+        )));
+    }
+    let message = framed.slice(5..);
+    match (compressed, encoding) {
+        (0, _) => Ok(message),
+        (1, Encoding::Identity) => {
+            Err(ReceiveError::BadBody("gRPC message flagged compressed without a grpc-encoding".into()))
+        }
+        (1, encoding) => body::decode(encoding, message, limit),
+        (flag, _) => Err(ReceiveError::BadBody(format!("gRPC frame has unknown flag {flag}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(flag: u8, message: &[u8]) -> Bytes {
+        let mut out = vec![flag];
+        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        out.extend_from_slice(message);
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn frames_are_unwrapped_and_checked() {
+        assert_eq!(&unframe(frame(0, b"abc"), Encoding::Identity, 10).unwrap()[..], b"abc");
+        assert!(unframe(Bytes::new(), Encoding::Identity, 10).unwrap().is_empty());
+        assert!(matches!(unframe(frame(0, b"abc"), Encoding::Identity, 2), Err(ReceiveError::TooLarge { .. })));
+        assert!(matches!(unframe(Bytes::from_static(b"\0\0"), Encoding::Identity, 10), Err(ReceiveError::BadBody(_))));
+        let mut two = frame(0, b"a").to_vec();
+        two.extend_from_slice(&frame(0, b"b"));
+        assert!(matches!(unframe(Bytes::from(two), Encoding::Identity, 10), Err(ReceiveError::BadBody(_))));
+        assert!(matches!(unframe(frame(1, b"abc"), Encoding::Identity, 10), Err(ReceiveError::BadBody(_))));
+        assert!(matches!(unframe(frame(7, b"abc"), Encoding::Identity, 10), Err(ReceiveError::BadBody(_))));
+    }
+
+    #[test]
+    fn compressed_frames_are_inflated_within_the_limit() {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&[7u8; 1000]).unwrap();
+        let compressed = gz.finish().unwrap();
+        assert_eq!(unframe(frame(1, &compressed), Encoding::Gzip, 1000).unwrap().len(), 1000);
+        assert!(matches!(unframe(frame(1, &compressed), Encoding::Gzip, 999), Err(ReceiveError::TooLarge { .. })));
+    }
+}
