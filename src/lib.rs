@@ -38,7 +38,12 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let table = commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?;
     tracing::info!(table = %table.url(), version = ?table.version(), "spans table open");
-    let (submitter, pipeline) = pipeline::Pipeline::start(table, &config.pipeline)?;
+    let (submitter, drain, pipeline) = pipeline::Pipeline::start(table, &config.pipeline)?;
+    let shutdown = async move {
+        shutdown.await;
+        // Requests waiting for their commit are answered now, not at the flush interval.
+        drain.now();
+    };
     receiver::serve(listeners, submitter, config.http.clone(), shutdown).await;
     pipeline.join().await;
     Ok(())

@@ -169,6 +169,16 @@ impl Submitter {
     }
 }
 
+/// Shutdown's first step: dropping it tells every worker to stop waiting for a full or aged file.
+pub struct Drain {
+    _workers: Vec<crossbeam_channel::Sender<()>>,
+}
+
+impl Drain {
+    /// Seal and commit everything accepted now, instead of at the flush interval.
+    pub fn now(self) {}
+}
+
 /// The running workers and committer.
 pub struct Pipeline {
     workers: Vec<JoinHandle<()>>,
@@ -177,21 +187,26 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Start `config.workers` worker threads and the committer task (on the current tokio runtime).
-    pub fn start(table: Table, config: &PipelineConfig) -> std::io::Result<(Submitter, Pipeline)> {
+    pub fn start(table: Table, config: &PipelineConfig) -> std::io::Result<(Submitter, Drain, Pipeline)> {
         let (queue, jobs) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let (sealed_tx, sealed_rx) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
+        let mut drains = Vec::new();
         for i in 0..config.workers.max(1) {
             let worker = Worker::new(config.flush, config.codec, sealed_tx.clone());
             let jobs = jobs.clone();
+            let (drain_tx, drain_rx) = crossbeam_channel::bounded(0);
+            drains.push(drain_tx);
             workers.push(
-                std::thread::Builder::new().name(format!("otel-delta-batch-{i}")).spawn(move || worker.run(jobs))?,
+                std::thread::Builder::new()
+                    .name(format!("otel-delta-batch-{i}"))
+                    .spawn(move || worker.run(jobs, drain_rx))?,
             );
         }
         drop(sealed_tx);
         let committer = tokio::spawn(commit_loop(sealed_rx, table, config.codec));
         let submitter = Submitter { queue, budget: Budget::new(config.max_inflight_bytes) };
-        Ok((submitter, Pipeline { workers, committer }))
+        Ok((submitter, Drain { _workers: drains }, Pipeline { workers, committer }))
     }
 
     /// Wait until every admitted request is answered: call after the last [`Submitter`] is dropped.

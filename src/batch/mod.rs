@@ -12,9 +12,9 @@ pub mod policy;
 pub mod schema;
 pub mod values;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::decode;
@@ -47,22 +47,31 @@ impl Worker {
         }
     }
 
-    /// Serve the queue until every sender is gone, then seal what is open and return.
-    pub fn run(mut self, queue: Receiver<Export>) {
+    /// Serve the queue until every sender is gone, then seal what is open and return. Once `drain` closes
+    /// (shutdown), nothing waits any more: the open file is sealed at once, and so is every later request's.
+    pub fn run(mut self, queue: Receiver<Export>, drain: Receiver<()>) {
+        let mut drain = drain;
+        let mut draining = false;
         loop {
-            let next = match self.open.deadline(&self.policy) {
-                Some(deadline) => queue.recv_deadline(deadline),
-                None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            let timeout = match self.open.deadline(&self.policy) {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
             };
-            match next {
-                Ok(export) => self.take(export),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.seal();
-                    return;
+            crossbeam_channel::select! {
+                recv(queue) -> next => match next {
+                    Ok(export) => self.take(export),
+                    Err(_) => {
+                        self.seal();
+                        return;
+                    }
+                },
+                recv(drain) -> _ => {
+                    draining = true;
+                    drain = crossbeam_channel::never();
                 }
+                default(timeout) => {}
             }
-            if self.open.is_due(&self.policy, Instant::now()) {
+            if draining || self.open.is_due(&self.policy, Instant::now()) {
                 self.seal();
             }
         }

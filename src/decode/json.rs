@@ -396,3 +396,55 @@ fn any_value(v: &Value<'_>, w: &mut Writer, depth: u32) -> Result<(), DecodeErro
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{AnyValue, Request};
+
+    /// Transcode, then read the first span's first attribute value back through the protobuf views.
+    fn first_attribute(value_json: &str, check: impl FnOnce(AnyValue<'_>)) {
+        let json = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"00000000000000000000000000000001",
+            "spanId":"0000000000000001","attributes":[{{"key":"k","value":{value_json}}}]}}]}}]}}]}}"#
+        );
+        let protobuf = to_protobuf(&mut json.into_bytes()).unwrap();
+        let rs = Request::new(&protobuf).resource_spans().next().unwrap().unwrap();
+        let ss = rs.scope_spans().next().unwrap().unwrap();
+        let span = ss.spans().next().unwrap().unwrap();
+        let kv = span.attributes().into_iter().next().unwrap().unwrap();
+        assert_eq!(kv.key, "k");
+        check(kv.value);
+    }
+
+    #[test]
+    fn special_doubles_and_number_forms() {
+        first_attribute(r#"{"doubleValue":"NaN"}"#, |v| assert!(matches!(v, AnyValue::Double(d) if d.is_nan())));
+        first_attribute(r#"{"doubleValue":"-Infinity"}"#, |v| assert_eq!(v, AnyValue::Double(f64::NEG_INFINITY)));
+        first_attribute(r#"{"doubleValue":3}"#, |v| assert_eq!(v, AnyValue::Double(3.0)));
+        first_attribute(r#"{"intValue":"-9223372036854775808"}"#, |v| assert_eq!(v, AnyValue::Int(i64::MIN)));
+        first_attribute(r#"{"intValue":12}"#, |v| assert_eq!(v, AnyValue::Int(12)));
+        first_attribute(r#"{"bytesValue":"-_8"}"#, |v| assert_eq!(v, AnyValue::Bytes(&[0xfb, 0xff])));
+        first_attribute(r#"{"bytesValue":"+/8="}"#, |v| assert_eq!(v, AnyValue::Bytes(&[0xfb, 0xff])));
+        first_attribute(r#"{}"#, |v| assert_eq!(v, AnyValue::Empty));
+    }
+
+    #[test]
+    fn malformed_values_are_refused_with_their_path() {
+        let refuse = |json: &str| to_protobuf(&mut json.as_bytes().to_vec()).unwrap_err().to_string();
+        assert!(refuse(r#"{"resourceSpans":{}}"#).contains("resourceSpans must be an array"));
+        assert!(refuse(r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abc"}]}]}]}"#).contains("traceId"));
+        assert!(
+            refuse(r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_NOPE"}]}]}]}"#).contains("enum")
+        );
+        assert!(refuse(r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":-1}]}]}]}"#)
+            .contains("non-negative"));
+        assert!(refuse("[1, 2").contains("not valid JSON"));
+        assert!(refuse("[]").contains("must be an object"));
+    }
+
+    #[test]
+    fn whitespace_is_an_empty_request() {
+        assert!(to_protobuf(&mut b" \n".to_vec()).unwrap().is_empty());
+    }
+}

@@ -276,3 +276,25 @@ async fn unknown_grpc_methods_are_unimplemented() {
     assert_eq!(r.headers()["grpc-status"], "12");
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_takes_messages_over_4_mib_and_many_calls_on_one_connection() {
+    let c = Collector::start(&[]).await;
+    let client = grpc_client(&c).await;
+    // 5 MiB: over gRPC's usual 4 MiB default, under the OTLP-recommended 64 MiB.
+    let mut big = request(500, 1);
+    big.resource_spans[0].scope_spans[0].spans[0].name = "y".repeat(5 << 20);
+    client.clone().export(big).await.unwrap();
+    // Concurrent unary calls multiplexed on one HTTP/2 connection (clones share the channel).
+    let calls: Vec<_> = (0..16u64)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.export(request(600 + i, 4)).await.map(|_| ()) })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let table = c.stop().await.unwrap();
+    assert_eq!(read_rows(&table).await.len(), 1 + 16 * 4);
+}

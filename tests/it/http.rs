@@ -68,6 +68,10 @@ async fn an_ack_means_the_rows_are_committed() {
     let rows = read_rows(&c.table).await;
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().any(|r| r["name"] == "op-1-2"));
+    // A client retry re-sends: duplicates are normal in OTLP and stored as sent, never refused.
+    let again = post(&c.traces_url(), PROTOBUF, request(1, 3).encode_to_vec()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(read_rows(&c.table).await.len(), 6);
     c.stop().await.unwrap();
 }
 

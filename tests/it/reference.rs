@@ -322,6 +322,35 @@ proptest! {
 }
 
 #[test]
+fn unknown_fields_are_skipped() {
+    // Unknown fields of every wire type, at the top level and inside a span, change no row.
+    let request = crate::http::request(9, 2);
+    let body = request.encode_to_vec();
+    let unknown: &[u8] =
+        &[0xb8, 0x06, 0x01, 0xc1, 0x06, 1, 2, 3, 4, 5, 6, 7, 8, 0xca, 0x06, 0x02, b'h', b'i', 0xd5, 0x06, 1, 2, 3, 4];
+    let mut span = request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
+    span.extend_from_slice(unknown);
+    let mut tampered = request.clone();
+    tampered.resource_spans[0].scope_spans[0].spans.remove(0);
+    // ScopeSpans { ...the other span, the tampered span } inside ResourceSpans inside the request.
+    let mut scope_spans =
+        otel_delta::decode::wire::Writer { buf: tampered.resource_spans[0].scope_spans[0].encode_to_vec() };
+    scope_spans.bytes_field(2, &span);
+    let mut resource_spans = otel_delta::decode::wire::Writer::new();
+    resource_spans.bytes_field(2, &scope_spans.buf);
+    let mut top = otel_delta::decode::wire::Writer::new();
+    top.bytes_field(1, &resource_spans.buf);
+    let mut top = top.buf;
+    top.extend_from_slice(unknown);
+    let (_, ours) = our_rows(&top);
+    let (_, reference) = our_rows(&body);
+    // The tampered request holds the same spans, the first moved last.
+    let mut expected = reference.clone();
+    expected.rotate_left(1);
+    assert_eq!(ours, expected);
+}
+
+#[test]
 fn deep_nesting_is_refused_not_overflowed() {
     // An attribute value nested 100,000 arrays deep, built as raw bytes (prost itself would recurse that deep):
     // refused with TooDeep after 64 levels, no stack overflow.

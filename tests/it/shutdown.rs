@@ -14,7 +14,16 @@ async fn sigterm_commits_accepted_spans_answers_them_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     // A long flush interval: the requests below are still waiting for their commit when SIGTERM arrives.
     let mut child = Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--flush-interval", "60s", "--warehouse"])
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--flush-interval",
+            "60s",
+            "--warehouse",
+        ])
         .arg(dir.path())
         .env("UC_CATALOG_NAME", "cat")
         .env("UC_SCHEMA_NAME", "sch")
@@ -28,6 +37,8 @@ async fn sigterm_commits_accepted_spans_answers_them_and_exits_zero() {
     let http_line = lines.next().unwrap().unwrap();
     let url = http_line.rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/v1/traces"), "{http_line}");
+    let grpc_line = lines.next().unwrap().unwrap();
+    assert!(grpc_line.contains("OTLP/gRPC on http://127.0.0.1:"), "{grpc_line}");
 
     let requests: Vec<_> = (0..4u64)
         .map(|i| {

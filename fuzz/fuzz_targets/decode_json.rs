@@ -1,0 +1,22 @@
+//! Any bytes as an OTLP/JSON request: the transcoder either refuses them or yields protobuf that the protobuf
+//! decoder accepts (it writes only well-formed fields; only the nesting limit can still refuse), and the rows it
+//! builds are exactly the spans validation accepted. Never a panic.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use otel_delta::batch::columns::SpanColumns;
+use otel_delta::decode::{self, DecodeError, Format};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(body) = decode::to_protobuf(Format::Json, Bytes::copy_from_slice(data)) else { return };
+    match decode::validate(&body) {
+        Ok(summary) => {
+            let mut columns = SpanColumns::new();
+            let added = columns.append_request(&body).expect("a validated request appends");
+            assert_eq!(added, summary.accepted);
+        }
+        Err(DecodeError::TooDeep) => {}
+        Err(e) => panic!("the transcoder wrote protobuf its own decoder refuses: {e}"),
+    }
+});

@@ -1,0 +1,44 @@
+//! otel-delta-icount: the CPU path of one worker (decode → Arrow columns → Parquet zstd:1) on a fixed input, for
+//! an instruction-count regression guard under callgrind. Instruction counts are repeatable on a noisy shared
+//! machine where wall-clock time is not.
+//!
+//! `perf/icount.sh` builds this with the `icount` profile, runs it under
+//! `valgrind --tool=callgrind --toggle-collect=*icount_pipeline*` (only the pipeline is counted, not the input
+//! generation), and compares the total with `perf/icount-baseline.txt`.
+
+mod workload;
+
+use otel_delta::batch::columns::SpanColumns;
+use otel_delta::decode;
+use otel_delta::encode::{Codec, ParquetFile};
+
+/// The measured part: every request validated, appended, one record batch per profile, one Parquet file.
+#[inline(never)]
+fn icount_pipeline(requests: &[workload::Request]) -> (u64, usize) {
+    let mut columns = SpanColumns::new();
+    let mut rows = 0;
+    for r in requests {
+        let summary = decode::validate(&r.body).expect("the fixed workload is valid");
+        let added = columns.append_request(&r.body).expect("validated");
+        assert_eq!(added, summary.accepted);
+        rows += added;
+    }
+    let batch = columns.finish().expect("batch");
+    let mut file = ParquetFile::new(Codec::Zstd(1)).expect("writer");
+    file.write(&batch).expect("write");
+    (rows, file.finish().expect("finish").bytes.len())
+}
+
+fn main() {
+    // About 1 MB per profile, deterministic.
+    let mut total = (0, 0);
+    for (profile, count) in
+        [(workload::Profile::Small, 4), (workload::Profile::Large, 1), (workload::Profile::Mixed, 1)]
+    {
+        let requests = workload::pool(profile, count, 42);
+        let (rows, bytes) = icount_pipeline(std::hint::black_box(&requests));
+        total.0 += rows;
+        total.1 += bytes;
+    }
+    println!("rows {} parquet_bytes {}", total.0, total.1);
+}
