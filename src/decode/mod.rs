@@ -126,6 +126,22 @@ fn check_value(value: AnyValue<'_>, depth: u32) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Where the occurrences of one repeated field lie in a message: from the first one's tag to the last one's end.
+/// Iterating a repeated field then reads only that extent, not the whole parent again (fields of one number are
+/// written together by every encoder in practice; interleaved ones are still found, just skipped over).
+#[derive(Debug, Clone, Copy, Default)]
+struct Extent(Option<(usize, usize)>);
+
+impl Extent {
+    fn cover(&mut self, start: usize, end: usize) {
+        self.0 = Some(self.0.map_or((start, end), |(first, _)| (first, end)));
+    }
+
+    fn of(self, buf: &[u8]) -> &[u8] {
+        self.0.and_then(|(start, end)| buf.get(start..end)).unwrap_or(&[])
+    }
+}
+
 /// A message type that can be read from its bytes.
 trait Message<'a>: Sized {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError>;
@@ -189,18 +205,23 @@ pub struct ResourceSpansView<'a> {
 impl<'a> Message<'a> for ResourceSpansView<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         use fields::resource_spans as f;
-        let mut view = ResourceSpansView { buf, resource: ResourceView::default(), schema_url: "" };
+        let mut view = ResourceSpansView { buf: &[], resource: ResourceView::default(), schema_url: "" };
+        let mut scope_spans = Extent::default();
         let mut r = Reader::new(buf);
+        let mut start = r.pos();
         while let Some((field, value)) = r.next_field()? {
             match field {
                 f::RESOURCE => view.resource = ResourceView::parse(value.bytes(field)?)?,
                 f::SCOPE_SPANS => {
                     value.bytes(field)?;
+                    scope_spans.cover(start, r.pos());
                 }
                 f::SCHEMA_URL => view.schema_url = value.string(field)?,
                 _ => {}
             }
+            start = r.pos();
         }
+        view.buf = scope_spans.of(buf);
         Ok(view)
     }
 }
@@ -221,17 +242,22 @@ pub struct ResourceView<'a> {
 impl<'a> Message<'a> for ResourceView<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         use fields::resource as f;
-        let mut view = ResourceView { attributes: Attributes::new(buf, f::ATTRIBUTES), dropped_attributes_count: 0 };
+        let mut view = ResourceView::default();
+        let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
+        let mut start = r.pos();
         while let Some((field, value)) = r.next_field()? {
             match field {
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
+                    attributes.cover(start, r.pos());
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 _ => {}
             }
+            start = r.pos();
         }
+        view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)
     }
 }
@@ -246,18 +272,23 @@ pub struct ScopeSpansView<'a> {
 impl<'a> Message<'a> for ScopeSpansView<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         use fields::scope_spans as f;
-        let mut view = ScopeSpansView { buf, scope: ScopeView::default(), schema_url: "" };
+        let mut view = ScopeSpansView { buf: &[], scope: ScopeView::default(), schema_url: "" };
+        let mut spans = Extent::default();
         let mut r = Reader::new(buf);
+        let mut start = r.pos();
         while let Some((field, value)) = r.next_field()? {
             match field {
                 f::SCOPE => view.scope = ScopeView::parse(value.bytes(field)?)?,
                 f::SPANS => {
                     value.bytes(field)?;
+                    spans.cover(start, r.pos());
                 }
                 f::SCHEMA_URL => view.schema_url = value.string(field)?,
                 _ => {}
             }
+            start = r.pos();
         }
+        view.buf = spans.of(buf);
         Ok(view)
     }
 }
@@ -280,19 +311,24 @@ pub struct ScopeView<'a> {
 impl<'a> Message<'a> for ScopeView<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         use fields::scope as f;
-        let mut view = ScopeView { attributes: Attributes::new(buf, f::ATTRIBUTES), ..ScopeView::default() };
+        let mut view = ScopeView::default();
+        let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
+        let mut start = r.pos();
         while let Some((field, value)) = r.next_field()? {
             match field {
                 f::NAME => view.name = value.string(field)?,
                 f::VERSION => view.version = value.string(field)?,
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
+                    attributes.cover(start, r.pos());
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 _ => {}
             }
+            start = r.pos();
         }
+        view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)
     }
 }
@@ -300,7 +336,9 @@ impl<'a> Message<'a> for ScopeView<'a> {
 /// `Span`: scalar fields read eagerly, repeated fields (attributes, events, links) lazily.
 #[derive(Default, Clone, Copy)]
 pub struct SpanView<'a> {
-    buf: &'a [u8],
+    attributes_buf: &'a [u8],
+    events_buf: &'a [u8],
+    links_buf: &'a [u8],
     pub trace_id: &'a [u8],
     pub span_id: &'a [u8],
     pub trace_state: &'a str,
@@ -319,8 +357,10 @@ pub struct SpanView<'a> {
 impl<'a> Message<'a> for SpanView<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         use fields::span as f;
-        let mut view = SpanView { buf, ..SpanView::default() };
+        let mut view = SpanView::default();
+        let (mut attributes, mut events, mut links) = (Extent::default(), Extent::default(), Extent::default());
         let mut r = Reader::new(buf);
+        let mut start = r.pos();
         while let Some((field, value)) = r.next_field()? {
             match field {
                 f::TRACE_ID => view.trace_id = value.bytes(field)?,
@@ -338,25 +378,35 @@ impl<'a> Message<'a> for SpanView<'a> {
                 f::FLAGS => view.flags = value.fixed32(field)?,
                 f::ATTRIBUTES | f::EVENTS | f::LINKS => {
                     value.bytes(field)?;
+                    let extent = match field {
+                        f::ATTRIBUTES => &mut attributes,
+                        f::EVENTS => &mut events,
+                        _ => &mut links,
+                    };
+                    extent.cover(start, r.pos());
                 }
                 _ => {}
             }
+            start = r.pos();
         }
+        view.attributes_buf = attributes.of(buf);
+        view.events_buf = events.of(buf);
+        view.links_buf = links.of(buf);
         Ok(view)
     }
 }
 
 impl<'a> SpanView<'a> {
     pub fn attributes(&self) -> Attributes<'a> {
-        Attributes::new(self.buf, fields::span::ATTRIBUTES)
+        Attributes::new(self.attributes_buf, fields::span::ATTRIBUTES)
     }
 
     pub fn events(&self) -> Repeated<'a, EventView<'a>> {
-        Repeated::new(self.buf, fields::span::EVENTS)
+        Repeated::new(self.events_buf, fields::span::EVENTS)
     }
 
     pub fn links(&self) -> Repeated<'a, LinkView<'a>> {
-        Repeated::new(self.buf, fields::span::LINKS)
+        Repeated::new(self.links_buf, fields::span::LINKS)
     }
 
     /// Why this span cannot be stored on its own, if it cannot: the table keys rows by valid ids.
@@ -407,24 +457,25 @@ pub struct EventView<'a> {
 impl<'a> Message<'a> for EventView<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         use fields::event as f;
-        let mut view = EventView {
-            time_unix_nano: 0,
-            name: "",
-            attributes: Attributes::new(buf, f::ATTRIBUTES),
-            dropped_attributes_count: 0,
-        };
+        let mut view =
+            EventView { time_unix_nano: 0, name: "", attributes: Attributes::default(), dropped_attributes_count: 0 };
+        let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
+        let mut start = r.pos();
         while let Some((field, value)) = r.next_field()? {
             match field {
                 f::TIME_UNIX_NANO => view.time_unix_nano = value.fixed64(field)?,
                 f::NAME => view.name = value.string(field)?,
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
+                    attributes.cover(start, r.pos());
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 _ => {}
             }
+            start = r.pos();
         }
+        view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)
     }
 }
@@ -446,11 +497,13 @@ impl<'a> Message<'a> for LinkView<'a> {
             trace_id: &[],
             span_id: &[],
             trace_state: "",
-            attributes: Attributes::new(buf, f::ATTRIBUTES),
+            attributes: Attributes::default(),
             dropped_attributes_count: 0,
             flags: 0,
         };
+        let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
+        let mut start = r.pos();
         while let Some((field, value)) = r.next_field()? {
             match field {
                 f::TRACE_ID => view.trace_id = value.bytes(field)?,
@@ -458,12 +511,15 @@ impl<'a> Message<'a> for LinkView<'a> {
                 f::TRACE_STATE => view.trace_state = value.string(field)?,
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
+                    attributes.cover(start, r.pos());
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 f::FLAGS => view.flags = value.fixed32(field)?,
                 _ => {}
             }
+            start = r.pos();
         }
+        view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)
     }
 }

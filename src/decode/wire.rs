@@ -29,7 +29,20 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0 }
     }
 
+    /// Offset of the next field.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most tags and lengths fit in one byte.
+        if let Some(&byte) = self.buf.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&byte) = self.buf.get(self.pos) else {

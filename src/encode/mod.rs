@@ -11,7 +11,8 @@ use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 pub use stats::FileStats;
 
@@ -94,6 +95,42 @@ impl Codec {
 /// large file's worth of pages in flight.
 const ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
 
+/// Leaf columns whose values are (nearly) all distinct: a dictionary only costs time before the writer falls
+/// back to plain encoding.
+const NO_DICTIONARY: &[&str] = &[
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "events.list.element.time_unix_nano",
+    "links.list.element.trace_id",
+    "links.list.element.span_id",
+];
+
+/// Free-text leaves nobody filters pages by: chunk statistics only (no per-page min/max to compute and store).
+const CHUNK_STATISTICS_ONLY: &[&str] = &[
+    "attributes.key_value.value",
+    "events.list.element.attributes.key_value.value",
+    "links.list.element.attributes.key_value.value",
+    "resource.attributes.key_value.value",
+    "instrumentation_scope.attributes.key_value.value",
+    "status.message",
+];
+
+fn writer_properties(codec: Codec) -> Result<WriterProperties, ParquetError> {
+    let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_owned).collect());
+    let mut props =
+        WriterProperties::builder().set_compression(codec.to_parquet()?).set_max_row_group_bytes(Some(ROW_GROUP_BYTES));
+    for column in NO_DICTIONARY {
+        props = props.set_column_dictionary_enabled(path(column), false);
+    }
+    for column in CHUNK_STATISTICS_ONLY {
+        props = props.set_column_statistics_enabled(path(column), EnabledStatistics::Chunk);
+    }
+    Ok(props.build())
+}
+
 /// A Parquet file being written in memory.
 pub struct ParquetFile {
     writer: ArrowWriter<Vec<u8>>,
@@ -108,18 +145,13 @@ pub struct EncodedFile {
 
 impl ParquetFile {
     pub fn new(codec: Codec) -> Result<Self, ParquetError> {
-        let props = WriterProperties::builder().set_compression(codec.to_parquet()?).build();
-        let writer = ArrowWriter::try_new(Vec::new(), arrow_schema(), Some(props))?;
+        let writer = ArrowWriter::try_new(Vec::new(), arrow_schema(), Some(writer_properties(codec)?))?;
         Ok(ParquetFile { writer, stats: FileStats::default() })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
         self.stats.update(batch);
-        self.writer.write(batch)?;
-        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
-            self.writer.flush()?;
-        }
-        Ok(())
+        self.writer.write(batch)
     }
 
     pub fn rows(&self) -> u64 {
@@ -129,5 +161,25 @@ impl ParquetFile {
     pub fn finish(self) -> Result<EncodedFile, ParquetError> {
         let bytes = self.writer.into_inner()?;
         Ok(EncodedFile { bytes: Bytes::from(bytes), stats: self.stats })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::FileReader as _;
+    use parquet::file::serialized_reader::SerializedFileReader;
+
+    #[test]
+    fn tuned_columns_exist_in_the_file_schema() {
+        // A misspelt path would silently tune nothing: every one must name a leaf of the written file.
+        let file = ParquetFile::new(Codec::default()).unwrap();
+        let bytes = file.finish().unwrap().bytes;
+        let reader = SerializedFileReader::new(bytes).unwrap();
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        let leaves: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+        for column in NO_DICTIONARY.iter().chain(CHUNK_STATISTICS_ONLY) {
+            assert!(leaves.iter().any(|l| l == column), "{column} is not among {leaves:?}");
+        }
     }
 }
