@@ -133,8 +133,8 @@ fn check_value(value: AnyValue<'_>, depth: u32) -> Result<(), DecodeError> {
 struct Extent(Option<(usize, usize)>);
 
 impl Extent {
-    fn cover(&mut self, start: usize, end: usize) {
-        self.0 = Some(self.0.map_or((start, end), |(first, _)| (first, end)));
+    fn cover(&mut self, at: std::ops::Range<usize>) {
+        self.0 = Some(self.0.map_or((at.start, at.end), |(first, _)| (first, at.end)));
     }
 
     fn of(self, buf: &[u8]) -> &[u8] {
@@ -208,18 +208,16 @@ impl<'a> Message<'a> for ResourceSpansView<'a> {
         let mut view = ResourceSpansView { buf: &[], resource: ResourceView::default(), schema_url: "" };
         let mut scope_spans = Extent::default();
         let mut r = Reader::new(buf);
-        let mut start = r.pos();
-        while let Some((field, value)) = r.next_field()? {
+        while let Some((field, value, at)) = r.next_field_at()? {
             match field {
                 f::RESOURCE => view.resource = ResourceView::parse(value.bytes(field)?)?,
                 f::SCOPE_SPANS => {
                     value.bytes(field)?;
-                    scope_spans.cover(start, r.pos());
+                    scope_spans.cover(at);
                 }
                 f::SCHEMA_URL => view.schema_url = value.string(field)?,
                 _ => {}
             }
-            start = r.pos();
         }
         view.buf = scope_spans.of(buf);
         Ok(view)
@@ -245,17 +243,15 @@ impl<'a> Message<'a> for ResourceView<'a> {
         let mut view = ResourceView::default();
         let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
-        let mut start = r.pos();
-        while let Some((field, value)) = r.next_field()? {
+        while let Some((field, value, at)) = r.next_field_at()? {
             match field {
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
-                    attributes.cover(start, r.pos());
+                    attributes.cover(at);
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 _ => {}
             }
-            start = r.pos();
         }
         view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)
@@ -275,18 +271,16 @@ impl<'a> Message<'a> for ScopeSpansView<'a> {
         let mut view = ScopeSpansView { buf: &[], scope: ScopeView::default(), schema_url: "" };
         let mut spans = Extent::default();
         let mut r = Reader::new(buf);
-        let mut start = r.pos();
-        while let Some((field, value)) = r.next_field()? {
+        while let Some((field, value, at)) = r.next_field_at()? {
             match field {
                 f::SCOPE => view.scope = ScopeView::parse(value.bytes(field)?)?,
                 f::SPANS => {
                     value.bytes(field)?;
-                    spans.cover(start, r.pos());
+                    spans.cover(at);
                 }
                 f::SCHEMA_URL => view.schema_url = value.string(field)?,
                 _ => {}
             }
-            start = r.pos();
         }
         view.buf = spans.of(buf);
         Ok(view)
@@ -314,19 +308,17 @@ impl<'a> Message<'a> for ScopeView<'a> {
         let mut view = ScopeView::default();
         let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
-        let mut start = r.pos();
-        while let Some((field, value)) = r.next_field()? {
+        while let Some((field, value, at)) = r.next_field_at()? {
             match field {
                 f::NAME => view.name = value.string(field)?,
                 f::VERSION => view.version = value.string(field)?,
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
-                    attributes.cover(start, r.pos());
+                    attributes.cover(at);
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 _ => {}
             }
-            start = r.pos();
         }
         view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)
@@ -360,8 +352,7 @@ impl<'a> Message<'a> for SpanView<'a> {
         let mut view = SpanView::default();
         let (mut attributes, mut events, mut links) = (Extent::default(), Extent::default(), Extent::default());
         let mut r = Reader::new(buf);
-        let mut start = r.pos();
-        while let Some((field, value)) = r.next_field()? {
+        while let Some((field, value, at)) = r.next_field_at()? {
             match field {
                 f::TRACE_ID => view.trace_id = value.bytes(field)?,
                 f::SPAN_ID => view.span_id = value.bytes(field)?,
@@ -383,11 +374,10 @@ impl<'a> Message<'a> for SpanView<'a> {
                         f::EVENTS => &mut events,
                         _ => &mut links,
                     };
-                    extent.cover(start, r.pos());
+                    extent.cover(at);
                 }
                 _ => {}
             }
-            start = r.pos();
         }
         view.attributes_buf = attributes.of(buf);
         view.events_buf = events.of(buf);
@@ -461,19 +451,17 @@ impl<'a> Message<'a> for EventView<'a> {
             EventView { time_unix_nano: 0, name: "", attributes: Attributes::default(), dropped_attributes_count: 0 };
         let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
-        let mut start = r.pos();
-        while let Some((field, value)) = r.next_field()? {
+        while let Some((field, value, at)) = r.next_field_at()? {
             match field {
                 f::TIME_UNIX_NANO => view.time_unix_nano = value.fixed64(field)?,
                 f::NAME => view.name = value.string(field)?,
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
-                    attributes.cover(start, r.pos());
+                    attributes.cover(at);
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 _ => {}
             }
-            start = r.pos();
         }
         view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)
@@ -503,21 +491,19 @@ impl<'a> Message<'a> for LinkView<'a> {
         };
         let mut attributes = Extent::default();
         let mut r = Reader::new(buf);
-        let mut start = r.pos();
-        while let Some((field, value)) = r.next_field()? {
+        while let Some((field, value, at)) = r.next_field_at()? {
             match field {
                 f::TRACE_ID => view.trace_id = value.bytes(field)?,
                 f::SPAN_ID => view.span_id = value.bytes(field)?,
                 f::TRACE_STATE => view.trace_state = value.string(field)?,
                 f::ATTRIBUTES => {
                     value.bytes(field)?;
-                    attributes.cover(start, r.pos());
+                    attributes.cover(at);
                 }
                 f::DROPPED_ATTRIBUTES_COUNT => view.dropped_attributes_count = value.varint32(field)?,
                 f::FLAGS => view.flags = value.fixed32(field)?,
                 _ => {}
             }
-            start = r.pos();
         }
         view.attributes = Attributes::new(attributes.of(buf), f::ATTRIBUTES);
         Ok(view)

@@ -4,6 +4,8 @@
 //! message is always decoded by a new [`Reader`] over exactly its bytes, so a malformed inner length can never
 //! read past its parent. Lengths are checked before slicing; nothing here panics on any input.
 
+use std::ops::Range;
+
 use super::DecodeError;
 
 /// The four wire types OTLP uses, plus groups (deprecated, skipped when unknown).
@@ -27,11 +29,6 @@ const MAX_GROUP_DEPTH: u32 = 32;
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
-    }
-
-    /// Offset of the next field.
-    pub fn pos(&self) -> usize {
-        self.pos
     }
 
     #[inline]
@@ -78,10 +75,17 @@ impl<'a> Reader<'a> {
     /// The next field of the message, or `None` at its end. Groups of unknown fields are skipped here, since
     /// OTLP defines none.
     pub fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, DecodeError> {
+        Ok(self.next_field_at()?.map(|(field, value, _)| (field, value)))
+    }
+
+    /// [`next_field`](Self::next_field), with where the field lies in the message (its tag to the end of its
+    /// value), for callers that remember where a repeated field's occurrences are.
+    pub fn next_field_at(&mut self) -> Result<Option<(u32, Value<'a>, Range<usize>)>, DecodeError> {
         loop {
             if self.pos >= self.buf.len() {
                 return Ok(None);
             }
+            let start = self.pos;
             let key = self.varint()?;
             let field = u32::try_from(key >> 3).map_err(|_| DecodeError::BadFieldNumber)?;
             if field == 0 {
@@ -101,7 +105,7 @@ impl<'a> Reader<'a> {
                 5 => Value::Fixed32(u32::from_le_bytes(self.fixed::<4>()?)),
                 wire => return Err(DecodeError::BadWireType { field, wire: wire as u8 }),
             };
-            return Ok(Some((field, value)));
+            return Ok(Some((field, value, start..self.pos)));
         }
     }
 
