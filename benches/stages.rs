@@ -2,10 +2,15 @@
 //! requests, generated before timing). Each reports bytes (of OTLP protobuf input) and elements (spans).
 //!
 //! - `decode`: `decode::validate`, the full zero-copy walk every request gets before any row is built.
+//! - `decode_json`: the same requests in OTLP/JSON (as `opentelemetry-proto`'s serde writes them), transcoded to
+//!   protobuf and validated; throughput in JSON bytes.
 //! - `columns`: validate + append rows to the Arrow builders + finish the record batch: what a worker does per
 //!   request, without Parquet.
 //! - `encode/<codec>`: Parquet encoding of ready record batches, per compression codec (the codec trade-off).
 //! - `worker`: decode → columns → Parquet (zstd:1) in memory: one worker thread's whole CPU path, no I/O.
+//! - `commit`: one committer round on a local table: upload (with fsync) of 2 small data files, then one Delta
+//!   commit adding them (log entry + fsync); elements are rounds. The table grows as the bench runs, as a real
+//!   table does between checkpoints.
 //!
 //! Run: `cargo bench --bench stages` (add `-- decode/small` to pick one).
 
@@ -55,6 +60,28 @@ fn stages(c: &mut Criterion) {
         });
         group.finish();
 
+        let json: Vec<Vec<u8>> = requests
+            .iter()
+            .map(|r| {
+                let message = <opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(&r.body[..]).expect("valid");
+                serde_json::to_vec(&message).expect("serializable")
+            })
+            .collect();
+        let mut group = c.benchmark_group("decode_json");
+        group.throughput(Throughput::Bytes(json.iter().map(|j| j.len() as u64).sum()));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                json.iter()
+                    .map(|j| {
+                        let body =
+                            decode::to_protobuf(decode::Format::Json, bytes::Bytes::copy_from_slice(j)).expect("valid");
+                        decode::validate(&body).expect("valid").accepted
+                    })
+                    .sum::<u64>()
+            })
+        });
+        group.finish();
+
         let mut group = c.benchmark_group("columns");
         group.throughput(Throughput::Elements(spans));
         group.bench_function(name, |b| b.iter(|| build(&requests).num_rows()));
@@ -89,5 +116,34 @@ fn stages(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, stages);
+fn commit(c: &mut Criterion) {
+    use otel_delta::commit::{Table, UploadedFile};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = url::Url::from_directory_path(dir.path()).expect("absolute");
+    let mut table = runtime.block_on(Table::open_or_create(&url, Default::default())).expect("table");
+    let (requests, _, _) = inputs(Profile::Small);
+    let mut file = ParquetFile::new(Codec::Zstd(1)).expect("writer");
+    file.write(&build(&requests[..1])).expect("write");
+    let encoded = file.finish().expect("finish");
+    let mut group = c.benchmark_group("commit");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    group.bench_function("two_files_local", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut files = Vec::new();
+                for _ in 0..2 {
+                    let path = format!("part-{}.zstd.parquet", uuid::Uuid::new_v4());
+                    table.store().put(&path, encoded.bytes.clone()).await.expect("upload");
+                    files.push(UploadedFile { path, size: encoded.bytes.len() as u64, stats: encoded.stats.clone() });
+                }
+                table.append(&files).await.expect("commit")
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages, commit);
 criterion_main!(benches);
