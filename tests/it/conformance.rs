@@ -11,7 +11,7 @@ use prost::Message as _;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::http::request;
+use crate::http::{post_encoded, request};
 use crate::support::{read_rows, Collector};
 
 async fn post_json(url: &str, body: &str) -> reqwest::Response {
@@ -122,30 +122,15 @@ fn compress(encoding: &str, data: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_content_encoding_is_accepted_and_bombs_are_413() {
     let c = Collector::start(&["--max-request-size", "64KiB"]).await;
-    let client = reqwest::Client::new();
     let encodings = ["gzip", "deflate", "zstd", "snappy", "lz4"];
     for (i, encoding) in encodings.iter().enumerate() {
         let body = compress(encoding, &request(200 + i as u64, 3).encode_to_vec());
-        let r = client
-            .post(c.traces_url())
-            .header("content-type", "application/x-protobuf")
-            .header("content-encoding", *encoding)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_encoded(&c.traces_url(), "application/x-protobuf", Some(encoding), body).await;
         assert_eq!(r.status(), StatusCode::OK, "{encoding}");
         // 1 MiB of zeros: under the 64 KiB limit compressed, 16 times over it inflated.
         let bomb = compress(encoding, &vec![0u8; 1 << 20]);
         assert!(bomb.len() < 64 << 10, "{encoding}: {}", bomb.len());
-        let r = client
-            .post(c.traces_url())
-            .header("content-type", "application/x-protobuf")
-            .header("content-encoding", *encoding)
-            .body(bomb)
-            .send()
-            .await
-            .unwrap();
+        let r = post_encoded(&c.traces_url(), "application/x-protobuf", Some(encoding), bomb).await;
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{encoding} bomb");
     }
     let table = c.stop().await.unwrap();

@@ -47,8 +47,17 @@ pub fn request(seed: u64, n: usize) -> ExportTraceServiceRequest {
     }
 }
 
-async fn post(url: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    reqwest::Client::new().post(url).header("content-type", content_type).body(body).send().await.unwrap()
+pub async fn post(url: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    post_encoded(url, content_type, None, body).await
+}
+
+/// POST with an optional Content-Encoding.
+pub async fn post_encoded(url: &str, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+    let mut request = reqwest::Client::new().post(url).header("content-type", content_type);
+    if let Some(encoding) = encoding {
+        request = request.header("content-encoding", encoding);
+    }
+    request.body(body).send().await.unwrap()
 }
 
 async fn rpc_status(response: reqwest::Response) -> RpcStatus {
@@ -98,14 +107,7 @@ async fn refusals_have_the_right_status_and_a_status_body() {
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(rpc_status(r).await.message.contains("Content-Type"));
 
-    let r = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", PROTOBUF)
-        .header("content-encoding", "br")
-        .body(request(3, 1).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = post_encoded(&url, PROTOBUF, Some("br"), request(3, 1).encode_to_vec()).await;
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let r = post(&url, PROTOBUF, vec![0x0a, 0xff, 0x01, 0x02]).await;
@@ -124,14 +126,7 @@ async fn refusals_have_the_right_status_and_a_status_body() {
     gz.write_all(&vec![0u8; 1 << 20]).unwrap();
     let bomb = gz.finish().unwrap();
     assert!(bomb.len() < 4096);
-    let r = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", PROTOBUF)
-        .header("content-encoding", "gzip")
-        .body(bomb)
-        .send()
-        .await
-        .unwrap();
+    let r = post_encoded(&url, PROTOBUF, Some("gzip"), bomb).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let client = reqwest::Client::new();
@@ -147,14 +142,7 @@ async fn refusals_have_the_right_status_and_a_status_body() {
     // Still serving after all of that, and a gzip request within the limit lands.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&request(4, 2).encode_to_vec()).unwrap();
-    let r = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", PROTOBUF)
-        .header("content-encoding", "gzip")
-        .body(gz.finish().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = post_encoded(&url, PROTOBUF, Some("gzip"), gz.finish().unwrap()).await;
     assert_eq!(r.status(), StatusCode::OK);
     let table = c.stop().await.unwrap();
     assert_eq!(read_rows(&table).await.len(), 2);

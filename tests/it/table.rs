@@ -3,7 +3,7 @@
 use deltalake::kernel::{DataType, StructField};
 use prost::Message as _;
 
-use crate::http::request;
+use crate::http::{post, request};
 use crate::support::{read_rows, Collector};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -11,13 +11,7 @@ async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("main").join("default").join("otel_otel_spans");
     let c = Collector::start_at(&path, &[]).await.unwrap();
-    let r = reqwest::Client::new()
-        .post(c.traces_url())
-        .header("content-type", "application/x-protobuf")
-        .body(request(1, 4).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c.traces_url(), "application/x-protobuf", request(1, 4).encode_to_vec()).await;
     assert!(r.status().is_success());
     c.stop().await.unwrap();
 
@@ -43,13 +37,7 @@ async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
 
     // Reopen: same table, rows kept, new rows appended.
     let c = Collector::start_at(&path, &[]).await.unwrap();
-    let r = reqwest::Client::new()
-        .post(c.traces_url())
-        .header("content-type", "application/x-protobuf")
-        .body(request(2, 1).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c.traces_url(), "application/x-protobuf", request(2, 1).encode_to_vec()).await;
     assert!(r.status().is_success());
     c.stop().await.unwrap();
     assert_eq!(read_rows(&path).await.len(), 5);
