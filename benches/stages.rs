@@ -1,5 +1,6 @@
 //! One bench per CPU stage of the pipeline, on the three workload profiles of `benchmarking.md` (distinct
-//! requests, generated before timing). Each reports bytes (of OTLP protobuf input) and elements (spans).
+//! requests, generated before timing). Each reports elements (spans) and bytes (of OTLP protobuf input, or of
+//! JSON for `decode_json`).
 //!
 //! - `decode`: `decode::validate`, the full zero-copy walk every request gets before any row is built.
 //! - `decode_json`: the same requests in OTLP/JSON (as `opentelemetry-proto`'s serde writes them), transcoded to
@@ -53,8 +54,9 @@ fn stages(c: &mut Criterion) {
         let (requests, bytes, spans) = inputs(profile);
         let name = profile.name();
 
+        let both = Throughput::ElementsAndBytes { elements: spans, bytes };
         let mut group = c.benchmark_group("decode");
-        group.throughput(Throughput::Bytes(bytes));
+        group.throughput(both.clone());
         group.bench_function(name, |b| {
             b.iter(|| requests.iter().map(|r| decode::validate(&r.body).expect("valid").accepted).sum::<u64>())
         });
@@ -68,7 +70,10 @@ fn stages(c: &mut Criterion) {
             })
             .collect();
         let mut group = c.benchmark_group("decode_json");
-        group.throughput(Throughput::Bytes(json.iter().map(|j| j.len() as u64).sum()));
+        group.throughput(Throughput::ElementsAndBytes {
+            elements: spans,
+            bytes: json.iter().map(|j| j.len() as u64).sum(),
+        });
         group.bench_function(name, |b| {
             b.iter(|| {
                 json.iter()
@@ -83,13 +88,13 @@ fn stages(c: &mut Criterion) {
         group.finish();
 
         let mut group = c.benchmark_group("columns");
-        group.throughput(Throughput::Elements(spans));
+        group.throughput(both.clone());
         group.bench_function(name, |b| b.iter(|| build(&requests).num_rows()));
         group.finish();
 
         let batch = build(&requests);
         let mut group = c.benchmark_group("encode");
-        group.throughput(Throughput::Bytes(bytes));
+        group.throughput(both.clone());
         group.sample_size(10);
         for codec in [Codec::Zstd(1), Codec::Zstd(3), Codec::Lz4, Codec::Snappy, Codec::None] {
             group.bench_with_input(BenchmarkId::new(codec.to_string(), name), &batch, |b, batch| {
@@ -103,7 +108,7 @@ fn stages(c: &mut Criterion) {
         group.finish();
 
         let mut group = c.benchmark_group("worker");
-        group.throughput(Throughput::Bytes(bytes));
+        group.throughput(both.clone());
         group.sample_size(10);
         group.bench_function(name, |b| {
             b.iter(|| {
