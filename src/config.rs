@@ -155,6 +155,7 @@ impl ServeArgs {
                 },
                 max_inflight_bytes: self.max_inflight_size,
                 queue_depth: 1024,
+                on_idle: None,
             },
         })
     }

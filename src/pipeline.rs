@@ -38,6 +38,9 @@ pub struct PipelineConfig {
     pub max_inflight_bytes: u64,
     /// Requests waiting for a worker.
     pub queue_depth: usize,
+    /// Called on a worker thread once it has had nothing to do for a while after sealing a file: lets the binary
+    /// hand that thread's freed memory back to the OS (the library does not own the allocator).
+    pub on_idle: Option<fn()>,
 }
 
 /// A successful export: how many spans were refused alone (partial success).
@@ -193,7 +196,7 @@ impl Pipeline {
         let mut workers = Vec::new();
         let mut drains = Vec::new();
         for i in 0..config.workers.max(1) {
-            let worker = Worker::new(config.flush, config.codec, sealed_tx.clone());
+            let worker = Worker::new(config.flush, config.codec, sealed_tx.clone(), config.on_idle);
             let jobs = jobs.clone();
             let (drain_tx, drain_rx) = crossbeam_channel::bounded(0);
             drains.push(drain_tx);

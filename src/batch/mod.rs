@@ -32,10 +32,14 @@ pub struct Worker {
     open: OpenFile,
     pending: Vec<Pending>,
     sealed: UnboundedSender<SealedFile>,
+    on_idle: Option<fn()>,
 }
 
+/// How long a worker waits with nothing open after a seal before calling its idle hook.
+const IDLE_AFTER: Duration = Duration::from_secs(2);
+
 impl Worker {
-    pub fn new(policy: FlushPolicy, codec: Codec, sealed: UnboundedSender<SealedFile>) -> Self {
+    pub fn new(policy: FlushPolicy, codec: Codec, sealed: UnboundedSender<SealedFile>, on_idle: Option<fn()>) -> Self {
         Worker {
             policy,
             codec,
@@ -44,6 +48,7 @@ impl Worker {
             open: OpenFile::default(),
             pending: Vec::new(),
             sealed,
+            on_idle,
         }
     }
 
@@ -52,14 +57,22 @@ impl Worker {
     pub fn run(mut self, queue: Receiver<Export>, drain: Receiver<()>) {
         let mut drain = drain;
         let mut draining = false;
+        // The idle hook runs once per quiet spell: `IDLE_AFTER` after the last work, with no file open.
+        let mut worked = false;
+        let mut idle_hook_due: Option<Instant> = None;
         loop {
-            let timeout = match self.open.deadline(&self.policy) {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(3600),
+            let timeout = match (self.open.deadline(&self.policy), idle_hook_due) {
+                (Some(deadline), _) => deadline.saturating_duration_since(Instant::now()),
+                (None, Some(due)) => due.saturating_duration_since(Instant::now()),
+                (None, None) => Duration::from_secs(3600),
             };
             crossbeam_channel::select! {
                 recv(queue) -> next => match next {
-                    Ok(export) => self.take(export),
+                    Ok(export) => {
+                        worked = true;
+                        idle_hook_due = None;
+                        self.take(export);
+                    }
                     Err(_) => {
                         self.seal();
                         return;
@@ -71,8 +84,18 @@ impl Worker {
                 }
                 default(timeout) => {}
             }
-            if draining || self.open.is_due(&self.policy, Instant::now()) {
+            let now = Instant::now();
+            if draining || self.open.is_due(&self.policy, now) {
                 self.seal();
+            }
+            if let (Some(hook), true) = (self.on_idle, self.open.is_empty()) {
+                if worked {
+                    worked = false;
+                    idle_hook_due = Some(now + IDLE_AFTER);
+                } else if idle_hook_due.is_some_and(|due| now >= due) {
+                    idle_hook_due = None;
+                    hook();
+                }
             }
         }
     }
@@ -174,5 +197,66 @@ impl Worker {
         self.columns = SpanColumns::new();
         self.file = None;
         self.open.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::pipeline::Budget;
+
+    static IDLE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count_idle() {
+        IDLE_CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A one-span request, hand-encoded.
+    fn one_span() -> bytes::Bytes {
+        let mut span = crate::decode::wire::Writer::new();
+        span.bytes_field(1, &[1; 16]);
+        span.bytes_field(2, &[2; 8]);
+        let mut scope_spans = crate::decode::wire::Writer::new();
+        scope_spans.bytes_field(2, &span.buf);
+        let mut resource_spans = crate::decode::wire::Writer::new();
+        resource_spans.bytes_field(2, &scope_spans.buf);
+        let mut request = crate::decode::wire::Writer::new();
+        request.bytes_field(1, &resource_spans.buf);
+        bytes::Bytes::from(request.buf)
+    }
+
+    #[test]
+    fn a_worker_seals_by_age_then_calls_its_idle_hook_once() {
+        let policy =
+            FlushPolicy { target_file_bytes: 1 << 30, max_age: Duration::from_millis(20), batch_bytes: 1 << 20 };
+        let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = Worker::new(policy, Codec::default(), sealed_tx, Some(count_idle));
+        let (queue, jobs) = crossbeam_channel::bounded(4);
+        let (drain, drain_rx) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::spawn(move || worker.run(jobs, drain_rx));
+
+        let budget = Budget::new(1 << 20);
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        let body = one_span();
+        let permit = budget.try_acquire(body.len() as u64).unwrap();
+        queue.send(Export { body, format: crate::decode::Format::Protobuf, reply, permit }).unwrap();
+
+        // The file is sealed by age and handed over with its one pending request.
+        let sealed = sealed_rx.blocking_recv().expect("a sealed file");
+        assert_eq!(sealed.file.stats.num_records, 1);
+        assert_eq!(sealed.pending.len(), 1);
+        // Then, once quiet, the idle hook runs (waited for, not timed), and only once.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while IDLE_CALLS.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(IDLE_CALLS.load(Ordering::SeqCst), 1);
+        std::thread::sleep(IDLE_AFTER + Duration::from_millis(500));
+        assert_eq!(IDLE_CALLS.load(Ordering::SeqCst), 1, "one call per quiet spell");
+
+        drop((queue, drain));
+        thread.join().unwrap();
     }
 }
