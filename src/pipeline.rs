@@ -12,6 +12,10 @@
 //! (retryable); nothing accepted is silently dropped. Admission is bounded twice: by bytes accepted but not
 //! yet acknowledged ([`Budget`]) and by queue depth; beyond either, [`Submitter::submit`] refuses at once
 //! with [`ExportError::Overloaded`] before any decoding.
+//!
+//! Shutdown: [`Drain::now`] makes every worker seal at once instead of at the flush interval; once the last
+//! [`Submitter`] is gone the workers seal what is left and stop, the committer commits and answers everything, and
+//! [`Pipeline::join`] returns.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
