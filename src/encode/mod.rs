@@ -154,10 +154,6 @@ impl ParquetFile {
         self.writer.write(batch)
     }
 
-    pub fn rows(&self) -> u64 {
-        self.stats.num_records
-    }
-
     pub fn finish(self) -> Result<EncodedFile, ParquetError> {
         let bytes = self.writer.into_inner()?;
         Ok(EncodedFile { bytes: Bytes::from(bytes), stats: self.stats })

@@ -103,9 +103,14 @@ impl AsRef<Path> for Stopped {
     }
 }
 
+/// The `file://` URL of an existing local table folder.
+pub fn table_url(path: &Path) -> url::Url {
+    url::Url::from_directory_path(std::fs::canonicalize(path).unwrap()).unwrap()
+}
+
 /// Every row of the table, as JSON objects (column name → value), in file order.
 pub async fn read_rows(table: impl AsRef<Path>) -> Vec<Value> {
-    let url = url::Url::from_directory_path(std::fs::canonicalize(table.as_ref()).unwrap()).unwrap();
+    let url = table_url(table.as_ref());
     let table = deltalake::open_table(url).await.unwrap();
     let mut rows = Vec::new();
     for uri in table.get_file_uris().unwrap() {

@@ -4,7 +4,7 @@ use deltalake::kernel::{DataType, StructField};
 use prost::Message as _;
 
 use crate::http::{post, request};
-use crate::support::{read_rows, Collector};
+use crate::support::{read_rows, table_url, Collector};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
@@ -15,7 +15,7 @@ async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
     assert!(r.status().is_success());
     c.stop().await.unwrap();
 
-    let url = url::Url::from_directory_path(std::fs::canonicalize(&path).unwrap()).unwrap();
+    let url = table_url(&path);
     let table = deltalake::open_table(url).await.unwrap();
     let snapshot = table.snapshot().unwrap();
     assert_eq!(snapshot.metadata().configuration().get("otel.schemaVersion").map(String::as_str), Some("v1"));
@@ -48,7 +48,7 @@ async fn a_table_with_another_schema_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("other");
     std::fs::create_dir_all(&path).unwrap();
-    let url = url::Url::from_directory_path(std::fs::canonicalize(&path).unwrap()).unwrap();
+    let url = table_url(&path);
     let created = deltalake::DeltaTable::try_from_url(url.clone())
         .await
         .unwrap()
@@ -76,7 +76,7 @@ async fn a_table_of_another_layout_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v2");
     std::fs::create_dir_all(&path).unwrap();
-    let url = url::Url::from_directory_path(std::fs::canonicalize(&path).unwrap()).unwrap();
+    let url = table_url(&path);
     deltalake::DeltaTable::try_from_url(url)
         .await
         .unwrap()
