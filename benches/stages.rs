@@ -101,7 +101,7 @@ fn stages(c: &mut Criterion) {
                 b.iter(|| {
                     let mut file = ParquetFile::new(codec).expect("writer");
                     file.write(batch).expect("write");
-                    file.finish().expect("finish").bytes.len()
+                    file.finish().expect("finish").tail.len()
                 })
             });
         }
@@ -114,7 +114,7 @@ fn stages(c: &mut Criterion) {
             b.iter(|| {
                 let mut file = ParquetFile::new(Codec::Zstd(1)).expect("writer");
                 file.write(&build(&requests)).expect("write");
-                file.finish().expect("finish").bytes.len()
+                file.finish().expect("finish").tail.len()
             })
         });
         group.finish();
@@ -140,8 +140,9 @@ fn commit(c: &mut Criterion) {
                 let mut files = Vec::new();
                 for _ in 0..2 {
                     let path = format!("part-{}.zstd.parquet", uuid::Uuid::new_v4());
-                    table.store().put(&path, encoded.bytes.clone()).await.expect("upload");
-                    files.push(UploadedFile { path, size: encoded.bytes.len() as u64, stats: encoded.stats.clone() });
+                    let timeout = std::time::Duration::from_secs(60);
+                    table.store().put(&path, encoded.tail.clone(), timeout).await.expect("upload");
+                    files.push(UploadedFile { path, size: encoded.tail.len() as u64, stats: encoded.stats.clone() });
                 }
                 table.append(&files).await.expect("commit")
             })

@@ -26,7 +26,7 @@ fn icount_pipeline(requests: &[workload::Request]) -> (u64, usize) {
     let batch = columns.finish().expect("batch");
     let mut file = ParquetFile::new(Codec::Zstd(1)).expect("writer");
     file.write(&batch).expect("write");
-    (rows, file.finish().expect("finish").bytes.len())
+    (rows, file.finish().expect("finish").tail.len())
 }
 
 fn main() {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
@@ -12,10 +12,82 @@ use crate::batch::policy::{FlushPolicy, MAX_BATCH_BYTES};
 use crate::encode::Codec;
 use crate::pipeline::{retry_after, PipelineConfig};
 use crate::receiver::HttpConfig;
+use crate::store::{UploadConfig, MIN_PART_SIZE};
 
 /// Largest accepted `--max-request-size`: one request's strings must fit Arrow's 2 GiB array offsets even
 /// after JSON escaping of nested values (up to 6x).
 pub const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Where the spans table is: flags shared by `serve`, `optimize` and `vacuum`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TableArgs {
+    /// The spans table: a local path, or a file://, s3:// (s3a://), az:// (abfss://, adl://) or gs:// URL.
+    /// Default: derived from the warehouse and UC names.
+    #[arg(long, env = "OTEL_DELTA_TABLE")]
+    pub table: Option<String>,
+    /// Warehouse holding <catalog>/<schema>/<prefix>_otel_spans: a local folder or an object store URL.
+    #[arg(long, env = "OTEL_DELTA_WAREHOUSE", default_value = "./otel-warehouse")]
+    pub warehouse: String,
+    /// Catalog name (Unity Catalog naming, as in the original app.yaml).
+    #[arg(long, env = "UC_CATALOG_NAME", default_value = "main")]
+    pub catalog: String,
+    /// Schema name.
+    #[arg(long, env = "UC_SCHEMA_NAME", default_value = "default")]
+    pub schema: String,
+    /// Table prefix: the spans table is <prefix>_otel_spans.
+    #[arg(long, env = "UC_TABLE_PREFIX_NAME", default_value = "otel")]
+    pub table_prefix: String,
+    /// Object store option, key=value (repeatable), e.g. aws_endpoint=http://127.0.0.1:9000. Credentials and
+    /// endpoints are also read from the usual AWS_*, AZURE_*, GOOGLE_* environment variables.
+    #[arg(long = "storage-option", env = "OTEL_DELTA_STORAGE_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    pub storage_options: Vec<(String, String)>,
+}
+
+/// A resolved table location.
+#[derive(Debug, Clone)]
+pub struct TableLocation {
+    /// Always ends with `/`.
+    pub url: Url,
+    pub storage_options: HashMap<String, String>,
+}
+
+/// Object store client retries, unless the user set them: a few quick retries with backoff, so a failing store
+/// turns into 503s within seconds rather than the client's default of minutes.
+const DEFAULT_STORE_RETRIES: [(&str, &str); 2] = [("max_retries", "3"), ("retry_timeout", "20s")];
+
+impl TableArgs {
+    pub fn resolve(&self) -> Result<TableLocation, ConfigError> {
+        let url = match &self.table {
+            Some(table) => table_url(table)?,
+            None => {
+                for (name, value) in [
+                    ("UC_CATALOG_NAME", &self.catalog),
+                    ("UC_SCHEMA_NAME", &self.schema),
+                    ("UC_TABLE_PREFIX_NAME", &self.table_prefix),
+                ] {
+                    if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                        return Err(ConfigError::BadName { name, value: value.clone() });
+                    }
+                }
+                let name = format!("{}_otel_spans", self.table_prefix);
+                if self.warehouse.contains("://") {
+                    let warehouse = self.warehouse.trim_end_matches('/');
+                    table_url(&format!("{warehouse}/{}/{}/{name}", self.catalog, self.schema))?
+                } else {
+                    let path = Path::new(&self.warehouse).join(&self.catalog).join(&self.schema).join(name);
+                    local_table_url(&path).map_err(|e| ConfigError::BadTable(path.display().to_string(), e))?
+                }
+            }
+        };
+        let mut storage_options: HashMap<String, String> = self.storage_options.iter().cloned().collect();
+        if url.scheme() != "file" {
+            for (key, value) in DEFAULT_STORE_RETRIES {
+                storage_options.entry(key.to_owned()).or_insert_with(|| value.to_owned());
+            }
+        }
+        Ok(TableLocation { url, storage_options })
+    }
+}
 
 /// Flags of `otel-delta serve`, as parsed (raw).
 #[derive(Debug, Clone, clap::Args)]
@@ -29,21 +101,8 @@ pub struct ServeArgs {
     /// Origins browsers may send spans from (CORS), comma-separated; `*` for any.
     #[arg(long, env = "OTEL_DELTA_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
-    /// The spans table: a local path or file:// URL. Default: derived from the warehouse and UC names.
-    #[arg(long, env = "OTEL_DELTA_TABLE")]
-    pub table: Option<String>,
-    /// Local warehouse folder holding <catalog>/<schema>/<prefix>_otel_spans.
-    #[arg(long, env = "OTEL_DELTA_WAREHOUSE", default_value = "./otel-warehouse")]
-    pub warehouse: PathBuf,
-    /// Catalog name (Unity Catalog naming, as in the original app.yaml).
-    #[arg(long, env = "UC_CATALOG_NAME", default_value = "main")]
-    pub catalog: String,
-    /// Schema name.
-    #[arg(long, env = "UC_SCHEMA_NAME", default_value = "default")]
-    pub schema: String,
-    /// Table prefix: the spans table is <prefix>_otel_spans.
-    #[arg(long, env = "UC_TABLE_PREFIX_NAME", default_value = "otel")]
-    pub table_prefix: String,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Longest a request waits for its file to be sealed and committed (e.g. 1s, 500ms).
     #[arg(long, env = "OTEL_DELTA_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub flush_interval: Duration,
@@ -62,9 +121,18 @@ pub struct ServeArgs {
     /// Batching worker threads (decode, columns, Parquet). Default: one per CPU.
     #[arg(long, env = "OTEL_DELTA_WORKERS")]
     pub workers: Option<usize>,
-    /// Object store option for the table, key=value (repeatable).
-    #[arg(long = "storage-option", env = "OTEL_DELTA_STORAGE_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
-    pub storage_options: Vec<(String, String)>,
+    /// Data files larger than this go to the store as multipart uploads in parts of this size (at least 5MiB).
+    #[arg(long, env = "OTEL_DELTA_UPLOAD_PART_SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub upload_part_size: u64,
+    /// Parts of one file uploaded at once.
+    #[arg(long, env = "OTEL_DELTA_UPLOAD_CONCURRENCY", default_value = "4")]
+    pub upload_concurrency: usize,
+    /// Longest wait for any one store operation; past it the upload fails and its requests get 503.
+    #[arg(long, env = "OTEL_DELTA_UPLOAD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub upload_timeout: Duration,
+    /// Compact small files every this often while serving (e.g. 10m); off by default (run `otel-delta optimize`).
+    #[arg(long, env = "OTEL_DELTA_OPTIMIZE_INTERVAL", value_parser = parse_duration)]
+    pub optimize_interval: Option<Duration>,
 }
 
 /// Why the configuration cannot be used.
@@ -87,31 +155,14 @@ pub struct Config {
     pub storage_options: HashMap<String, String>,
     pub http: HttpConfig,
     pub pipeline: PipelineConfig,
+    /// Compaction inside `serve`, if enabled.
+    pub optimize_interval: Option<Duration>,
 }
 
 impl ServeArgs {
     /// Check every value and derive the table location.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        let table_url = match &self.table {
-            Some(table) => table_url(table)?,
-            None => {
-                for (name, value) in [
-                    ("UC_CATALOG_NAME", &self.catalog),
-                    ("UC_SCHEMA_NAME", &self.schema),
-                    ("UC_TABLE_PREFIX_NAME", &self.table_prefix),
-                ] {
-                    if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                        return Err(ConfigError::BadName { name, value: value.clone() });
-                    }
-                }
-                let path = self
-                    .warehouse
-                    .join(&self.catalog)
-                    .join(&self.schema)
-                    .join(format!("{}_otel_spans", self.table_prefix));
-                local_table_url(&path).map_err(|e| ConfigError::BadTable(path.display().to_string(), e))?
-            }
-        };
+        let TableLocation { url: table_url, storage_options } = self.table.resolve()?;
         if self.max_request_size == 0 || self.max_request_size > MAX_REQUEST_LIMIT {
             return Err(ConfigError::Invalid(format!(
                 "--max-request-size must be between 1 byte and {MAX_REQUEST_LIMIT} bytes"
@@ -129,6 +180,15 @@ impl ServeArgs {
         if self.target_file_size == 0 {
             return Err(ConfigError::Invalid("--target-file-size must be above zero".into()));
         }
+        if (self.upload_part_size as usize) < MIN_PART_SIZE || self.upload_part_size > 5 * 1024 * 1024 * 1024 {
+            return Err(ConfigError::Invalid("--upload-part-size must be between 5MiB and 5GiB (S3's limits)".into()));
+        }
+        if self.upload_concurrency == 0 || self.upload_timeout.is_zero() {
+            return Err(ConfigError::Invalid("--upload-concurrency and --upload-timeout must be above zero".into()));
+        }
+        if self.optimize_interval.is_some_and(|i| i.is_zero()) {
+            return Err(ConfigError::Invalid("--optimize-interval must be above zero".into()));
+        }
         let workers = match self.workers {
             Some(0) => return Err(ConfigError::Invalid("--workers must be at least 1".into())),
             Some(n) => n,
@@ -138,7 +198,7 @@ impl ServeArgs {
             http_addr: self.http_addr,
             grpc_addr: parse_optional_addr(&self.grpc_addr).map_err(ConfigError::Invalid)?,
             table_url,
-            storage_options: self.storage_options.iter().cloned().collect(),
+            storage_options,
             http: HttpConfig {
                 max_request_bytes: self.max_request_size,
                 retry_after: retry_after(self.flush_interval),
@@ -153,26 +213,46 @@ impl ServeArgs {
                     max_age: self.flush_interval,
                     batch_bytes: MAX_BATCH_BYTES.min(self.target_file_size),
                 },
+                upload: UploadConfig {
+                    part_size: self.upload_part_size as usize,
+                    concurrency: self.upload_concurrency,
+                    timeout: self.upload_timeout,
+                },
                 max_inflight_bytes: self.max_inflight_size,
                 queue_depth: 1024,
                 on_idle: None,
             },
+            optimize_interval: self.optimize_interval,
         })
     }
 }
 
-/// `--table`: a `file://` URL or a local path (created if missing).
+/// Object store schemes this build writes to.
+const OBJECT_STORE_SCHEMES: &[&str] = &["s3", "s3a", "az", "azure", "abfs", "abfss", "adl", "gs"];
+
+/// `--table`: a local path (created if missing), or a URL of a local or object store folder.
 fn table_url(table: &str) -> Result<Url, ConfigError> {
     let bad = |why: String| ConfigError::BadTable(table.to_owned(), why);
     if let Some((scheme, _)) = table.split_once("://") {
-        let url = Url::parse(table).map_err(|e| bad(e.to_string()))?;
+        let mut url = Url::parse(table).map_err(|e| bad(e.to_string()))?;
         return match scheme {
             "file" => {
                 let path = url.to_file_path().map_err(|()| bad("not a local file URL".into()))?;
                 local_table_url(&path).map_err(bad)
             }
+            s if OBJECT_STORE_SCHEMES.contains(&s) => {
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(bad(format!("{s}:// needs a bucket or container, e.g. {s}://bucket/spans")));
+                }
+                // A table is a folder: a trailing slash keeps joined paths inside it.
+                if !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                Ok(url)
+            }
             other => Err(bad(format!(
-                "{other}:// tables are not supported by this build yet; use a local path or a file:// URL"
+                "{other}:// is not a supported table location; use a local path, file://, s3://, s3a://, az://, \
+                 abfss://, adl:// or gs://"
             ))),
         };
     }
@@ -185,7 +265,7 @@ fn local_table_url(path: &Path) -> Result<Url, String> {
     Url::from_directory_path(&path).map_err(|()| format!("{} is not an absolute path", path.display()))
 }
 
-/// `1s`, `500ms`, `2m`, `1.5s`, or a plain number of seconds.
+/// `1s`, `500ms`, `2m`, `1.5s`, `168h`, `7d`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
@@ -195,7 +275,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
-        _ => return Err(format!("bad duration unit in {s:?}: use ms, s or m")),
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        _ => return Err(format!("bad duration unit in {s:?}: use ms, s, m, h or d")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {s:?}: {e}"))
 }
@@ -261,7 +343,8 @@ mod tests {
         assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_duration("168h").unwrap(), Duration::from_secs(7 * 86400));
+        assert!(parse_duration("1y").is_err());
         assert!(parse_duration("-1s").is_err());
     }
 
@@ -281,12 +364,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().to_str().unwrap();
         assert!(matches!(args(&["--warehouse", wh, "--schema", "../x"]).resolve(), Err(ConfigError::BadName { .. })));
-        assert!(args(&["--table", "s3://bucket/t"]).resolve().is_err());
+        assert!(args(&["--table", "s3:///t"]).resolve().is_err());
+        assert!(args(&["--table", "ftp://host/t"]).resolve().is_err());
+        assert!(args(&["--warehouse", wh, "--upload-part-size", "1MiB"]).resolve().is_err());
         assert!(args(&["--warehouse", wh, "--max-request-size", "1GiB"]).resolve().is_err());
         assert!(args(&["--warehouse", wh, "--max-request-size", "64MiB", "--max-inflight-size", "1MiB"])
             .resolve()
             .is_err());
         assert!(args(&["--warehouse", wh, "--workers", "0"]).resolve().is_err());
+    }
+
+    #[test]
+    fn object_store_tables_are_folders_with_default_retries() {
+        let config = args(&["--table", "s3://bucket/spans", "--storage-option", "max_retries=7"]).resolve().unwrap();
+        assert_eq!(config.table_url.as_str(), "s3://bucket/spans/");
+        assert_eq!(config.storage_options["max_retries"], "7");
+        assert_eq!(config.storage_options["retry_timeout"], "20s");
+        let config = args(&["--warehouse", "abfss://c@acct.dfs.core.windows.net/wh/", "--catalog", "c1"]).resolve();
+        assert_eq!(
+            config.unwrap().table_url.as_str(),
+            "abfss://c@acct.dfs.core.windows.net/wh/c1/default/otel_otel_spans/"
+        );
     }
 
     #[test]

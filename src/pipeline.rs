@@ -3,8 +3,9 @@
 //! ```text
 //!  receiver ──submit──▶ [bounded queue] ──▶ batch::Worker × N (threads: validate, build columns, encode)
 //!     ▲                                          │ SealedFile (Parquet bytes + the replies it holds)
-//!     │ reply                                     ▼
-//!     └──────────────── committer (tokio task: upload all sealed files, one Delta commit, then reply)
+//!     │ reply                                     │ (bytes stream to the store as they are written)
+//!     │                                           ▼
+//!     └──────────────── committer (tokio task: await the sealed files' uploads, one Delta commit, then reply)
 //! ```
 //!
 //! What an acknowledgement means: a request is answered `Ok` only after the Delta commit that adds the file
@@ -27,10 +28,11 @@ use crossbeam_channel::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::policy::FlushPolicy;
-use crate::batch::Worker;
+use crate::batch::{Destination, Worker};
 use crate::commit::{Table, UploadedFile};
 use crate::decode::{DecodeError, Format, Summary};
-use crate::encode::{Codec, EncodedFile};
+use crate::encode::{Codec, FileStats};
+use crate::store::{FinishedUpload, UploadConfig};
 
 /// Settings of the pipeline.
 #[derive(Debug, Clone)]
@@ -38,6 +40,7 @@ pub struct PipelineConfig {
     pub workers: usize,
     pub codec: Codec,
     pub flush: FlushPolicy,
+    pub upload: UploadConfig,
     /// Bytes of request bodies accepted but not yet acknowledged.
     pub max_inflight_bytes: u64,
     /// Requests waiting for a worker.
@@ -105,9 +108,10 @@ impl Pending {
     }
 }
 
-/// A finished data file and the requests it answers.
+/// A finished data file (its upload perhaps still completing) and the requests it answers.
 pub struct SealedFile {
-    pub file: EncodedFile,
+    pub upload: FinishedUpload,
+    pub stats: FileStats,
     pub pending: Vec<Pending>,
 }
 
@@ -199,8 +203,14 @@ impl Pipeline {
         let (sealed_tx, sealed_rx) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
         let mut drains = Vec::new();
+        let destination = Destination {
+            store: table.store().clone(),
+            runtime: tokio::runtime::Handle::current(),
+            upload: config.upload,
+        };
         for i in 0..config.workers.max(1) {
-            let worker = Worker::new(config.flush, config.codec, sealed_tx.clone(), config.on_idle);
+            let worker =
+                Worker::new(config.flush, config.codec, destination.clone(), sealed_tx.clone(), config.on_idle);
             let jobs = jobs.clone();
             let (drain_tx, drain_rx) = crossbeam_channel::bounded(0);
             drains.push(drain_tx);
@@ -211,7 +221,7 @@ impl Pipeline {
             );
         }
         drop(sealed_tx);
-        let committer = tokio::spawn(commit_loop(sealed_rx, table, config.codec));
+        let committer = tokio::spawn(commit_loop(sealed_rx, table));
         let submitter = Submitter { queue, budget: Budget::new(config.max_inflight_bytes) };
         Ok((submitter, Drain { _workers: drains }, Pipeline { workers, committer }))
     }
@@ -229,37 +239,34 @@ impl Pipeline {
     }
 }
 
-/// Take every sealed file that is ready, upload them side by side, commit them in one Delta version, answer
-/// their requests. Files sealed meanwhile wait for the next round: one commit per round, not per request.
-async fn commit_loop(mut sealed: mpsc::UnboundedReceiver<SealedFile>, mut table: Table, codec: Codec) {
+/// Take every sealed file that is ready, wait for their uploads to complete, commit them in one Delta version,
+/// answer their requests. Files sealed meanwhile wait for the next round: one commit per round, not per request.
+async fn commit_loop(mut sealed: mpsc::UnboundedReceiver<SealedFile>, mut table: Table) {
     while let Some(first) = sealed.recv().await {
         let mut round = vec![first];
         while let Ok(more) = sealed.try_recv() {
             round.push(more);
         }
-        let uploads = round.iter().map(|s| {
-            let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), codec.file_suffix());
-            let store = table.store().clone();
-            let bytes = s.file.bytes.clone();
-            async move { store.put(&path, bytes).await.map(|()| path) }
-        });
+        let mut uploads = Vec::new();
+        let mut files_pending = Vec::new();
+        for SealedFile { upload, stats, pending } in round {
+            let path = upload.path.clone();
+            uploads.push(upload.wait());
+            files_pending.push((path, stats, pending));
+        }
         let results = futures::future::join_all(uploads).await;
         let mut files = Vec::new();
         let mut waiting = Vec::new();
-        for (sealed, result) in round.into_iter().zip(results) {
+        for ((path, stats, pending), result) in files_pending.into_iter().zip(results) {
             match result {
-                Ok(path) => {
-                    files.push(UploadedFile {
-                        path,
-                        size: sealed.file.bytes.len() as u64,
-                        stats: sealed.file.stats.clone(),
-                    });
-                    waiting.extend(sealed.pending);
+                Ok(size) => {
+                    files.push(UploadedFile { path, size, stats });
+                    waiting.extend(pending);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "data file upload failed");
                     let reason = e.to_string();
-                    sealed.pending.into_iter().for_each(|p| p.fail(&reason));
+                    pending.into_iter().for_each(|p| p.fail(&reason));
                 }
             }
         }

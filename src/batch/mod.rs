@@ -6,6 +6,9 @@
 //! file is committed, or here at once if it is invalid or holds no storable span. If encoding fails, every
 //! request of the open file is answered "unavailable" (retryable) and the worker starts afresh: nothing is
 //! acknowledged that is not in the file.
+//!
+//! A file's bytes stream to the store while it is written (see [`crate::store::Upload`]): row groups go up as
+//! they are cut, and the worker waits when the store is behind, so memory stays bounded.
 
 pub mod columns;
 pub mod policy;
@@ -20,15 +23,25 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::decode;
 use crate::encode::{Codec, ParquetFile};
 use crate::pipeline::{Accepted, Export, ExportError, Pending, SealedFile};
+use crate::store::{Store, Upload, UploadConfig};
 use columns::SpanColumns;
 use policy::{FlushPolicy, OpenFile, Step};
+
+/// Where a worker's files go: the table's store, reached through the runtime that runs the uploads.
+#[derive(Clone)]
+pub struct Destination {
+    pub store: Store,
+    pub runtime: tokio::runtime::Handle,
+    pub upload: UploadConfig,
+}
 
 /// One batching worker: owns its column builders and its open file.
 pub struct Worker {
     policy: FlushPolicy,
     codec: Codec,
+    destination: Destination,
     columns: SpanColumns,
-    file: Option<ParquetFile>,
+    file: Option<(ParquetFile, Upload)>,
     open: OpenFile,
     pending: Vec<Pending>,
     sealed: UnboundedSender<SealedFile>,
@@ -39,10 +52,17 @@ pub struct Worker {
 const IDLE_AFTER: Duration = Duration::from_secs(2);
 
 impl Worker {
-    pub fn new(policy: FlushPolicy, codec: Codec, sealed: UnboundedSender<SealedFile>, on_idle: Option<fn()>) -> Self {
+    pub fn new(
+        policy: FlushPolicy,
+        codec: Codec,
+        destination: Destination,
+        sealed: UnboundedSender<SealedFile>,
+        on_idle: Option<fn()>,
+    ) -> Self {
         Worker {
             policy,
             codec,
+            destination,
             columns: SpanColumns::new(),
             file: None,
             open: OpenFile::default(),
@@ -145,12 +165,20 @@ impl Worker {
             return true;
         }
         let result = self.columns.finish().map_err(|e| e.to_string()).and_then(|batch| {
-            let file = match self.file.take() {
-                Some(file) => file,
-                None => ParquetFile::new(self.codec).map_err(|e| e.to_string())?,
+            let (file, upload) = match self.file.take() {
+                Some(open) => self.file.insert(open),
+                None => {
+                    let file = ParquetFile::new(self.codec).map_err(|e| e.to_string())?;
+                    let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), self.codec.file_suffix());
+                    let d = &self.destination;
+                    self.file.insert((file, d.store.begin(&d.runtime, path, d.upload)))
+                }
             };
-            let file = self.file.insert(file);
-            file.write(&batch).map_err(|e| e.to_string())
+            file.write(&batch).map_err(|e| e.to_string())?;
+            if let Some(written) = file.take_written(1) {
+                upload.send(written);
+            }
+            Ok(())
         });
         match result {
             Ok(()) => {
@@ -170,10 +198,11 @@ impl Worker {
         if self.open.is_empty() || !self.encode_batch() {
             return;
         }
-        let Some(file) = self.file.take() else { return };
+        let Some((file, upload)) = self.file.take() else { return };
         match file.finish() {
             Ok(file) => {
-                let sealed = SealedFile { file, pending: std::mem::take(&mut self.pending) };
+                let upload = upload.finish(file.tail);
+                let sealed = SealedFile { upload, stats: file.stats, pending: std::mem::take(&mut self.pending) };
                 if let Err(unsent) = self.sealed.send(sealed) {
                     // The committer is gone (shutting down after a failure): nothing can be acknowledged.
                     for p in unsent.0.pending {
@@ -189,7 +218,7 @@ impl Worker {
         }
     }
 
-    /// Drop the open file and builders; every request in them is answered retryable.
+    /// Drop the open file (aborting its upload) and builders; every request in them is answered retryable.
     fn discard(&mut self, reason: &str) {
         for p in self.pending.drain(..) {
             p.fail(reason);
@@ -231,8 +260,12 @@ mod tests {
     fn a_worker_seals_by_age_then_calls_its_idle_hook_once() {
         let policy =
             FlushPolicy { target_file_bytes: 1 << 30, max_age: Duration::from_millis(20), batch_bytes: 1 << 20 };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let memory = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let store = Store::new(memory, &url::Url::parse("memory:///t/").unwrap());
+        let destination = Destination { store, runtime: runtime.handle().clone(), upload: UploadConfig::default() };
         let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let worker = Worker::new(policy, Codec::default(), sealed_tx, Some(count_idle));
+        let worker = Worker::new(policy, Codec::default(), destination, sealed_tx, Some(count_idle));
         let (queue, jobs) = crossbeam_channel::bounded(4);
         let (drain, drain_rx) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::spawn(move || worker.run(jobs, drain_rx));
@@ -245,8 +278,9 @@ mod tests {
 
         // The file is sealed by age and handed over with its one pending request.
         let sealed = sealed_rx.blocking_recv().expect("a sealed file");
-        assert_eq!(sealed.file.stats.num_records, 1);
+        assert_eq!(sealed.stats.num_records, 1);
         assert_eq!(sealed.pending.len(), 1);
+        assert!(runtime.block_on(sealed.upload.wait()).unwrap() > 0, "the file reached the store");
         // Then, once quiet, the idle hook runs (waited for, not timed), and only once.
         let deadline = Instant::now() + Duration::from_secs(60);
         while IDLE_CALLS.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {

@@ -61,6 +61,17 @@ pub struct UploadedFile {
     pub stats: FileStats,
 }
 
+/// Make s3://, s3a://, az://, abfss://, adl://, gs:// table URLs known to the Delta library (idempotent). Called
+/// by [`Table::open_or_create`]; call it before opening such URLs with `deltalake` directly.
+pub fn register_object_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        deltalake::aws::register_handlers(None);
+        deltalake::azure::register_handlers(None);
+        deltalake::gcp::register_handlers(None);
+    });
+}
+
 /// The spans table, as of the last version this process committed or read.
 pub struct Table {
     url: Url,
@@ -72,6 +83,7 @@ pub struct Table {
 impl Table {
     /// Open the table at `url`, creating it with the v1 spans schema if no table is there.
     pub async fn open_or_create(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
+        register_object_stores();
         let open = |url: Url, options: HashMap<String, String>| async move {
             deltalake::open_table_with_storage_options(url, options).await
         };

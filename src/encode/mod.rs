@@ -1,8 +1,15 @@
 //! encode: record batches → one compressed Parquet file in memory, with the per-file statistics Delta readers
 //! use to skip files (numRecords, minValues, maxValues, nullCount).
 //!
-//! Contract: [`ParquetFile::finish`] returns a complete Parquet file (footer written) holding exactly the rows
-//! written, and stats that bound every value of the indexed columns.
+//! Contract: the bytes taken with [`ParquetFile::take_written`] followed by the tail [`ParquetFile::finish`]
+//! returns form a complete Parquet file (footer written) holding exactly the rows written, and the stats bound
+//! every value of the indexed columns. Bytes can be taken (and uploaded) while the file is still being written:
+//! a row group reaches the sink once its encoded pages reach [`ROW_GROUP_BYTES`].
+//!
+//! Layout for trace lookups: every row group carries a bloom filter on `trace_id` (a lookup by trace id skips
+//! row groups that cannot hold it); ids and times have min/max statistics (Delta file stats and Parquet page
+//! statistics); rows keep their arrival order, which is close to start-time order, so a file's time range is
+//! narrow and time-range queries skip most files.
 
 mod stats;
 
@@ -91,9 +98,14 @@ impl Codec {
     }
 }
 
-/// Row groups are cut when their encoded size in memory reaches this, so one row group never holds a whole
-/// large file's worth of pages in flight.
-const ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
+/// Row groups are cut when their encoded size in memory reaches this: it bounds the pages a file holds in memory
+/// before they can be streamed to the store.
+pub const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
+
+/// Bloom filter sizing for `trace_id`: sized for a full row group of small spans, then folded down by the writer
+/// to the distinct ids actually seen.
+const TRACE_ID_BLOOM_NDV: u64 = 1_000_000;
+const TRACE_ID_BLOOM_FPP: f64 = 0.01;
 
 /// Leaf columns whose values are (nearly) all distinct: a dictionary only costs time before the writer falls
 /// back to plain encoding.
@@ -128,6 +140,11 @@ fn writer_properties(codec: Codec) -> Result<WriterProperties, ParquetError> {
     for column in CHUNK_STATISTICS_ONLY {
         props = props.set_column_statistics_enabled(path(column), EnabledStatistics::Chunk);
     }
+    let trace_id = path("trace_id");
+    props = props
+        .set_column_bloom_filter_enabled(trace_id.clone(), true)
+        .set_column_bloom_filter_max_ndv(trace_id.clone(), TRACE_ID_BLOOM_NDV)
+        .set_column_bloom_filter_fpp(trace_id, TRACE_ID_BLOOM_FPP);
     Ok(props.build())
 }
 
@@ -137,9 +154,10 @@ pub struct ParquetFile {
     stats: FileStats,
 }
 
-/// A finished file.
+/// The end of a finished file.
 pub struct EncodedFile {
-    pub bytes: Bytes,
+    /// The bytes not taken before with [`ParquetFile::take_written`] (for a small file, all of it).
+    pub tail: Bytes,
     pub stats: FileStats,
 }
 
@@ -154,9 +172,16 @@ impl ParquetFile {
         self.writer.write(batch)
     }
 
+    /// The bytes written to the file so far and not yet taken, once there are at least `min` of them.
+    pub fn take_written(&mut self, min: usize) -> Option<Bytes> {
+        // The writer counts its own offsets: draining what it already wrote does not disturb them.
+        let written = self.writer.inner_mut();
+        (written.len() >= min).then(|| Bytes::from(std::mem::take(written)))
+    }
+
     pub fn finish(self) -> Result<EncodedFile, ParquetError> {
-        let bytes = self.writer.into_inner()?;
-        Ok(EncodedFile { bytes: Bytes::from(bytes), stats: self.stats })
+        let tail = self.writer.into_inner()?;
+        Ok(EncodedFile { tail: Bytes::from(tail), stats: self.stats })
     }
 }
 
@@ -170,7 +195,7 @@ mod tests {
     fn tuned_columns_exist_in_the_file_schema() {
         // A misspelt path would silently tune nothing: every one must name a leaf of the written file.
         let file = ParquetFile::new(Codec::default()).unwrap();
-        let bytes = file.finish().unwrap().bytes;
+        let bytes = file.finish().unwrap().tail;
         let reader = SerializedFileReader::new(bytes).unwrap();
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         let leaves: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();

@@ -1,16 +1,27 @@
-//! store: data files → the table's object store.
+//! store: data files → the table's object store (local disk, S3, ADLS, GCS).
 //!
-//! Contract: when [`Store::put`] returns `Ok`, the file is complete at its path under the table root (for a
-//! local table, fsync'd together with its directory, so it survives a machine crash, not only a process
-//! crash). A file is never referenced by the log before `put` succeeded; a failed upload leaves at most an
-//! orphan that no reader sees.
+//! Contract:
+//! - When an upload resolves `Ok(size)`, the file is complete at its path under the table root (for a local
+//!   table, fsync'd together with its directory, so it survives a machine crash, not only a process crash).
+//! - A file is never referenced by the log before its upload succeeded. A failed or abandoned multipart upload
+//!   is aborted (its parts are deleted by the store); at worst an orphan object stays, which no reader sees and
+//!   `vacuum` removes.
+//! - Bytes are streamed: a file's bytes reach the store in parts of `part_size` while it is still being encoded,
+//!   with at most `concurrency` parts in flight; the encoder waits (bounded memory) when the store is slower.
+//!   Files smaller than one part are written with a single PUT.
+//! - Every store operation is bounded by `timeout`: a stalled store fails the upload (its requests get 503 +
+//!   Retry-After) instead of hanging it. Transient errors are retried with backoff by the object store client
+//!   itself (`max_retries`, `retry_timeout` storage options) before that.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, WriteMultipart};
+use tokio::sync::mpsc;
 use url::Url;
 
 /// Why a data file could not be stored.
@@ -22,6 +33,10 @@ pub enum StoreError {
         #[source]
         source: object_store::Error,
     },
+    #[error("uploading {path}: the store did not answer within {timeout:?}")]
+    Timeout { path: String, timeout: Duration },
+    #[error("uploading {path}: the encoder abandoned the file")]
+    Abandoned { path: String },
     #[error("syncing {path} to disk: {source}")]
     Sync {
         path: PathBuf,
@@ -29,6 +44,26 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
+
+/// How data files are uploaded.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadConfig {
+    /// Multipart part size (S3 needs at least 5 MiB for every part but the last).
+    pub part_size: usize,
+    /// Parts of one file in flight at once.
+    pub concurrency: usize,
+    /// Longest wait for any one store operation before the upload is failed.
+    pub timeout: Duration,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig { part_size: 16 * 1024 * 1024, concurrency: 4, timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Smallest part S3 (and so every store we target) accepts for all parts but the last.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// The table root's object store.
 #[derive(Clone)]
@@ -45,24 +80,169 @@ impl Store {
         Store { object_store, local_root }
     }
 
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.object_store
+    }
+
     /// Write a whole file at `relative_path` under the table root.
-    pub async fn put(&self, relative_path: &str, bytes: Bytes) -> Result<(), StoreError> {
+    pub async fn put(&self, relative_path: &str, bytes: Bytes, timeout: Duration) -> Result<(), StoreError> {
         let path = Path::from(relative_path);
-        self.object_store
-            .put(&path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|source| StoreError::Upload { path: relative_path.to_owned(), source })?;
-        if let Some(root) = &self.local_root {
-            sync_local(root.join(relative_path)).await?;
+        bounded(relative_path, timeout, self.object_store.put(&path, PutPayload::from_bytes(bytes))).await?;
+        self.sync_local_file(relative_path).await
+    }
+
+    /// Start streaming a file to `relative_path` on `runtime`; feed it from any thread with [`Upload::send`].
+    pub fn begin(&self, runtime: &tokio::runtime::Handle, relative_path: String, config: UploadConfig) -> Upload {
+        // Two parts may wait in the channel beside the `concurrency` in flight: the encoder never runs far ahead.
+        let (chunks, rx) = mpsc::channel(2);
+        let task = runtime.spawn(self.clone().upload(relative_path.clone(), rx, config));
+        Upload { path: relative_path, chunks: Some(chunks), task }
+    }
+
+    async fn upload(
+        self,
+        relative_path: String,
+        mut chunks: mpsc::Receiver<Chunk>,
+        config: UploadConfig,
+    ) -> UploadResult {
+        let path = Path::from(relative_path.as_str());
+        let part_size = config.part_size.max(MIN_PART_SIZE);
+        let mut head: Vec<Bytes> = Vec::new();
+        let mut head_len = 0usize;
+        let mut multipart: Option<WriteMultipart> = None;
+        let mut size = 0u64;
+        let finished = loop {
+            let Some(chunk) = chunks.recv().await else { break false };
+            let (bytes, last) = match chunk {
+                Chunk::Bytes(b) => (b, false),
+                Chunk::Last(b) => (b, true),
+            };
+            size += bytes.len() as u64;
+            if let Some(upload) = multipart.as_mut() {
+                upload.put(bytes);
+            } else {
+                head_len += bytes.len();
+                head.push(bytes);
+                if head_len >= part_size {
+                    // Past one part: this file goes up in parts.
+                    let started = bounded(&relative_path, config.timeout, self.object_store.put_multipart(&path)).await;
+                    let mut upload = WriteMultipart::new_with_chunk_size(started?, part_size);
+                    head.drain(..).for_each(|b| upload.put(b));
+                    multipart = Some(upload);
+                }
+            }
+            if let Some(upload) = multipart.as_mut() {
+                let waited =
+                    bounded(&relative_path, config.timeout, upload.wait_for_capacity(config.concurrency)).await;
+                if let Err(e) = waited {
+                    abort(multipart, &relative_path).await;
+                    return Err(e);
+                }
+            }
+            if last {
+                break true;
+            }
+        };
+        if !finished {
+            abort(multipart, &relative_path).await;
+            return Err(StoreError::Abandoned { path: relative_path });
         }
-        Ok(())
+        match multipart {
+            Some(upload) => bounded(&relative_path, config.timeout, upload.finish()).await.map(drop)?,
+            None => {
+                let payload: PutPayload = head.into_iter().collect();
+                bounded(&relative_path, config.timeout, self.object_store.put(&path, payload)).await.map(drop)?
+            }
+        }
+        self.sync_local_file(&relative_path).await?;
+        Ok(size)
     }
 
     /// Flush a file the Delta log wrote (a commit) to disk, for local tables.
     pub async fn sync_log_entry(&self, relative_path: &str) -> Result<(), StoreError> {
+        self.sync_local_file(relative_path).await
+    }
+
+    async fn sync_local_file(&self, relative_path: &str) -> Result<(), StoreError> {
         match &self.local_root {
             Some(root) => sync_local(root.join(relative_path)).await,
             None => Ok(()),
+        }
+    }
+}
+
+type UploadResult = Result<u64, StoreError>;
+
+enum Chunk {
+    Bytes(Bytes),
+    Last(Bytes),
+}
+
+/// A file being streamed to the store. Dropping it without [`Upload::finish`] aborts the upload.
+pub struct Upload {
+    path: String,
+    chunks: Option<mpsc::Sender<Chunk>>,
+    task: tokio::task::JoinHandle<UploadResult>,
+}
+
+/// A file whose last bytes were handed over: await it for the outcome.
+pub struct FinishedUpload {
+    pub path: String,
+    task: tokio::task::JoinHandle<UploadResult>,
+}
+
+impl Upload {
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Hand the next bytes of the file over; blocks while the store is behind. Call from a plain thread, not
+    /// from the runtime. After a failure further bytes are dropped: the outcome is reported by `finish`.
+    pub fn send(&mut self, bytes: Bytes) {
+        if let Some(chunks) = &self.chunks {
+            if chunks.blocking_send(Chunk::Bytes(bytes)).is_err() {
+                self.chunks = None;
+            }
+        }
+    }
+
+    /// Hand the file's last bytes over.
+    pub fn finish(mut self, tail: Bytes) -> FinishedUpload {
+        if let Some(chunks) = self.chunks.take() {
+            let _ = chunks.blocking_send(Chunk::Last(tail));
+        }
+        FinishedUpload { path: self.path, task: self.task }
+    }
+}
+
+impl FinishedUpload {
+    /// The file's size once it is complete in the store.
+    pub async fn wait(self) -> Result<u64, StoreError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Upload { path: self.path, source: object_store::Error::JoinError { source: e } }),
+        }
+    }
+}
+
+/// Await a store operation for at most `timeout`.
+async fn bounded<T>(
+    path: &str,
+    timeout: Duration,
+    operation: impl Future<Output = object_store::Result<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, operation).await {
+        Ok(result) => result.map_err(|source| StoreError::Upload { path: path.to_owned(), source }),
+        Err(_) => Err(StoreError::Timeout { path: path.to_owned(), timeout }),
+    }
+}
+
+/// Abort a multipart upload, so the store deletes its parts. Best effort: a store that cannot abort expires
+/// incomplete uploads by its own lifecycle rules.
+async fn abort(multipart: Option<WriteMultipart>, path: &str) {
+    if let Some(upload) = multipart {
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(30), upload.abort()).await.unwrap_or(Ok(())) {
+            tracing::warn!(path, error = %e, "aborting a failed multipart upload failed");
         }
     }
 }
@@ -83,4 +263,80 @@ async fn sync_local(file: PathBuf) -> Result<(), StoreError> {
     })
     .await
     .map_err(|e| StoreError::Sync { path: PathBuf::new(), source: std::io::Error::other(e) })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn store() -> (Store, Arc<InMemory>) {
+        let memory = Arc::new(InMemory::new());
+        (Store::new(memory.clone(), &Url::parse("memory:///t/").unwrap()), memory)
+    }
+
+    fn config() -> UploadConfig {
+        UploadConfig { part_size: MIN_PART_SIZE, concurrency: 2, timeout: Duration::from_secs(10) }
+    }
+
+    fn bytes(len: usize, seed: u8) -> Bytes {
+        Bytes::from((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<_>>())
+    }
+
+    async fn stored(memory: &InMemory, path: &str) -> Option<Bytes> {
+        memory.get(&Path::from(path)).await.ok()?.bytes().await.ok()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_file_goes_up_in_parts_and_arrives_whole() {
+        let (store, memory) = store();
+        let parts: Vec<Bytes> = (0..7).map(|i| bytes(2 * 1024 * 1024 + 17, i)).collect();
+        let handle = tokio::runtime::Handle::current();
+        let sent = parts.clone();
+        let finished = tokio::task::spawn_blocking(move || {
+            let mut upload = store.begin(&handle, "big.parquet".into(), config());
+            for p in &sent[..6] {
+                upload.send(p.clone());
+            }
+            upload.finish(sent[6].clone())
+        })
+        .await
+        .unwrap();
+        let size = finished.wait().await.unwrap();
+        let expected: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(size, expected.len() as u64);
+        assert_eq!(stored(&memory, "big.parquet").await.unwrap().as_ref(), expected.as_slice());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_file_is_one_put() {
+        let (store, memory) = store();
+        let handle = tokio::runtime::Handle::current();
+        let finished = tokio::task::spawn_blocking(move || {
+            let mut upload = store.begin(&handle, "small.parquet".into(), config());
+            upload.send(Bytes::from_static(b"PAR1"));
+            upload.finish(Bytes::from_static(b"tail"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(finished.wait().await.unwrap(), 8);
+        assert_eq!(stored(&memory, "small.parquet").await.unwrap().as_ref(), b"PAR1tail");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_upload_fails_and_leaves_no_file() {
+        let (store, memory) = store();
+        let handle = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut upload = store.begin(&handle, "gone.parquet".into(), config());
+            upload.send(bytes(6 * 1024 * 1024, 1));
+            let path = upload.path().to_owned();
+            // Dropped without finish: the encoder gave up on this file.
+            let Upload { task, .. } = upload;
+            FinishedUpload { path, task }
+        });
+        let result = task.await.unwrap().wait().await;
+        assert!(matches!(result, Err(StoreError::Abandoned { .. })), "{result:?}");
+        assert!(stored(&memory, "gone.parquet").await.is_none());
+    }
 }
