@@ -135,6 +135,36 @@ pub struct ServeArgs {
     pub optimize_interval: Option<Duration>,
 }
 
+/// Flags of `otel-delta optimize`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OptimizeArgs {
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Files below this size are compacted into files of about this size.
+    #[arg(long, env = "OTEL_DELTA_OPTIMIZE_TARGET_SIZE", default_value = "128MiB", value_parser = parse_size)]
+    pub target_size: u64,
+    /// Parquet compression of the rewritten files.
+    #[arg(long, env = "OTEL_DELTA_COMPRESSION", default_value = "zstd:1")]
+    pub compression: Codec,
+}
+
+/// Flags of `otel-delta vacuum`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Only files unreferenced for longer than this are deleted (default: 7 days, Delta's default).
+    #[arg(long, default_value = "168h", value_parser = parse_duration)]
+    pub retention: Duration,
+    /// List what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a retention shorter than the table's delta.deletedFileRetentionDuration (readers of older versions,
+    /// and uploads in flight, may then lose files).
+    #[arg(long)]
+    pub allow_short_retention: bool,
+}
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -3,6 +3,7 @@
 //! Data flow, one module per step:
 //! [`receiver`] → [`decode`] → [`batch`] (Arrow columns) → [`encode`] (Parquet) → [`store`] (object store)
 //! → [`commit`] (Delta log); [`pipeline`] carries a request through them and answers it after its commit.
+//! [`upkeep`] (compaction, vacuum) keeps the table healthy off the ack path.
 
 pub mod batch;
 pub mod commit;
@@ -12,12 +13,13 @@ pub mod encode;
 pub mod pipeline;
 pub mod receiver;
 pub mod store;
+pub mod upkeep;
 
 use std::future::Future;
 
 use tokio::net::TcpListener;
 
-pub use config::{Config, ServeArgs};
+pub use config::{Config, OptimizeArgs, ServeArgs, TableArgs, VacuumArgs};
 
 /// Why the collector could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,20 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let table = commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?;
     tracing::info!(table = %table.url(), version = ?table.version(), "spans table open");
+    let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
+    let upkeep = match config.optimize_interval {
+        Some(interval) => {
+            // Its own handle on the table: compaction commits never wait behind (or delay) the append path.
+            let own = commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?;
+            let options = upkeep::OptimizeOptions {
+                codec: config.pipeline.codec,
+                upload: config.pipeline.upload,
+                ..Default::default()
+            };
+            Some(tokio::spawn(upkeep::optimize_periodically(own, options, interval, upkeep_stopped)))
+        }
+        None => None,
+    };
     let (submitter, drain, pipeline) = pipeline::Pipeline::start(table, &config.pipeline)?;
     let shutdown = async move {
         shutdown.await;
@@ -46,5 +62,9 @@ pub async fn serve(
     };
     receiver::serve(listeners, submitter, config.http.clone(), shutdown).await;
     pipeline.join().await;
+    let _ = stop_upkeep.send(true);
+    if let Some(task) = upkeep {
+        let _ = task.await;
+    }
     Ok(())
 }

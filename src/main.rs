@@ -16,6 +16,10 @@ struct Cli {
 enum Command {
     /// Receive OTLP traces and commit them to the spans table.
     Serve(otel_delta::ServeArgs),
+    /// Compact the table's small files (safe while collectors append).
+    Optimize(otel_delta::OptimizeArgs),
+    /// Delete files the table no longer references, older than the retention.
+    Vacuum(otel_delta::VacuumArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,18 +29,53 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Optimize(args) => optimize(args),
+        Command::Vacuum(args) => vacuum(args),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("otel-delta-io")
+        .build()
+        .context("starting the tokio runtime")
+}
+
+fn optimize(args: otel_delta::OptimizeArgs) -> anyhow::Result<()> {
+    let location = args.table.resolve().context("invalid configuration")?;
+    let options = otel_delta::upkeep::OptimizeOptions {
+        target_file_size: args.target_size,
+        codec: args.compression,
+        ..Default::default()
+    };
+    runtime()?.block_on(async {
+        let mut table = otel_delta::commit::Table::open(&location.url, location.storage_options).await?;
+        let report = otel_delta::upkeep::optimize(&mut table, &options).await?;
+        println!("otel-delta: optimize {}: {report}", location.url);
+        Ok(())
+    })
+}
+
+fn vacuum(args: otel_delta::VacuumArgs) -> anyhow::Result<()> {
+    let location = args.table.resolve().context("invalid configuration")?;
+    runtime()?.block_on(async {
+        let table = otel_delta::commit::Table::open(&location.url, location.storage_options).await?;
+        let report =
+            otel_delta::upkeep::vacuum(&table, args.retention, args.dry_run, args.allow_short_retention).await?;
+        let verb = if report.dry_run { "would delete" } else { "deleted" };
+        for file in &report.files {
+            println!("otel-delta: vacuum {verb} {file}");
+        }
+        println!("otel-delta: vacuum {} {verb} {} file(s)", location.url, report.files.len());
+        Ok(())
+    })
 }
 
 fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve().context("invalid configuration")?;
     config.pipeline.on_idle = Some(release_free_memory);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("otel-delta-io")
-        .build()
-        .context("starting the tokio runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let http = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding OTLP/HTTP on {}", config.http_addr))?;

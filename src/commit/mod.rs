@@ -7,12 +7,15 @@
 //! - [`Table::append`] returns `Ok(version)` once a log entry adding all the given files exists: from then on
 //!   every Delta reader sees their rows. Concurrent writers are handled by Delta's put-if-absent log entries,
 //!   retried at the next version (appends never conflict logically).
-//! - Checkpoints are written off the ack path, every `delta.checkpointInterval` commits.
+//! - Checkpoints are written off the ack path, every `delta.checkpointInterval` commits, followed by the cleanup
+//!   of log entries older than `delta.logRetentionDuration` (when `delta.enableExpiredLogCleanup`, the default).
+//! - [`Table::rearrange`] (compaction) commits only if every file it replaces is still in the table at the version
+//!   it commits on; concurrent appends never make it fail, a concurrent rearrangement of the same files does.
 
 use std::collections::HashMap;
 
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, PROTOCOL};
-use deltalake::kernel::{Action, Add, StructType};
+use deltalake::kernel::{Action, Add, Remove, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTable, DeltaTableError};
@@ -29,13 +32,13 @@ pub enum CommitError {
     Open {
         url: Url,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     #[error("creating the Delta table at {url}: {source}")]
     Create {
         url: Url,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     #[error(
         "the table at {url} is not an otel-delta v1 spans table: {difference}. \
@@ -48,9 +51,29 @@ pub enum CommitError {
     Append {
         files: usize,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
+    #[error("reading the Delta log: {0}")]
+    Read(#[source] Box<DeltaTableError>),
+    #[error("rearranging files: {0} of the replaced files left the table meanwhile (another compaction?)")]
+    Rearranged(usize),
 }
+
+/// A data file the table currently holds.
+#[derive(Debug, Clone)]
+pub struct ActiveFile {
+    /// Path relative to the table root, as an object store path.
+    pub path: String,
+    pub size: u64,
+    pub num_records: Option<u64>,
+    /// `minValues.start_time_unix_nano` of its stats, if present.
+    pub min_start_time: Option<i64>,
+    /// Files with deletion vectors are never rewritten (their rows are not all live).
+    pub has_deletion_vector: bool,
+}
+
+/// Commit attempts of a rearrangement before giving up (each against a freshly verified snapshot).
+const REARRANGE_ATTEMPTS: usize = 30;
 
 /// A data file uploaded under the table root, ready to be added to the log.
 #[derive(Debug, Clone)]
@@ -83,22 +106,37 @@ pub struct Table {
 impl Table {
     /// Open the table at `url`, creating it with the v1 spans schema if no table is there.
     pub async fn open_or_create(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
+        Table::open_checked(url, storage_options, true).await
+    }
+
+    /// Open the existing table at `url` (for upkeep: never creates one).
+    pub async fn open(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
+        Table::open_checked(url, storage_options, false).await
+    }
+
+    async fn open_checked(
+        url: &Url,
+        storage_options: HashMap<String, String>,
+        create_if_missing: bool,
+    ) -> Result<Self, CommitError> {
         register_object_stores();
         let open = |url: Url, options: HashMap<String, String>| async move {
             deltalake::open_table_with_storage_options(url, options).await
         };
         let table = match open(url.clone(), storage_options.clone()).await {
             Ok(table) => table,
-            Err(DeltaTableError::NotATable(_)) => match create(url, storage_options.clone()).await {
+            Err(DeltaTableError::NotATable(_)) if create_if_missing => match create(url, storage_options.clone()).await
+            {
                 Ok(table) => table,
                 // Another writer created it first: use theirs (and check it below).
                 Err(_) => open(url.clone(), storage_options)
                     .await
-                    .map_err(|source| CommitError::Open { url: url.clone(), source })?,
+                    .map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?,
             },
-            Err(source) => return Err(CommitError::Open { url: url.clone(), source }),
+            Err(source) => return Err(CommitError::Open { url: url.clone(), source: Box::new(source) }),
         };
-        let state = table.snapshot().map_err(|source| CommitError::Open { url: url.clone(), source })?;
+        let state =
+            table.snapshot().map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?;
         check_schema(state).map_err(|difference| CommitError::SchemaMismatch { url: url.clone(), difference })?;
         PROTOCOL
             .can_write_to(state)
@@ -128,28 +166,98 @@ impl Table {
         self.table.version()
     }
 
+    /// The underlying Delta table (for upkeep operations).
+    pub fn delta(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// Read the log up to its latest version.
+    pub async fn refresh(&mut self) -> Result<(), CommitError> {
+        self.table.update_state().await.map_err(|e| CommitError::Read(Box::new(e)))
+    }
+
+    /// The data files of the version last read.
+    pub fn files(&self) -> Result<Vec<ActiveFile>, CommitError> {
+        let state = self.table.snapshot().map_err(|e| CommitError::Read(Box::new(e)))?;
+        Ok(state
+            .log_data()
+            .iter()
+            .map(|f| ActiveFile {
+                path: f.object_store_path().to_string(),
+                size: f.size().max(0) as u64,
+                num_records: f.num_records().map(|n| n as u64),
+                min_start_time: f.stats().and_then(|s| min_start_time(&s)),
+                has_deletion_vector: f.remove_action(false).deletion_vector.is_some(),
+            })
+            .collect())
+    }
+
+    /// Replace `removed` by `added` (the same rows, laid out anew) in one commit that changes no data. Appends
+    /// committed meanwhile are kept; if any of `removed` is no longer in the table, nothing is committed.
+    pub async fn rearrange(&mut self, removed: &[ActiveFile], added: &[UploadedFile]) -> Result<u64, CommitError> {
+        let err = |source| CommitError::Append { files: added.len(), source: Box::new(source) };
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut actions: Vec<Action> = added.iter().map(|f| add_action(f, now, false)).collect();
+        actions.extend(removed.iter().map(|f| {
+            Action::Remove(Remove {
+                path: f.path.clone(),
+                data_change: false,
+                deletion_timestamp: Some(now),
+                extended_file_metadata: Some(true),
+                partition_values: Some(HashMap::new()),
+                size: Some(f.size as i64),
+                tags: None,
+                deletion_vector: None,
+                base_row_id: None,
+                default_row_commit_version: None,
+            })
+        }));
+        let operation = DeltaOperation::Optimize { predicate: None, target_size: 0 };
+        let mut last_error = None;
+        for _ in 0..REARRANGE_ATTEMPTS {
+            // delta-rs does not treat two rearrangements removing the same file as a conflict (it ignores removes
+            // without data change), which would duplicate rows. So: no blind retries. Each attempt commits on a
+            // snapshot in which we checked that every replaced file is still live; a commit landing in between
+            // fails the attempt (max_retries 0) and we check again.
+            self.refresh().await?;
+            let live: std::collections::HashSet<String> = self.files()?.into_iter().map(|f| f.path).collect();
+            let gone = removed.iter().filter(|f| !live.contains(&f.path)).count();
+            if gone > 0 {
+                return Err(CommitError::Rearranged(gone));
+            }
+            let state: &DeltaTableState = self.table.snapshot().map_err(err)?;
+            let properties = CommitProperties::default()
+                .with_max_retries(0)
+                .with_create_checkpoint(false)
+                .with_cleanup_expired_logs(Some(false));
+            let result = CommitBuilder::from(properties)
+                .with_actions(actions.clone())
+                .build(Some(state), self.table.log_store(), operation.clone())
+                .await;
+            match result {
+                Ok(finalized) => {
+                    let version = finalized.version();
+                    self.table.state = Some(finalized.snapshot());
+                    self.store
+                        .sync_log_entry(&format!("_delta_log/{version:020}.json"))
+                        .await
+                        .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+                    return Ok(version);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "rearrangement lost a commit race; checking again");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(err(last_error.unwrap_or_else(|| DeltaTableError::Generic("no attempt made".into()))))
+    }
+
     /// Add `files` to the table in one commit; returns the committed version.
     pub async fn append(&mut self, files: &[UploadedFile]) -> Result<u64, CommitError> {
-        let err = |source| CommitError::Append { files: files.len(), source };
+        let err = |source| CommitError::Append { files: files.len(), source: Box::new(source) };
         let now = chrono::Utc::now().timestamp_millis();
-        let actions = files
-            .iter()
-            .map(|f| {
-                Action::Add(Add {
-                    path: f.path.clone(),
-                    partition_values: HashMap::new(),
-                    size: f.size as i64,
-                    modification_time: now,
-                    data_change: true,
-                    stats: Some(f.stats.to_json()),
-                    tags: None,
-                    deletion_vector: None,
-                    base_row_id: None,
-                    default_row_commit_version: None,
-                    clustering_provider: None,
-                })
-            })
-            .collect();
+        let actions = files.iter().map(|f| add_action(f, now, true)).collect();
         let state: &DeltaTableState = self.table.snapshot().map_err(err)?;
         // Checkpoints and log cleanup run after the ack (see `checkpoint_if_due`), so a failure there can
         // never turn a committed append into an error.
@@ -178,16 +286,49 @@ impl Table {
         }
         let table = self.table.clone();
         tokio::spawn(async move {
-            match deltalake::checkpoints::create_checkpoint(&table, None).await {
-                Ok(()) => tracing::info!(version, "wrote Delta checkpoint"),
-                Err(e) => tracing::warn!(version, error = %e, "Delta checkpoint failed; readers replay the JSON log"),
+            if let Err(e) = deltalake::checkpoints::create_checkpoint(&table, None).await {
+                tracing::warn!(version, error = %e, "Delta checkpoint failed; readers replay the JSON log");
+                return;
+            }
+            tracing::info!(version, "wrote Delta checkpoint");
+            let cleanup = table.snapshot().is_ok_and(|s| s.table_config().enable_expired_log_cleanup.unwrap_or(true));
+            if cleanup {
+                match deltalake::checkpoints::cleanup_metadata(&table, None).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(version, deleted = n, "removed expired Delta log entries"),
+                    Err(e) => {
+                        tracing::warn!(version, error = %e, "expired log cleanup failed; retried at the next checkpoint")
+                    }
+                }
             }
         });
     }
 }
 
+fn add_action(file: &UploadedFile, modification_time: i64, data_change: bool) -> Action {
+    Action::Add(Add {
+        path: file.path.clone(),
+        partition_values: HashMap::new(),
+        size: file.size as i64,
+        modification_time,
+        data_change,
+        stats: Some(file.stats.to_json()),
+        tags: None,
+        deletion_vector: None,
+        base_row_id: None,
+        default_row_commit_version: None,
+        clustering_provider: None,
+    })
+}
+
+/// `minValues.start_time_unix_nano` of a file's stats JSON.
+fn min_start_time(stats: &str) -> Option<i64> {
+    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
+    stats.get("minValues")?.get("start_time_unix_nano")?.as_i64()
+}
+
 async fn create(url: &Url, storage_options: HashMap<String, String>) -> Result<DeltaTable, CommitError> {
-    let err = |source| CommitError::Create { url: url.clone(), source };
+    let err = |source| CommitError::Create { url: url.clone(), source: Box::new(source) };
     deltalake::DeltaTable::try_from_url_with_storage_options(url.clone(), storage_options)
         .await
         .map_err(err)?

@@ -27,7 +27,7 @@ use url::Url;
 /// Why a data file could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("uploading {path}: {source}")]
+    #[error("object store, {path}: {source}")]
     Upload {
         path: String,
         #[source]
@@ -89,6 +89,22 @@ impl Store {
         let path = Path::from(relative_path);
         bounded(relative_path, timeout, self.object_store.put(&path, PutPayload::from_bytes(bytes))).await?;
         self.sync_local_file(relative_path).await
+    }
+
+    /// Read a whole file under the table root.
+    pub async fn get(&self, relative_path: &str) -> Result<Bytes, StoreError> {
+        let err = |source| StoreError::Upload { path: relative_path.to_owned(), source };
+        let path = Path::from(relative_path);
+        self.object_store.get(&path).await.map_err(err)?.bytes().await.map_err(err)
+    }
+
+    /// Delete a file under the table root (one never committed).
+    pub async fn delete(&self, relative_path: &str) -> Result<(), StoreError> {
+        let path = Path::from(relative_path);
+        self.object_store
+            .delete(&path)
+            .await
+            .map_err(|source| StoreError::Upload { path: relative_path.to_owned(), source })
     }
 
     /// Start streaming a file to `relative_path` on `runtime`; feed it from any thread with [`Upload::send`].

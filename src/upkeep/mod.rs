@@ -1,0 +1,290 @@
+//! upkeep: keeping the spans table healthy for years of appends, without a Spark cluster. Off the ack path.
+//!
+//! - [`optimize`] compacts small files: files below the target size are packed, in start-time order, into bins
+//!   of about the target size; each bin is rewritten as one file (same rows, same order, our writer settings:
+//!   bloom filter on `trace_id`, statistics) and committed as a data-change-free rearrangement
+//!   ([`Table::rearrange`]). Concurrent appenders never conflict with it; a concurrent compaction of the same
+//!   files makes one of the two give up instead of duplicating rows. Each rewrite checks its row count against the
+//!   log's stats before anything is committed.
+//! - [`vacuum`] deletes files the table no longer references (replaced by compaction, or orphans of failed
+//!   uploads) once they are older than the retention (default 7 days, the Delta default, so readers of recent
+//!   versions and uploads still in flight are safe).
+//! - Checkpoints and expired-log cleanup run in the committer (see [`crate::commit`]).
+
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::batch::schema::arrow_schema;
+use crate::commit::{ActiveFile, CommitError, Table, UploadedFile};
+use crate::encode::{Codec, ParquetFile};
+use crate::store::{Store, StoreError, UploadConfig};
+
+/// Why upkeep failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpkeepError {
+    #[error(transparent)]
+    Commit(#[from] Box<CommitError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("rewriting: {0}")]
+    Write(String),
+    #[error("{path} holds {found} rows but the log says {expected}; not compacting it")]
+    RowCount { path: String, found: u64, expected: u64 },
+    #[error("vacuum: {0}")]
+    Vacuum(#[source] deltalake::DeltaTableError),
+}
+
+/// Settings of a compaction run.
+#[derive(Debug, Clone)]
+pub struct OptimizeOptions {
+    /// Files at or above this size are left alone; bins are filled up to it.
+    pub target_file_size: u64,
+    pub codec: Codec,
+    pub upload: UploadConfig,
+}
+
+impl Default for OptimizeOptions {
+    fn default() -> Self {
+        OptimizeOptions {
+            target_file_size: 128 * 1024 * 1024,
+            codec: Codec::default(),
+            upload: UploadConfig::default(),
+        }
+    }
+}
+
+/// What a compaction run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OptimizeReport {
+    pub files_before: usize,
+    pub files_removed: usize,
+    pub files_added: usize,
+    pub rows_rewritten: u64,
+    pub bytes_removed: u64,
+    pub bytes_added: u64,
+    /// Bins left as they were because of an error (logged): another compaction won, or a file we cannot read.
+    pub bins_skipped: usize,
+    pub last_version: Option<u64>,
+}
+
+impl std::fmt::Display for OptimizeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} file(s) before; {} small file(s) ({} bytes) rewritten as {} ({} bytes, {} rows); {} bin(s) skipped",
+            self.files_before,
+            self.files_removed,
+            self.bytes_removed,
+            self.files_added,
+            self.bytes_added,
+            self.rows_rewritten,
+            self.bins_skipped
+        )?;
+        if let Some(v) = self.last_version {
+            write!(f, "; table at version {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Group the files worth compacting: below the target size, in start-time order (so rewritten files keep
+/// narrow time ranges), greedily packed up to the target. Only bins of two or more files are returned.
+pub fn plan(files: &[ActiveFile], target_file_size: u64) -> Vec<Vec<ActiveFile>> {
+    let mut small: Vec<&ActiveFile> =
+        files.iter().filter(|f| f.size < target_file_size && !f.has_deletion_vector).collect();
+    small.sort_by(|a, b| {
+        (a.min_start_time.unwrap_or(i64::MAX), &a.path).cmp(&(b.min_start_time.unwrap_or(i64::MAX), &b.path))
+    });
+    let mut bins = Vec::new();
+    let mut bin: Vec<ActiveFile> = Vec::new();
+    let mut bin_size = 0u64;
+    for file in small {
+        if !bin.is_empty() && bin_size + file.size > target_file_size {
+            bins.push(std::mem::take(&mut bin));
+            bin_size = 0;
+        }
+        bin_size += file.size;
+        bin.push(file.clone());
+    }
+    bins.push(bin);
+    bins.retain(|b| b.len() >= 2);
+    bins
+}
+
+/// Compact the table's small files. Runs while collectors append; see the module docs for the guarantees.
+pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<OptimizeReport, UpkeepError> {
+    table.refresh().await.map_err(Box::new)?;
+    let files = table.files().map_err(Box::new)?;
+    let mut report = OptimizeReport { files_before: files.len(), ..Default::default() };
+    for bin in plan(&files, options.target_file_size) {
+        let store = table.store().clone();
+        let runtime = tokio::runtime::Handle::current();
+        let opts = options.clone();
+        let inputs = bin.clone();
+        let rewritten = tokio::task::spawn_blocking(move || rewrite(&inputs, &store, &runtime, &opts))
+            .await
+            .map_err(|e| UpkeepError::Write(e.to_string()))
+            .and_then(|r| r);
+        let (file, rows) = match rewritten {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(error = %e, files = bin.len(), "compaction skipped a bin");
+                report.bins_skipped += 1;
+                continue;
+            }
+        };
+        match table.rearrange(&bin, std::slice::from_ref(&file)).await {
+            Ok(version) => {
+                report.files_removed += bin.len();
+                report.bytes_removed += bin.iter().map(|f| f.size).sum::<u64>();
+                report.files_added += 1;
+                report.bytes_added += file.size;
+                report.rows_rewritten += rows;
+                report.last_version = Some(version);
+                tracing::info!(version, replaced = bin.len(), rows, "compacted files");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction of a bin not committed; its new file is deleted");
+                report.bins_skipped += 1;
+                if let Err(e) = table.store().delete(&file.path).await {
+                    tracing::warn!(error = %e, path = file.path, "leaving an unreferenced file for vacuum");
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Rewrite `bin` as one file (on a blocking thread: reads and uploads go through `runtime`).
+fn rewrite(
+    bin: &[ActiveFile],
+    store: &Store,
+    runtime: &tokio::runtime::Handle,
+    options: &OptimizeOptions,
+) -> Result<(UploadedFile, u64), UpkeepError> {
+    let write_err = |e: parquet::errors::ParquetError| UpkeepError::Write(e.to_string());
+    let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), options.codec.file_suffix());
+    let mut upload = store.begin(runtime, path.clone(), options.upload);
+    let mut file = ParquetFile::new(options.codec).map_err(write_err)?;
+    let mut rows = 0u64;
+    for input in bin {
+        let read_err = |reason: String| UpkeepError::Read { path: input.path.clone(), reason };
+        let bytes: Bytes = runtime.block_on(store.get(&input.path))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.with_batch_size(8192).build())
+            .map_err(|e| read_err(e.to_string()))?;
+        let mut found = 0u64;
+        for batch in reader {
+            let batch = batch.map_err(|e| read_err(e.to_string()))?;
+            // Same columns, our schema (and field metadata): a file of another layout is refused here.
+            let batch = RecordBatch::try_new(arrow_schema(), batch.columns().to_vec())
+                .map_err(|e| read_err(format!("not in the spans layout: {e}")))?;
+            found += batch.num_rows() as u64;
+            file.write(&batch).map_err(write_err)?;
+            if let Some(written) = file.take_written(1) {
+                upload.send(written);
+            }
+        }
+        if let Some(expected) = input.num_records.filter(|&n| n != found) {
+            return Err(UpkeepError::RowCount { path: input.path.clone(), found, expected });
+        }
+        rows += found;
+    }
+    let done = file.finish().map_err(write_err)?;
+    let size = runtime.block_on(upload.finish(done.tail).wait())?;
+    Ok((UploadedFile { path, size, stats: done.stats }, rows))
+}
+
+/// What vacuum did (or, on a dry run, would do).
+#[derive(Debug, Clone)]
+pub struct VacuumReport {
+    pub dry_run: bool,
+    pub files: Vec<String>,
+}
+
+/// Delete files the table no longer references and that are older than `retention`. A retention shorter than
+/// the table's `delta.deletedFileRetentionDuration` is refused unless `allow_short_retention`.
+pub async fn vacuum(
+    table: &Table,
+    retention: Duration,
+    dry_run: bool,
+    allow_short_retention: bool,
+) -> Result<VacuumReport, UpkeepError> {
+    let retention = chrono::Duration::from_std(retention)
+        .map_err(|e| UpkeepError::Vacuum(deltalake::DeltaTableError::Generic(e.to_string())))?;
+    let (_, metrics) = table
+        .delta()
+        .clone()
+        .vacuum()
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(!allow_short_retention)
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+        .with_dry_run(dry_run)
+        .await
+        .map_err(UpkeepError::Vacuum)?;
+    Ok(VacuumReport { dry_run, files: metrics.files_deleted })
+}
+
+/// Compact every `interval` until `stop` resolves (inside `serve`, on its own handle to the table).
+pub async fn optimize_periodically(
+    mut table: Table,
+    options: OptimizeOptions,
+    interval: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stop = stop;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        match optimize(&mut table, &options).await {
+            Ok(report) if report.files_removed > 0 => tracing::info!(%report, "scheduled optimize"),
+            Ok(_) => tracing::debug!("scheduled optimize: nothing to compact"),
+            Err(e) => tracing::warn!(error = %e, "scheduled optimize failed; trying again at the next interval"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, size: u64, start: i64) -> ActiveFile {
+        ActiveFile {
+            path: path.into(),
+            size,
+            num_records: Some(1),
+            min_start_time: Some(start),
+            has_deletion_vector: false,
+        }
+    }
+
+    #[test]
+    fn small_files_are_packed_in_start_time_order_up_to_the_target() {
+        let files = vec![
+            file("d", 40, 4),
+            file("big", 100, 0),
+            file("a", 40, 1),
+            file("c", 40, 3),
+            file("b", 40, 2),
+            file("e", 10, 5),
+        ];
+        let bins: Vec<Vec<String>> =
+            plan(&files, 100).into_iter().map(|b| b.into_iter().map(|f| f.path).collect()).collect();
+        // "big" is at the target already; a + b = 80 (c would pass 100); c + d + e = 90.
+        assert_eq!(bins, vec![vec!["a", "b"], vec!["c", "d", "e"]]);
+    }
+
+    #[test]
+    fn a_lone_small_file_or_a_deletion_vector_file_is_left_alone() {
+        let mut with_dv = file("dv", 10, 0);
+        with_dv.has_deletion_vector = true;
+        assert!(plan(&[file("a", 10, 0), with_dv], 100).is_empty());
+    }
+}
