@@ -24,7 +24,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // The Delta kernel logs every snapshot it builds at info: only its warnings unless RUST_LOG asks.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,buoyant_kernel=warn,delta_kernel=warn".into()),
+        )
         .init();
     let cli = Cli::parse();
     match cli.command {

@@ -1,7 +1,8 @@
 """Interop check with other implementations: the OpenTelemetry *Python* SDK exports spans over OTLP/HTTP
 protobuf to a running otel-delta, then the Python `deltalake` package (another Delta reader) reads the table.
 
-Usage: python_roundtrip.py ENDPOINT TABLE_PATH
+Usage: python_roundtrip.py ENDPOINT|- TABLE_PATH_OR_URL EXPECTED_ROWS
+  ENDPOINT "-" reads only; EXPORT_ONLY=1 exports only. s3:// tables use the AWS_* environment (the test server).
 """
 import os
 import sys
@@ -13,38 +14,53 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
-endpoint, table_path = sys.argv[1], sys.argv[2]
-exporter = OTLPSpanExporter(endpoint=endpoint, timeout=30)
-results = []
-original_export = exporter.export
-
-
-def export(spans):
-    result = original_export(spans)
-    results.append(result)
-    return result
-
-
-exporter.export = export
-provider = TracerProvider(resource=Resource.create({"service.name": "py-agent"}))
-provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=50))
-tracer = provider.get_tracer("interop.python", "0.1")
-
+endpoint, table_path, expected_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 SPANS = 120
-for i in range(SPANS // 2):
-    with tracer.start_as_current_span(f"agent.step {i}") as parent:
-        parent.set_attribute("gen_ai.prompt", f"question number {i}")
-        parent.set_attribute("gen_ai.usage.input_tokens", i)
-        parent.set_attribute("tags", ["a", "b"])
-        with tracer.start_as_current_span("llm.call", kind=trace.SpanKind.CLIENT) as child:
-            child.add_event("token", {"index": 1})
-provider.force_flush()
-provider.shutdown()
-assert results and all(r == SpanExportResult.SUCCESS for r in results), results
 
-table = DeltaTable(table_path)
+
+def export_spans():
+    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=30)
+    results = []
+    original_export = exporter.export
+
+    def export(spans):
+        result = original_export(spans)
+        results.append(result)
+        return result
+
+    exporter.export = export
+    provider = TracerProvider(resource=Resource.create({"service.name": "py-agent"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=50))
+    tracer = provider.get_tracer("interop.python", "0.1")
+    for i in range(SPANS // 2):
+        with tracer.start_as_current_span(f"agent.step {i}") as parent:
+            parent.set_attribute("gen_ai.prompt", f"question number {i}")
+            parent.set_attribute("gen_ai.usage.input_tokens", i)
+            parent.set_attribute("tags", ["a", "b"])
+            with tracer.start_as_current_span("llm.call", kind=trace.SpanKind.CLIENT) as child:
+                child.add_event("token", {"index": 1})
+    provider.force_flush()
+    provider.shutdown()
+    assert results and all(r == SpanExportResult.SUCCESS for r in results), results
+
+
+if endpoint != "-":
+    export_spans()
+if os.environ.get("EXPORT_ONLY") == "1":
+    sys.stdout.flush()
+    os._exit(0)
+
+storage_options = None
+if table_path.startswith("s3://"):
+    storage_options = {
+        key: os.environ[key]
+        for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")
+        if key in os.environ
+    }
+table = DeltaTable(table_path, storage_options=storage_options)
 rows = table.to_pyarrow_table().to_pylist()
-assert len(rows) == SPANS, len(rows)
+assert len(rows) == expected_rows, (len(rows), expected_rows)
+assert len({(r["trace_id"], r["span_id"]) for r in rows}) == expected_rows, "duplicate spans"
 step = next(r for r in rows if r["name"] == "agent.step 7")
 attributes = dict(step["attributes"])
 assert attributes["gen_ai.prompt"] == "question number 7", attributes
@@ -57,7 +73,7 @@ child = next(r for r in rows if r["name"] == "llm.call" and r["trace_id"] == ste
 assert child["kind"] == "CLIENT" and child["parent_span_id"] == step["span_id"], child
 assert child["events"][0]["name"] == "token"
 assert table.metadata().configuration.get("otel.schemaVersion") == "v1"
-print(f"python interop: {len(rows)} spans exported by the Python SDK read back by deltalake {table.version()=}")
+print(f"python interop: {len(rows)} spans read back by deltalake from {table_path} ({table.version()=})")
 # deltalake's native threads can abort the interpreter's teardown ("terminate called without an active
 # exception"); every check above has passed, so leave without it.
 sys.stdout.flush()

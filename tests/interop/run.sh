@@ -1,21 +1,53 @@
 #!/usr/bin/env bash
-# Runs the otel-delta binary on a fresh warehouse, drives it with the OpenTelemetry Python SDK, reads the table
-# with Python deltalake, then stops it with SIGTERM and checks it exits 0.
+# Runs the otel-delta binary, drives it with the OpenTelemetry Python SDK, reads the table with Python deltalake,
+# then stops it with SIGTERM and checks it exits 0. First on a fresh local warehouse; then, when the S3 test
+# server is up (OTEL_DELTA_TEST_S3 from tests/stores/env.sh), on an S3 table that `otel-delta optimize` compacts
+# before Python reads it.
 # Needs: a built target/debug/otel-delta, and `pip install -r tests/interop/requirements.txt`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=target/debug/otel-delta
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-port=$((20000 + RANDOM % 20000))
-"$bin" serve --http-addr "127.0.0.1:$port" --warehouse "$work/wh" --flush-interval 200ms >"$work/out" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$work/wh/main/default/otel_otel_spans"
-kill -TERM "$pid"
-wait "$pid"
-grep -q "stopped after committing every accepted span" "$work/out"
-echo "interop: OK"
+pid=
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+
+# round LABEL TABLE_ARGS... : serve, export from Python, stop; prints nothing on success.
+serve() {
+  port=$((20000 + RANDOM % 20000))
+  "$bin" serve --http-addr "127.0.0.1:$port" --grpc-addr off "$@" >"$work/out" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$work/out"; return 1; }
+    sleep 0.1
+  done
+  cat "$work/out"
+  return 1
+}
+stop() {
+  kill -TERM "$pid"
+  wait "$pid"
+  pid=
+  grep -q "stopped after committing every accepted span" "$work/out"
+}
+
+serve --warehouse "$work/wh" --flush-interval 200ms
+python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$work/wh/main/default/otel_otel_spans" 120
+stop
+echo "interop (local table): OK"
+
+if [ -n "${OTEL_DELTA_TEST_S3:-}" ]; then
+  table="$OTEL_DELTA_TEST_S3/interop-$(date +%s)-$RANDOM"
+  serve --table "$table" --flush-interval 100ms
+  # Several exports with a short flush interval: several small files for optimize to compact.
+  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$table" 120
+  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$table" 120
+  stop
+  "$bin" optimize --table "$table" | tee "$work/optimize"
+  grep -Eq "rewritten as [1-9]" "$work/optimize"
+  python3 tests/interop/python_roundtrip.py - "$table" 240
+  echo "interop (S3 table, after optimize): OK"
+elif [ "${OTEL_DELTA_REQUIRE_STORES:-}" = 1 ]; then
+  echo "OTEL_DELTA_REQUIRE_STORES=1 but OTEL_DELTA_TEST_S3 is unset: source tests/stores/env.sh" >&2
+  exit 1
+fi

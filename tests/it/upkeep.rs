@@ -88,3 +88,36 @@ async fn optimize_while_appending_keeps_every_row_once_and_vacuum_cleans_up() {
 fn hex(bytes: [u8; 8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_writes_checkpoints_at_the_table_interval() {
+    // A table made by someone else with a short checkpoint interval: the collector adopts it as is.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans");
+    std::fs::create_dir_all(&path).unwrap();
+    deltalake::DeltaTable::try_from_url(table_url(&path))
+        .await
+        .unwrap()
+        .create()
+        .with_columns(otel_delta::batch::schema::delta_schema().fields().cloned())
+        .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("3"))
+        .await
+        .unwrap();
+    let collector = Collector::start_at(&path, &["--flush-interval", "50ms", "--workers", "1"]).await.unwrap();
+    for seed in 0..6 {
+        send(&collector, seed, 3).await;
+    }
+    let stopped = collector.stop().await.unwrap();
+    // Checkpoints are written after the ack, in the background: wait for the one at version 5 (bounded).
+    let last_checkpoint = path.join("_delta_log").join("_last_checkpoint");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !last_checkpoint.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let hint: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&last_checkpoint).unwrap()).unwrap();
+    assert!(hint["version"].as_u64().unwrap() >= 2, "{hint}");
+    assert_eq!(read_rows(&stopped).await.len(), 18);
+    // A fresh reader starts from the checkpoint and sees every row.
+    let table = deltalake::open_table(table_url(&path)).await.unwrap();
+    assert_eq!(table.snapshot().unwrap().log_data().num_files(), table.get_file_uris().unwrap().count());
+}
