@@ -253,12 +253,32 @@ impl Table {
         Err(err(last_error.unwrap_or_else(|| DeltaTableError::Generic("no attempt made".into()))))
     }
 
-    /// Add `files` to the table in one commit; returns the committed version.
+    /// Add `files` to the table in one commit; returns the committed version. If the commit fails (another writer
+    /// changed the table's metadata, say), the table is read again, checked again, and the commit tried once more
+    /// on the fresh state: a stale snapshot must not wedge the collector. Committing the same files twice cannot
+    /// duplicate rows (a path is added once), so a retry after an ambiguous failure is safe.
     pub async fn append(&mut self, files: &[UploadedFile]) -> Result<u64, CommitError> {
         let err = |source| CommitError::Append { files: files.len(), source: Box::new(source) };
         let now = chrono::Utc::now().timestamp_millis();
-        let actions = files.iter().map(|f| add_action(f, now, true)).collect();
-        let state: &DeltaTableState = self.table.snapshot().map_err(err)?;
+        let actions: Vec<Action> = files.iter().map(|f| add_action(f, now, true)).collect();
+        let version = match self.commit_appends(actions.clone()).await {
+            Ok(version) => version,
+            Err(first) => {
+                tracing::warn!(error = %first, "Delta commit failed; reading the table again and retrying once");
+                self.resync().await?;
+                self.commit_appends(actions).await.map_err(err)?
+            }
+        };
+        // The log entry is the commit: on a local disk it must reach the platter before we acknowledge.
+        self.store
+            .sync_log_entry(&format!("_delta_log/{version:020}.json"))
+            .await
+            .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+        Ok(version)
+    }
+
+    async fn commit_appends(&mut self, actions: Vec<Action>) -> Result<u64, DeltaTableError> {
+        let state: &DeltaTableState = self.table.snapshot()?;
         // Checkpoints and log cleanup run after the ack (see `checkpoint_if_due`), so a failure there can
         // never turn a committed append into an error.
         let properties =
@@ -267,16 +287,19 @@ impl Table {
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(state), self.table.log_store(), operation)
-            .await
-            .map_err(err)?;
+            .await?;
         let version = finalized.version();
         self.table.state = Some(finalized.snapshot());
-        // The log entry is the commit: on a local disk it must reach the platter before we acknowledge.
-        self.store
-            .sync_log_entry(&format!("_delta_log/{version:020}.json"))
-            .await
-            .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
         Ok(version)
+    }
+
+    /// Read the log to its latest version and check again that we may write the table.
+    async fn resync(&mut self) -> Result<(), CommitError> {
+        self.refresh().await?;
+        let url = self.url.clone();
+        let state = self.table.snapshot().map_err(|e| CommitError::Read(Box::new(e)))?;
+        check_schema(state).map_err(|difference| CommitError::SchemaMismatch { url: url.clone(), difference })?;
+        PROTOCOL.can_write_to(state).map_err(|e| CommitError::Unwritable { url, reason: e.to_string() })
     }
 
     /// Write a checkpoint in the background when `version` completes a checkpoint interval.
@@ -339,6 +362,9 @@ async fn create(url: &Url, storage_options: HashMap<String, String>) -> Result<D
         .with_configuration([(SCHEMA_VERSION_PROPERTY, Some(SCHEMA_VERSION))])
         .with_raise_if_key_not_exists(false)
         .with_save_mode(SaveMode::ErrorIfExists)
+        // Two collectors starting on a new table race to create it: the loser must fail (and open the winner's
+        // table), not retry its CREATE at the next version and write a second one.
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
         .await
         .map_err(err)
 }

@@ -6,5 +6,7 @@ mod http;
 mod reference;
 mod sdk;
 mod shutdown;
+mod stores;
 mod support;
 mod table;
+mod upkeep;

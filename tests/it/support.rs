@@ -1,6 +1,7 @@
 //! Shared test helpers: a collector on port 0 over a temporary table, and an independent read-back of the
 //! Delta table (delta-rs for the file list, the Parquet reader for the rows).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -120,6 +121,28 @@ pub async fn read_rows(table: impl AsRef<Path>) -> Vec<Value> {
         };
         let reader =
             ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap();
+        for batch in reader {
+            rows.extend(batch_rows(&batch.unwrap()));
+        }
+    }
+    rows
+}
+
+/// Every row of the table at `url` (any store deltalake opens: `s3://`, `az://`, `file://`), as JSON objects in
+/// file order. Each data file is read through the table's own object store, so this works where the files are
+/// not on local disk. Call `otel_delta::commit::register_object_stores()` before opening cloud URLs.
+pub async fn read_rows_at(url: &url::Url, storage_options: HashMap<String, String>) -> Vec<Value> {
+    use object_store::ObjectStoreExt as _;
+    let table = deltalake::open_table_with_storage_options(url.clone(), storage_options)
+        .await
+        .unwrap_or_else(|e| panic!("opening the table at {url}: {e}"));
+    let store = table.log_store().object_store(None);
+    let mut rows = Vec::new();
+    for add in table.snapshot().unwrap().log_data() {
+        let path = add.object_store_path();
+        let bytes =
+            store.get(&path).await.unwrap_or_else(|e| panic!("reading {path} of {url}: {e}")).bytes().await.unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
         for batch in reader {
             rows.extend(batch_rows(&batch.unwrap()));
         }
