@@ -101,6 +101,8 @@ pub struct Table {
     table: DeltaTable,
     store: Store,
     checkpoint_interval: u64,
+    /// Set when a re-read found the table changed into something we must not write: every later append is refused.
+    refused: Option<String>,
 }
 
 impl Table {
@@ -149,7 +151,7 @@ impl Table {
             .filter(|&n: &u64| n > 0)
             .unwrap_or(100);
         let store = Store::new(table.log_store().object_store(None), url);
-        Ok(Table { url: url.clone(), table, store, checkpoint_interval })
+        Ok(Table { url: url.clone(), table, store, checkpoint_interval, refused: None })
     }
 
     pub fn url(&self) -> &Url {
@@ -194,7 +196,12 @@ impl Table {
 
     /// Replace `removed` by `added` (the same rows, laid out anew) in one commit that changes no data. Appends
     /// committed meanwhile are kept; if any of `removed` is no longer in the table, nothing is committed.
-    pub async fn rearrange(&mut self, removed: &[ActiveFile], added: &[UploadedFile]) -> Result<u64, CommitError> {
+    pub async fn rearrange(
+        &mut self,
+        removed: &[ActiveFile],
+        added: &[UploadedFile],
+        target_size: u64,
+    ) -> Result<u64, CommitError> {
         let err = |source| CommitError::Append { files: added.len(), source: Box::new(source) };
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions: Vec<Action> = added.iter().map(|f| add_action(f, now, false)).collect();
@@ -212,7 +219,7 @@ impl Table {
                 default_row_commit_version: None,
             })
         }));
-        let operation = DeltaOperation::Optimize { predicate: None, target_size: 0 };
+        let operation = DeltaOperation::Optimize { predicate: None, target_size: target_size as i64 };
         let mut last_error = None;
         for _ in 0..REARRANGE_ATTEMPTS {
             // delta-rs does not treat two rearrangements removing the same file as a conflict (it ignores removes
@@ -259,13 +266,24 @@ impl Table {
     /// duplicate rows (a path is added once), so a retry after an ambiguous failure is safe.
     pub async fn append(&mut self, files: &[UploadedFile]) -> Result<u64, CommitError> {
         let err = |source| CommitError::Append { files: files.len(), source: Box::new(source) };
+        if let Some(refused) = &self.refused {
+            return Err(CommitError::Unwritable { url: self.url.clone(), reason: refused.clone() });
+        }
         let now = chrono::Utc::now().timestamp_millis();
         let actions: Vec<Action> = files.iter().map(|f| add_action(f, now, true)).collect();
         let version = match self.commit_appends(actions.clone()).await {
             Ok(version) => version,
             Err(first) => {
                 tracing::warn!(error = %first, "Delta commit failed; reading the table again and retrying once");
-                self.resync().await?;
+                match self.resync().await {
+                    Ok(()) => {}
+                    Err(e @ (CommitError::SchemaMismatch { .. } | CommitError::Unwritable { .. })) => {
+                        tracing::error!(error = %e, "the table changed under the collector; refusing every append");
+                        self.refused = Some(e.to_string());
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
                 self.commit_appends(actions).await.map_err(err)?
             }
         };

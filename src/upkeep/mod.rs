@@ -138,7 +138,7 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
                 continue;
             }
         };
-        match table.rearrange(&bin, std::slice::from_ref(&file)).await {
+        match table.rearrange(&bin, std::slice::from_ref(&file), options.target_file_size).await {
             Ok(version) => {
                 report.files_removed += bin.len();
                 report.bytes_removed += bin.iter().map(|f| f.size).sum::<u64>();

@@ -89,3 +89,33 @@ async fn a_table_of_another_layout_version_is_refused() {
     let err = Collector::start_at(&path, &[]).await.err().expect("refused").to_string();
     assert!(err.contains("otel.schemaVersion is \"v2\""), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_changed_by_another_writer_is_adopted_or_refused_never_wedges() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans");
+    let c = Collector::start_at(&path, &["--flush-interval", "50ms"]).await.unwrap();
+    let send = |seed| {
+        let url = c.traces_url();
+        async move { post(&url, "application/x-protobuf", request(seed, 2).encode_to_vec()).await.status() }
+    };
+    assert!(send(1).await.is_success());
+
+    // Another writer sets a table property: a metadata change our next commit conflicts with. The collector reads
+    // the table again, finds it still a v1 spans table, and commits.
+    let table = deltalake::open_table(table_url(&path)).await.unwrap();
+    let props =
+        std::collections::HashMap::from([("delta.logRetentionDuration".to_owned(), "interval 60 days".to_owned())]);
+    table.set_tbl_properties().with_properties(props).await.unwrap();
+    assert!(send(2).await.is_success());
+    assert!(send(3).await.is_success(), "not stuck on a stale snapshot");
+
+    // Another writer adds a column: no longer our layout. Appends are refused (503, retryable), never written.
+    let table = deltalake::open_table(table_url(&path)).await.unwrap();
+    let extra = StructField::new("extra", DataType::STRING, true);
+    table.add_columns().with_fields([extra]).await.unwrap();
+    assert_eq!(send(4).await, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(send(5).await, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    c.stop().await.unwrap();
+    assert_eq!(read_rows(&path).await.len(), 6, "spans of seeds 1-3 only");
+}
