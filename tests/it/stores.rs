@@ -735,6 +735,45 @@ async fn optimize_while_appending_keeps_every_row() {
     assert!(optimize_commits >= 1, "an OPTIMIZE commit in the log");
 }
 
+/// A long run in miniature: past the checkpoint interval (100 commits), then optimize and vacuum. The table ends
+/// with a checkpoint, a bounded number of files, and every row; a fresh reader starts from the checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_ends_with_a_checkpoint_and_few_files_after_optimize() {
+    let Some(table) = s3_table("long-run") else { return };
+    let c = Serve::start(&table, &["--flush-interval", "20ms", "--workers", "1"], &[]).await;
+    let client = client();
+    let mut acked = Vec::new();
+    // Sequential requests: one commit each, so 105 requests take the log past version 99.
+    for i in 0..105 {
+        let request = request(5_000 + i, 3);
+        assert!(export_retrying(&client, &c.traces_url, Bytes::from(request.encode_to_vec()), 10).await);
+        acked.extend(span_keys(&request));
+    }
+    c.stop().await;
+    let last = assert_log_contiguous(&table).await;
+    assert!(last >= 100, "{last} commits");
+    // The checkpoint is written after the ack, in the background: wait for it (bounded).
+    let store = open(&table).await.log_store().object_store(None);
+    let hint = object_store::path::Path::from("_delta_log/_last_checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.head(&hint).await.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bytes = store.get(&hint).await.expect("a checkpoint was written").bytes().await.unwrap();
+    let hint: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(hint["version"], 99, "{hint}");
+
+    let files_before = active_files(&table).await.len();
+    let (ok, stdout, stderr) = run_bin(vec!["optimize".into(), "--table".into(), table.to_string()]).await;
+    assert!(ok, "optimize failed:\nstdout: {stdout}\nstderr: {stderr}");
+    let files_after = active_files(&table).await.len();
+    assert!(files_before >= 50 && files_after == 1, "{files_before} files before optimize, {files_after} after");
+    // The default retention keeps the replaced files (they are minutes old); vacuum still runs cleanly.
+    let (ok, stdout, stderr) = run_bin(vec!["vacuum".into(), "--table".into(), table.to_string()]).await;
+    assert!(ok && stdout.contains("deleted 0 file(s)"), "vacuum:\nstdout: {stdout}\nstderr: {stderr}");
+    assert_exactly_once(&read_rows_at(&table, HashMap::new()).await, &acked);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_table_round_trip() {
     let Some(table) = azure_table("round-trip") else { return };
