@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  receiver ──submit──▶ [bounded queue] ──▶ batch::Worker × N (threads: validate, build columns, encode)
-//!     ▲                                          │ SealedFile (Parquet bytes + the replies it holds)
+//!     ▲                                          │ SealedFile (its upload, stats, the replies it holds)
 //!     │ reply                                     │ (bytes stream to the store as they are written)
 //!     │                                           ▼
 //!     └──────────────── committer (tokio task: await the sealed files' uploads, one Delta commit, then reply)

@@ -277,6 +277,23 @@ async fn export(client: &reqwest::Client, url: &str, body: Bytes) -> (StatusCode
     (status, retry_after)
 }
 
+/// Send `requests` at once; each must be acknowledged. Returns their span keys.
+async fn export_all_ok(c: &Serve, requests: &[ExportTraceServiceRequest]) -> Vec<String> {
+    let client = client();
+    let answers = futures::future::join_all(requests.iter().map(|r| {
+        let (client, url) = (client.clone(), c.traces_url.clone());
+        let body = Bytes::from(r.encode_to_vec());
+        async move { export(&client, &url, body).await.0 }
+    }))
+    .await;
+    let mut acked = Vec::new();
+    for (request, status) in requests.iter().zip(answers) {
+        assert_eq!(status, StatusCode::OK, "{}", c.logs());
+        acked.extend(span_keys(request));
+    }
+    acked
+}
+
 /// Export until a 200, retrying 503s (with Retry-After) up to `tries` times; any other status fails the test.
 /// Returns whether the request was acknowledged.
 async fn export_retrying(client: &reqwest::Client, url: &str, body: Bytes, tries: usize) -> bool {
@@ -512,18 +529,7 @@ async fn s3_table_round_trip_with_multipart_files() {
     // byte), and smaller ones beside it, ~12 MiB of OTLP in all.
     let mut requests = vec![large_request(1, 24, 400 * 1024)];
     requests.extend((0..8).map(|i| large_request(10 + i, 10, 32 * 1024)));
-    let mut acked = Vec::new();
-    let client = client();
-    let answers = futures::future::join_all(requests.iter().map(|r| {
-        let (client, url) = (client.clone(), c.traces_url.clone());
-        let body = Bytes::from(r.encode_to_vec());
-        async move { export(&client, &url, body).await.0 }
-    }))
-    .await;
-    for (request, status) in requests.iter().zip(answers) {
-        assert_eq!(status, StatusCode::OK, "{}", c.logs());
-        acked.extend(span_keys(request));
-    }
+    let acked = export_all_ok(&c, &requests).await;
     c.stop().await;
 
     let rows = read_rows_at(&table, HashMap::new()).await;
@@ -779,23 +785,12 @@ async fn azure_table_round_trip() {
     let Some(table) = azure_table("round-trip") else { return };
     let c = Serve::start(&table, &[], &[]).await;
     let requests: Vec<_> = (0..8).map(|i| large_request(i, 20, 2048)).collect();
-    let client = client();
-    let answers = futures::future::join_all(requests.iter().map(|r| {
-        let (client, url) = (client.clone(), c.traces_url.clone());
-        let body = Bytes::from(r.encode_to_vec());
-        async move { export(&client, &url, body).await.0 }
-    }))
-    .await;
-    let mut acked = Vec::new();
-    for (request, status) in requests.iter().zip(answers) {
-        assert_eq!(status, StatusCode::OK, "{}", c.logs());
-        acked.extend(span_keys(request));
-    }
+    let mut acked = export_all_ok(&c, &requests).await;
     // Reopened by a second collector: appends after the first one's commits.
     c.stop().await;
     let c = Serve::start(&table, &[], &[]).await;
     let more = request(100, 7);
-    assert_eq!(export(&client, &c.traces_url, Bytes::from(more.encode_to_vec())).await.0, StatusCode::OK);
+    assert_eq!(export(&client(), &c.traces_url, Bytes::from(more.encode_to_vec())).await.0, StatusCode::OK);
     acked.extend(span_keys(&more));
     c.stop().await;
 
