@@ -24,10 +24,10 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        // The Delta kernel logs every snapshot it builds at info: only its warnings unless RUST_LOG asks.
+        // The Delta libraries log every snapshot and commit at info: only their warnings unless RUST_LOG asks.
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,buoyant_kernel=warn,delta_kernel=warn".into()),
+                .unwrap_or_else(|_| "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn".into()),
         )
         .init();
     let cli = Cli::parse();
