@@ -9,6 +9,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::batch::policy::{FlushPolicy, MAX_BATCH_BYTES};
+use crate::databricks::DatabricksConfig;
 use crate::encode::Codec;
 use crate::pipeline::{retry_after, PipelineConfig};
 use crate::receiver::HttpConfig;
@@ -133,6 +134,17 @@ pub struct ServeArgs {
     /// Compact small files every this often while serving (e.g. 10m); off by default (run `otel-delta optimize`).
     #[arg(long, env = "OTEL_DELTA_OPTIMIZE_INTERVAL", value_parser = parse_duration)]
     pub optimize_interval: Option<Duration>,
+    /// Where spans go: `delta` (the table of --table / --warehouse) or `unity-catalog` (the Unity Catalog table
+    /// <catalog>.<schema>.<prefix>_otel_spans, or the one MLflow linking names, written directly with credentials
+    /// Unity Catalog vends; needs DATABRICKS_HOST).
+    #[arg(long, env = "OTEL_DELTA_SINK", default_value = "delta", value_parser = ["delta", "unity-catalog"])]
+    pub sink: String,
+    /// MLflow experiment to link to the Unity Catalog trace tables at start-up (needs DATABRICKS_HOST).
+    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME")]
+    pub experiment: Option<String>,
+    /// unity-catalog sink: create the table as an EXTERNAL Delta table at this location if it is missing.
+    #[arg(long, env = "OTEL_DELTA_UC_STORAGE_LOCATION")]
+    pub uc_storage_location: Option<String>,
 }
 
 /// Flags of `otel-delta optimize`.
@@ -187,6 +199,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Compaction inside `serve`, if enabled.
     pub optimize_interval: Option<Duration>,
+    /// Databricks start-up (experiment linking, Unity Catalog sink), if configured.
+    pub databricks: Option<DatabricksConfig>,
 }
 
 impl ServeArgs {
@@ -219,6 +233,16 @@ impl ServeArgs {
         if self.optimize_interval.is_some_and(|i| i.is_zero()) {
             return Err(ConfigError::Invalid("--optimize-interval must be above zero".into()));
         }
+        let unity_catalog_sink = self.sink == "unity-catalog";
+        let experiment = self.experiment.clone().filter(|e| !e.trim().is_empty());
+        let databricks = (unity_catalog_sink || experiment.is_some()).then(|| DatabricksConfig {
+            experiment,
+            unity_catalog_sink,
+            catalog: self.table.catalog.clone(),
+            schema: self.table.schema.clone(),
+            table_prefix: self.table.table_prefix.clone(),
+            storage_location: self.uc_storage_location.clone(),
+        });
         let workers = match self.workers {
             Some(0) => return Err(ConfigError::Invalid("--workers must be at least 1".into())),
             Some(n) => n,
@@ -253,6 +277,7 @@ impl ServeArgs {
                 on_idle: None,
             },
             optimize_interval: self.optimize_interval,
+            databricks,
         })
     }
 }

@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod commit;
 pub mod config;
+pub mod databricks;
 pub mod decode;
 pub mod encode;
 pub mod pipeline;
@@ -26,8 +27,29 @@ pub use config::{Config, OptimizeArgs, ServeArgs, TableArgs, VacuumArgs};
 pub enum ServeError {
     #[error(transparent)]
     Table(#[from] commit::CommitError),
+    #[error("Databricks: {0}")]
+    Databricks(#[from] databricks::StartError),
+    #[error("Databricks: {0}")]
+    DatabricksConfig(#[from] databricks::DatabricksError),
     #[error("starting worker threads: {0}")]
     Threads(#[from] std::io::Error),
+}
+
+/// Open (or create) the spans table the configuration names: `--table`, or with Databricks configured, after
+/// linking the MLflow experiment, the Unity Catalog table through its vended credentials.
+pub async fn open_table(config: &Config) -> Result<commit::Table, ServeError> {
+    if let Some(db) = &config.databricks {
+        let ws = databricks::Workspace::from_env(|name| std::env::var(name).ok())?.ok_or_else(|| {
+            databricks::DatabricksError::Config(
+                "MLFLOW_EXPERIMENT_NAME or --sink unity-catalog needs DATABRICKS_HOST (and a token)".into(),
+            )
+        })?;
+        tracing::info!(host = %ws.host(), auth = ws.auth_kind(), "Databricks workspace");
+        if let Some(table) = databricks::start(std::sync::Arc::new(ws), db).await? {
+            return Ok(table);
+        }
+    }
+    Ok(commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?)
 }
 
 /// Open (or create) the table, then serve OTLP (HTTP and gRPC, on every listener) until `shutdown` resolves.
@@ -38,13 +60,23 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let table = commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?;
+    let table = open_table(&config).await?;
+    serve_table(listeners, config, table, shutdown).await
+}
+
+/// Serve OTLP into an opened table (see [`serve`]).
+pub async fn serve_table(
+    listeners: Vec<TcpListener>,
+    config: Config,
+    table: commit::Table,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     tracing::info!(table = %table.url(), version = ?table.version(), "spans table open");
     let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
     let upkeep = match config.optimize_interval {
         Some(interval) => {
             // Its own handle on the table: compaction commits never wait behind (or delay) the append path.
-            let own = commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?;
+            let own = open_table(&config).await?;
             let options = upkeep::OptimizeOptions {
                 codec: config.pipeline.codec,
                 upload: config.pipeline.upload,

@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Receive OTLP traces and commit them to the spans table.
-    Serve(otel_delta::ServeArgs),
+    Serve(Box<otel_delta::ServeArgs>),
     /// Compact the table's small files (safe while collectors append).
     Optimize(otel_delta::OptimizeArgs),
     /// Delete files the table no longer references, older than the retention.
@@ -23,7 +23,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Logs on stderr: stdout carries only the start-up lines (table, addresses) scripts read.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         // The Delta libraries log every snapshot and commit at info: only their warnings unless RUST_LOG asks.
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Optimize(args) => optimize(args),
         Command::Vacuum(args) => vacuum(args),
     }
@@ -57,6 +59,7 @@ fn optimize(args: otel_delta::OptimizeArgs) -> anyhow::Result<()> {
         let mut table = otel_delta::commit::Table::open(&location.url, location.storage_options).await?;
         let report = otel_delta::upkeep::optimize(&mut table, &options).await?;
         println!("otel-delta: optimize {}: {report}", location.url);
+        table.finish().await;
         Ok(())
     })
 }
@@ -80,10 +83,11 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve().context("invalid configuration")?;
     config.pipeline.on_idle = Some(release_free_memory);
     runtime()?.block_on(async {
+        let table = otel_delta::open_table(&config).await.context("opening the spans table")?;
         let http = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding OTLP/HTTP on {}", config.http_addr))?;
-        println!("otel-delta: table {}", config.table_url);
+        println!("otel-delta: table {}", table.url());
         println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", http.local_addr()?);
         let mut listeners = vec![http];
         if let Some(addr) = config.grpc_addr {
@@ -92,7 +96,7 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
             println!("otel-delta: OTLP/gRPC on http://{}", grpc.local_addr()?);
             listeners.push(grpc);
         }
-        otel_delta::serve(listeners, config, shutdown_signal()).await.context("serving")?;
+        otel_delta::serve_table(listeners, config, table, shutdown_signal()).await.context("serving")?;
         println!("otel-delta: stopped after committing every accepted span");
         Ok(())
     })

@@ -287,6 +287,7 @@ async fn commit_loop(mut sealed: mpsc::UnboundedReceiver<SealedFile>, mut table:
             }
         }
     }
+    table.finish().await;
 }
 
 /// How long clients are asked to wait before retrying a refused or failed export.

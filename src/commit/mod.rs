@@ -13,12 +13,14 @@
 //!   it commits on; concurrent appends never make it fail, a concurrent rearrangement of the same files does.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, PROTOCOL};
 use deltalake::kernel::{Action, Add, Remove, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::ObjectStore;
 use url::Url;
 
 use crate::batch::schema::{delta_schema, SCHEMA_VERSION, SCHEMA_VERSION_PROPERTY};
@@ -103,35 +105,39 @@ pub struct Table {
     checkpoint_interval: u64,
     /// Set when a re-read found the table changed into something we must not write: every later append is refused.
     refused: Option<String>,
+    /// Checkpoints being written in the background.
+    checkpoints: tokio::task::JoinSet<()>,
 }
+
+/// How long [`Table::finish`] waits for checkpoints still being written.
+const CHECKPOINT_DRAIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Table {
     /// Open the table at `url`, creating it with the v1 spans schema if no table is there.
     pub async fn open_or_create(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
-        Table::open_checked(url, storage_options, true).await
+        Table::open_checked(url, &Backend::Options(storage_options), true).await
     }
 
     /// Open the existing table at `url` (for upkeep: never creates one).
     pub async fn open(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
-        Table::open_checked(url, storage_options, false).await
+        Table::open_checked(url, &Backend::Options(storage_options), false).await
     }
 
-    async fn open_checked(
-        url: &Url,
-        storage_options: HashMap<String, String>,
-        create_if_missing: bool,
-    ) -> Result<Self, CommitError> {
+    /// Like [`Table::open_or_create`], through an object store built by the caller (rooted at the bucket or
+    /// container of `url`), e.g. one whose credentials Unity Catalog vends.
+    pub async fn open_or_create_on(url: &Url, store: Arc<dyn ObjectStore>) -> Result<Self, CommitError> {
+        Table::open_checked(url, &Backend::Store(store), true).await
+    }
+
+    async fn open_checked(url: &Url, backend: &Backend, create_if_missing: bool) -> Result<Self, CommitError> {
         register_object_stores();
-        let open = |url: Url, options: HashMap<String, String>| async move {
-            deltalake::open_table_with_storage_options(url, options).await
-        };
-        let table = match open(url.clone(), storage_options.clone()).await {
+        let table = match backend.open(url).await {
             Ok(table) => table,
-            Err(DeltaTableError::NotATable(_)) if create_if_missing => match create(url, storage_options.clone()).await
-            {
+            Err(DeltaTableError::NotATable(_)) if create_if_missing => match create(url, backend).await {
                 Ok(table) => table,
                 // Another writer created it first: use theirs (and check it below).
-                Err(_) => open(url.clone(), storage_options)
+                Err(_) => backend
+                    .open(url)
                     .await
                     .map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?,
             },
@@ -151,7 +157,14 @@ impl Table {
             .filter(|&n: &u64| n > 0)
             .unwrap_or(100);
         let store = Store::new(table.log_store().object_store(None), url);
-        Ok(Table { url: url.clone(), table, store, checkpoint_interval, refused: None })
+        Ok(Table {
+            url: url.clone(),
+            table,
+            store,
+            checkpoint_interval,
+            refused: None,
+            checkpoints: Default::default(),
+        })
     }
 
     pub fn url(&self) -> &Url {
@@ -321,12 +334,13 @@ impl Table {
     }
 
     /// Write a checkpoint in the background when `version` completes a checkpoint interval.
-    pub fn checkpoint_if_due(&self, version: u64) {
+    pub fn checkpoint_if_due(&mut self, version: u64) {
+        while self.checkpoints.try_join_next().is_some() {}
         if !(version + 1).is_multiple_of(self.checkpoint_interval) {
             return;
         }
         let table = self.table.clone();
-        tokio::spawn(async move {
+        self.checkpoints.spawn(async move {
             if let Err(e) = deltalake::checkpoints::create_checkpoint(&table, None).await {
                 tracing::warn!(version, error = %e, "Delta checkpoint failed; readers replay the JSON log");
                 return;
@@ -343,6 +357,19 @@ impl Table {
                 }
             }
         });
+    }
+}
+
+impl Table {
+    /// Wait (bounded) for checkpoints still being written: a checkpoint cut off by the process exiting would be
+    /// missing until the next interval.
+    pub async fn finish(mut self) {
+        let drained =
+            tokio::time::timeout(CHECKPOINT_DRAIN, async { while self.checkpoints.join_next().await.is_some() {} })
+                .await;
+        if drained.is_err() {
+            tracing::warn!("a Delta checkpoint was still being written at shutdown; abandoned");
+        }
     }
 }
 
@@ -368,10 +395,33 @@ fn min_start_time(stats: &str) -> Option<i64> {
     stats.get("minValues")?.get("start_time_unix_nano")?.as_i64()
 }
 
-async fn create(url: &Url, storage_options: HashMap<String, String>) -> Result<DeltaTable, CommitError> {
+/// How a table's storage is reached.
+enum Backend {
+    /// Built by delta-rs from the URL scheme, these options and the environment.
+    Options(HashMap<String, String>),
+    /// Given, rooted at the bucket or container.
+    Store(Arc<dyn ObjectStore>),
+}
+
+impl Backend {
+    fn builder(&self, url: &Url) -> Result<DeltaTableBuilder, DeltaTableError> {
+        let builder = DeltaTableBuilder::from_url(url.clone())?;
+        Ok(match self {
+            Backend::Options(options) => builder.with_storage_options(options.clone()),
+            Backend::Store(store) => builder.with_storage_backend(store.clone(), url.clone()),
+        })
+    }
+
+    async fn open(&self, url: &Url) -> Result<DeltaTable, DeltaTableError> {
+        self.builder(url)?.load().await
+    }
+}
+
+async fn create(url: &Url, backend: &Backend) -> Result<DeltaTable, CommitError> {
     let err = |source| CommitError::Create { url: url.clone(), source: Box::new(source) };
-    deltalake::DeltaTable::try_from_url_with_storage_options(url.clone(), storage_options)
-        .await
+    backend
+        .builder(url)
+        .and_then(|b| b.build())
         .map_err(err)?
         .create()
         .with_table_name(table_name(url))

@@ -147,6 +147,7 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
                 report.rows_rewritten += rows;
                 report.last_version = Some(version);
                 tracing::info!(version, replaced = bin.len(), rows, "compacted files");
+                table.checkpoint_if_due(version);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "compaction of a bin not committed; its new file is deleted");

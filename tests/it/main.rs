@@ -2,6 +2,7 @@
 //! results read back from the Delta table.
 
 mod conformance;
+mod databricks;
 mod http;
 mod reference;
 mod sdk;

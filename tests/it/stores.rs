@@ -70,7 +70,7 @@ fn base_url(var: &str, scheme: &str) -> Option<String> {
 }
 
 /// A fresh table URL under the S3 bucket, or `None` to skip.
-fn s3_table(name: &str) -> Option<Url> {
+pub fn s3_table(name: &str) -> Option<Url> {
     let base = base_url("OTEL_DELTA_TEST_S3", "s3")?;
     Some(Url::parse(&format!("{base}/{name}-{}", uuid::Uuid::new_v4())).unwrap())
 }
@@ -98,9 +98,10 @@ fn s3_endpoint() -> SocketAddr {
 
 /// `otel-delta serve` as a child process. Killed (SIGKILL) if dropped while running, so a failing test leaves
 /// nothing behind; [`Serve::stop`] is the SIGTERM path.
-struct Serve {
+pub struct Serve {
     child: Option<Child>,
-    traces_url: String,
+    pub traces_url: String,
+    table_line: String,
     logs: Arc<Mutex<String>>,
 }
 
@@ -108,10 +109,17 @@ impl Serve {
     /// Start serving `table` with the tests' defaults (loopback port 0, no gRPC, 200 ms flush) and `extra` flags,
     /// `env` added to the environment; returns once the binary printed its OTLP/HTTP address.
     async fn start(table: &Url, extra: &[&str], env: &[(&str, String)]) -> Serve {
-        let mut args = vec!["serve", "--table", table.as_str(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"];
+        let mut args = vec!["--table", table.as_str()];
         if !extra.contains(&"--flush-interval") {
             args.extend_from_slice(&["--flush-interval", "200ms"]);
         }
+        args.extend_from_slice(extra);
+        Serve::start_with(&args, env).await
+    }
+
+    /// `otel-delta serve` on loopback port 0 without gRPC, with `args` and `env` added.
+    pub async fn start_with(extra: &[&str], env: &[(&str, String)]) -> Serve {
+        let mut args = vec!["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"];
         args.extend_from_slice(extra);
         let mut command = Command::new(BIN);
         command.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -141,7 +149,7 @@ impl Serve {
             let http_line = lines.next().and_then(Result::ok);
             (table_line, http_line, lines)
         });
-        let mut serve = Serve { child: Some(child), traces_url: String::new(), logs };
+        let mut serve = Serve { child: Some(child), traces_url: String::new(), table_line: String::new(), logs };
         let (table_line, http_line, rest) = match tokio::time::timeout(STEP_TIMEOUT, first_lines).await {
             Ok(lines) => lines.unwrap(),
             Err(_) => panic!("otel-delta {args:?} printed no address in {STEP_TIMEOUT:?}:\n{}", serve.logs()),
@@ -153,6 +161,7 @@ impl Serve {
             panic!("otel-delta {args:?} did not start ({status:?}):\n{}", serve.logs());
         };
         assert!(table_line.starts_with("otel-delta: table "), "{table_line}");
+        serve.table_line = table_line;
         let url = http_line.rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/v1/traces"), "{http_line}");
         serve.traces_url = url;
@@ -171,8 +180,13 @@ impl Serve {
         serve
     }
 
+    /// The binary's first line: `otel-delta: table <url>`.
+    pub fn table_line(&self) -> &str {
+        &self.table_line
+    }
+
     /// The last lines the binary wrote to stderr (and stdout after its address), for failure messages.
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         let logs = self.logs.lock().unwrap();
         let lines: Vec<&str> = logs.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
@@ -187,7 +201,7 @@ impl Serve {
     }
 
     /// SIGTERM, then wait for the drain: the process must exit 0.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         let mut child = self.child.take().unwrap();
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -311,7 +325,7 @@ async fn export_retrying(client: &reqwest::Client, url: &str, body: Bytes, tries
 }
 
 /// The row key (`trace_id` + `span_id`, lowercase hex, as the table stores them) of every span of `request`.
-fn span_keys(request: &ExportTraceServiceRequest) -> Vec<String> {
+pub fn span_keys(request: &ExportTraceServiceRequest) -> Vec<String> {
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     request
         .resource_spans
@@ -346,7 +360,7 @@ fn large_request(seed: u64, n: usize, text_len: usize) -> ExportTraceServiceRequ
 // The table, read back
 
 /// Every row key of the table must be one of `acked`, each exactly once, and every acked one present.
-fn assert_exactly_once(rows: &[Value], acked: &[String]) {
+pub fn assert_exactly_once(rows: &[Value], acked: &[String]) {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for row in rows {
         let key = format!("{}{}", row["trace_id"].as_str().unwrap(), row["span_id"].as_str().unwrap());

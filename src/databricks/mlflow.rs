@@ -1,0 +1,202 @@
+//! The MLflow side: get or create the experiment, then link it to Unity Catalog trace tables so MLflow shows the
+//! spans we write.
+//!
+//! Linking uses the current table-prefix location API (`/api/5.0/mlflow/tracing/locations`, then
+//! `/api/5.0/mlflow/experiments/{id}/trace-location:link`) and falls back to the older UC-schema location API
+//! (`/api/4.0/mlflow/traces/location`, then `/api/4.0/mlflow/traces/{id}/link-location`) when the workspace does
+//! not serve the first (404). An experiment already linked to another location is refused before anything is
+//! changed, naming that location, with the original app's guidance.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{DatabricksError, Workspace};
+
+/// The experiment tag MLflow sets on an experiment linked to a UC table prefix: `catalog.schema.prefix`.
+pub const TRACE_LOCATION_TAG: &str = "mlflow.experiment.databricksTraceDestinationPath";
+
+/// An MLflow experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Experiment {
+    pub id: String,
+    pub name: String,
+    pub tags: HashMap<String, String>,
+}
+
+/// Where the linked experiment's spans live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceTables {
+    /// `catalog.schema.prefix` (or `catalog.schema` with the older API).
+    pub location: String,
+    /// Full name of the spans table, `catalog.schema.table`.
+    pub spans_table: String,
+    /// Which API linked it: `table-prefix` or `uc-schema`.
+    pub api: &'static str,
+}
+
+/// Why linking failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Api(#[from] DatabricksError),
+    #[error(
+        "MLflow experiment {experiment:?} already stores its traces in {existing}, not in {requested}. Either use a \
+         different MLflow experiment name (MLFLOW_EXPERIMENT_NAME in app.yaml), or use the existing location: set \
+         UC_CATALOG_NAME, UC_SCHEMA_NAME and UC_TABLE_PREFIX_NAME to match {existing}"
+    )]
+    LinkedElsewhere { experiment: String, existing: String, requested: String },
+}
+
+/// Get the experiment by name, creating it if missing (a concurrent creator's experiment is used).
+pub async fn get_or_create_experiment(ws: &Workspace, name: &str) -> Result<Experiment, DatabricksError> {
+    match get_experiment(ws, name).await {
+        Ok(experiment) => return Ok(experiment),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e),
+    }
+    let created =
+        ws.call(Method::POST, "/api/2.0/mlflow/experiments/create", &[], Some(&json!({ "name": name }))).await;
+    match created {
+        Ok(answer) => {
+            let id = string_field(&answer, "experiment_id")
+                .ok_or_else(|| answer_error("POST /api/2.0/mlflow/experiments/create", "no experiment_id"))?;
+            Ok(Experiment { id, name: name.to_owned(), tags: HashMap::new() })
+        }
+        Err(e) if e.is_already_exists() => get_experiment(ws, name).await,
+        Err(e) => Err(e),
+    }
+}
+
+async fn get_experiment(ws: &Workspace, name: &str) -> Result<Experiment, DatabricksError> {
+    let path = "/api/2.0/mlflow/experiments/get-by-name";
+    let answer = ws.call(Method::GET, path, &[("experiment_name", name)], None).await?;
+    let experiment = answer.get("experiment").ok_or_else(|| answer_error(path, "no experiment"))?;
+    let id = string_field(experiment, "experiment_id").ok_or_else(|| answer_error(path, "no experiment_id"))?;
+    let tags = experiment
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| Some((string_field(t, "key")?, string_field(t, "value").unwrap_or_default())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Experiment { id, name: name.to_owned(), tags })
+}
+
+/// Link `experiment` to the trace tables of `catalog.schema` with `prefix`; returns the spans table to write.
+/// Idempotent: an experiment already linked to this very location is accepted as is.
+pub async fn link_trace_tables(
+    ws: &Workspace,
+    experiment: &Experiment,
+    catalog: &str,
+    schema: &str,
+    prefix: &str,
+) -> Result<TraceTables, LinkError> {
+    let requested = format!("{catalog}.{schema}.{prefix}");
+    let elsewhere = |existing: String| LinkError::LinkedElsewhere {
+        experiment: experiment.name.clone(),
+        existing,
+        requested: requested.clone(),
+    };
+    if let Some(existing) = experiment.tags.get(TRACE_LOCATION_TAG).filter(|e| **e != requested) {
+        return Err(elsewhere(existing.clone()));
+    }
+    let location = json!({ "catalog_name": catalog, "schema_name": schema, "table_prefix": prefix });
+    let created = ws
+        .call(Method::POST, "/api/5.0/mlflow/tracing/locations", &[], Some(&json!({ "uc_table_prefix": location })))
+        .await;
+    match created {
+        Ok(answer) => {
+            // The answer wraps the location (some versions answer it flat); link with what it says.
+            let location = answer.get("uc_table_prefix").cloned().unwrap_or(answer);
+            let spans_table = table_name(&location, catalog, schema)
+                .unwrap_or_else(|| format!("{catalog}.{schema}.{prefix}_otel_spans"));
+            let path = format!("/api/5.0/mlflow/experiments/{}/trace-location:link", experiment.id);
+            let body = json!({ "experiment_id": experiment.id, "uc_table_prefix": location });
+            match ws.call(Method::POST, &path, &[], Some(&body)).await {
+                Ok(_) => Ok(TraceTables { location: requested.clone(), spans_table, api: "table-prefix" }),
+                Err(e) if e.is_already_exists() => Err(elsewhere(existing_location(&e))),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) if e.status() == Some(404) => link_uc_schema(ws, experiment, catalog, schema).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The older API: trace tables for a whole UC schema (no prefix).
+async fn link_uc_schema(
+    ws: &Workspace,
+    experiment: &Experiment,
+    catalog: &str,
+    schema: &str,
+) -> Result<TraceTables, LinkError> {
+    tracing::info!("the table-prefix trace location API is not served here; using the UC schema location API");
+    let requested = format!("{catalog}.{schema}");
+    let location = json!({ "catalog_name": catalog, "schema_name": schema });
+    let mut body = json!({ "uc_schema": location });
+    if let Ok(warehouse) = std::env::var("MLFLOW_TRACING_SQL_WAREHOUSE_ID") {
+        body["sql_warehouse_id"] = json!(warehouse);
+    }
+    let spans_table = match ws.call(Method::POST, "/api/4.0/mlflow/traces/location", &[], Some(&body)).await {
+        Ok(answer) => {
+            let location = answer.get("uc_schema").cloned().unwrap_or(answer);
+            table_name(&location, catalog, schema)
+        }
+        // MLflow itself goes on when the location exists already.
+        Err(e) if e.is_already_exists() => None,
+        Err(e) => return Err(e.into()),
+    }
+    .unwrap_or_else(|| format!("{catalog}.{schema}.mlflow_experiment_trace_otel_spans"));
+    let path = format!("/api/4.0/mlflow/traces/{}/link-location", experiment.id);
+    let body = json!({ "experiment_id": experiment.id, "uc_schema": location });
+    match ws.call(Method::POST, &path, &[], Some(&body)).await {
+        Ok(_) => Ok(TraceTables { location: requested, spans_table, api: "uc-schema" }),
+        Err(e) if e.is_already_exists() => Err(LinkError::LinkedElsewhere {
+            experiment: experiment.name.clone(),
+            existing: existing_location(&e),
+            requested,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The spans table a location answer names, qualified with catalog and schema when it is a bare name.
+fn table_name(location: &Value, catalog: &str, schema: &str) -> Option<String> {
+    let name =
+        string_field(location, "spans_table_name").or_else(|| string_field(location, "otel_spans_table_name"))?;
+    Some(if name.contains('.') { name } else { format!("{catalog}.{schema}.{name}") })
+}
+
+/// What an ALREADY_EXISTS answer says about the existing location (its message names it).
+fn existing_location(e: &DatabricksError) -> String {
+    match e {
+        DatabricksError::Api { message, .. } => format!("another location ({message})"),
+        other => other.to_string(),
+    }
+}
+
+fn string_field(value: &Value, name: &str) -> Option<String> {
+    value.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn answer_error(call: &str, reason: &str) -> DatabricksError {
+    DatabricksError::Answer { call: call.to_owned(), reason: reason.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_read_in_either_spelling_and_qualified() {
+        let full = json!({ "spans_table_name": "c.s.p_otel_spans" });
+        assert_eq!(table_name(&full, "c", "s").unwrap(), "c.s.p_otel_spans");
+        let bare = json!({ "otel_spans_table_name": "spans" });
+        assert_eq!(table_name(&bare, "c", "s").unwrap(), "c.s.spans");
+        assert_eq!(table_name(&json!({}), "c", "s"), None);
+    }
+}

@@ -1,0 +1,328 @@
+//! databricks: the Databricks control plane the collector talks to at start-up and while it runs: auth (a PAT or
+//! OAuth machine-to-machine), the MLflow experiment and its link to Unity Catalog trace tables ([`mlflow`]), and
+//! Unity Catalog tables with vended storage credentials ([`unity`]).
+//!
+//! Contract: every call is retried on 429 and 503 (after `Retry-After` seconds, 1 s when absent, plus jitter) and
+//! on connection errors (linear backoff up to 10 s), as the Databricks SDKs do, until [`RetryPolicy::total`] has
+//! passed; any other failure comes back at once as a typed [`DatabricksError`] carrying the API's `error_code` and
+//! message. An OAuth token is refreshed before it expires, and once more if the workspace rejects it (401).
+//!
+//! Everything here is written to the documented REST shapes and tested against local servers that speak them
+//! (`tests/it/databricks.rs`); no real workspace was reachable while it was written.
+
+pub mod auth;
+pub mod mlflow;
+pub mod unity;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+pub use auth::Auth;
+
+use std::sync::Arc;
+
+use crate::commit::{CommitError, Table};
+
+/// The Databricks side of `serve`: which experiment to link, and whether spans go to the Unity Catalog table.
+#[derive(Debug, Clone)]
+pub struct DatabricksConfig {
+    /// `MLFLOW_EXPERIMENT_NAME`: link this experiment to the trace tables at start-up.
+    pub experiment: Option<String>,
+    /// Write the Unity Catalog table (with vended credentials) instead of `--table`.
+    pub unity_catalog_sink: bool,
+    pub catalog: String,
+    pub schema: String,
+    pub table_prefix: String,
+    /// Where to create the table (EXTERNAL) when Unity Catalog has none.
+    pub storage_location: Option<String>,
+}
+
+/// Why start-up against Databricks failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Api(#[from] DatabricksError),
+    #[error(transparent)]
+    Link(#[from] mlflow::LinkError),
+    #[error("Unity Catalog table {table}: {reason}")]
+    Table { table: String, reason: String },
+    #[error(transparent)]
+    Open(#[from] Box<CommitError>),
+}
+
+/// Link the experiment (if configured); for the Unity Catalog sink, resolve (or create) the spans table and open
+/// it through its vended credentials. Returns the table to write, or `None` when spans go to `--table`.
+pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Option<Table>, StartError> {
+    let (catalog, schema, prefix) = (&config.catalog, &config.schema, &config.table_prefix);
+    let mut spans_table = format!("{catalog}.{schema}.{prefix}_otel_spans");
+    if let Some(name) = &config.experiment {
+        let experiment = mlflow::get_or_create_experiment(&ws, name).await?;
+        let tables = mlflow::link_trace_tables(&ws, &experiment, catalog, schema, prefix).await?;
+        tracing::info!(
+            experiment = name,
+            experiment_id = experiment.id,
+            location = tables.location,
+            spans_table = tables.spans_table,
+            api = tables.api,
+            "MLflow experiment linked to its trace tables"
+        );
+        spans_table = tables.spans_table;
+    }
+    if !config.unity_catalog_sink {
+        return Ok(None);
+    }
+    let refused = |reason: String| StartError::Table { table: spans_table.clone(), reason };
+    let info =
+        match unity::get_table(&ws, &spans_table).await? {
+            Some(info) => info,
+            None => match &config.storage_location {
+                Some(location) => unity::create_external_table(&ws, &spans_table, location).await?,
+                None => return Err(refused(
+                    "does not exist; create it, or set --uc-storage-location to have it created as an EXTERNAL Delta \
+                     table there"
+                        .into(),
+                )),
+            },
+        };
+    unity::refuse_unwritable(&info).map_err(|reason| refused(format!("cannot be written by otel-delta: {reason}")))?;
+    let location = info.storage_location.as_deref().unwrap_or_default();
+    let mut url = Url::parse(location).map_err(|e| refused(format!("storage location {location:?}: {e}")))?;
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    let store = unity::object_store(ws, &info.table_id, &url).map_err(refused)?;
+    tracing::info!(table = spans_table, location = %url, "writing the Unity Catalog table directly");
+    Table::open_or_create_on(&url, store).await.map(Some).map_err(|e| StartError::Open(Box::new(e)))
+}
+
+/// Why a Databricks call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabricksError {
+    #[error("{call}: HTTP {status} {code}: {message}")]
+    Api { call: String, status: u16, code: String, message: String },
+    #[error("{call}: {reason}")]
+    Transport { call: String, reason: String },
+    #[error("{call}: still failing after {attempts} attempts over {elapsed:?}; last: {last}")]
+    GaveUp { call: String, attempts: u32, elapsed: Duration, last: String },
+    #[error("OAuth token from {url}: {reason}")]
+    Token { url: String, reason: String },
+    #[error("Databricks configuration: {0}")]
+    Config(String),
+    #[error("{call}: unexpected answer: {reason}")]
+    Answer { call: String, reason: String },
+}
+
+impl DatabricksError {
+    /// The API's `error_code` (e.g. `RESOURCE_DOES_NOT_EXIST`), if the workspace answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            DatabricksError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            DatabricksError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Not found: by status or by one of the codes the APIs use for it.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+            || matches!(self.code(), Some("RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND" | "TABLE_DOES_NOT_EXIST"))
+    }
+
+    /// Already exists: the APIs use both codes (the docs say clients should check for both).
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self.code(), Some("RESOURCE_ALREADY_EXISTS" | "ALREADY_EXISTS" | "RESOURCE_CONFLICT"))
+    }
+}
+
+/// How long and how often calls are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Give up once this much time has passed since the first attempt (the SDKs' default: 300 s).
+    pub total: Duration,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+    /// Longest pause between two attempts.
+    pub max_pause: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            total: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(60),
+            max_pause: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A Databricks workspace: its host and how to authenticate to it.
+pub struct Workspace {
+    host: Url,
+    http: reqwest::Client,
+    auth: Auth,
+    retry: RetryPolicy,
+}
+
+impl Workspace {
+    /// `host` as `DATABRICKS_HOST` gives it: `https://` is assumed when no scheme is given (Databricks Apps provide
+    /// the bare host name); a trailing `/` is dropped.
+    pub fn new(host: &str, auth: Auth, retry: RetryPolicy) -> Result<Self, DatabricksError> {
+        let host = normalize_host(host)?;
+        let http = reqwest::Client::builder()
+            .timeout(retry.request_timeout)
+            .user_agent(concat!("otel-delta/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DatabricksError::Config(format!("HTTP client: {e}")))?;
+        Ok(Workspace { host, http, auth, retry })
+    }
+
+    /// From the standard environment: `DATABRICKS_HOST`, and `DATABRICKS_TOKEN` or `DATABRICKS_CLIENT_ID` +
+    /// `DATABRICKS_CLIENT_SECRET` (see [`Auth::from_env`]). `None` when `DATABRICKS_HOST` is unset.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, DatabricksError> {
+        let Some(host) = env("DATABRICKS_HOST").filter(|h| !h.trim().is_empty()) else { return Ok(None) };
+        let auth = Auth::from_env(&env)?;
+        Workspace::new(&host, auth, RetryPolicy::default()).map(Some)
+    }
+
+    pub fn host(&self) -> &Url {
+        &self.host
+    }
+
+    /// Which credentials are used (for the start-up log; never the secret).
+    pub fn auth_kind(&self) -> &'static str {
+        self.auth.kind()
+    }
+
+    /// Call `method path` with an optional JSON body and query; returns the JSON answer (`{}` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, DatabricksError> {
+        let call = format!("{method} {path}");
+        let mut url = self.host.clone();
+        url.set_path(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            attempts += 1;
+            let token = self.auth.header(&self.http, &self.host).await?;
+            let mut request = self.http.request(method.clone(), url.clone()).header("authorization", token);
+            if let Some(body) = body {
+                request = request.header("content-type", "application/json").body(body.to_string());
+            }
+            let (pause, last) = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let text = response.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        return parse_json(&call, &text);
+                    }
+                    let error = api_error(&call, status, &text);
+                    if status == StatusCode::UNAUTHORIZED && self.auth.refreshable() && !reauthenticated {
+                        // A token revoked or expired early: fetch a new one once, at once.
+                        reauthenticated = true;
+                        self.auth.invalidate().await;
+                        continue;
+                    }
+                    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+                        return Err(error);
+                    }
+                    (Duration::from_secs(retry_after.unwrap_or(1)), error.to_string())
+                }
+                Err(e) if e.is_connect() || e.is_timeout() => {
+                    (Duration::from_secs(u64::from(attempts.min(10))), format!("{e}"))
+                }
+                Err(e) => return Err(DatabricksError::Transport { call, reason: e.to_string() }),
+            };
+            let pause = pause.min(self.retry.max_pause) + jitter();
+            if started.elapsed() + pause > self.retry.total {
+                return Err(DatabricksError::GaveUp { call, attempts, elapsed: started.elapsed(), last });
+            }
+            tracing::warn!(call, attempt = attempts, pause_ms = pause.as_millis() as u64, error = last, "retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+fn normalize_host(host: &str) -> Result<Url, DatabricksError> {
+    let host = host.trim().trim_end_matches('/');
+    let with_scheme = if host.contains("://") { host.to_owned() } else { format!("https://{host}") };
+    let url =
+        Url::parse(&with_scheme).map_err(|e| DatabricksError::Config(format!("DATABRICKS_HOST {host:?}: {e}")))?;
+    if url.host_str().is_none() || !matches!(url.scheme(), "https" | "http") {
+        return Err(DatabricksError::Config(format!("DATABRICKS_HOST {host:?} is not an http(s) host")));
+    }
+    Ok(url)
+}
+
+fn parse_json(call: &str, text: &str) -> Result<Value, DatabricksError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_str(text).map_err(|e| DatabricksError::Answer { call: call.to_owned(), reason: e.to_string() })
+}
+
+/// `{"error_code": ..., "message": ...}`, the error body of every Databricks REST API.
+fn api_error(call: &str, status: StatusCode, text: &str) -> DatabricksError {
+    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+    DatabricksError::Api {
+        call: call.to_owned(),
+        status: status.as_u16(),
+        code: field("error_code").unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_uppercase()),
+        message: field("message").unwrap_or_else(|| text.chars().take(300).collect()),
+    }
+}
+
+/// Up to 250 ms, so many collectors retrying the same limit do not retry in step.
+fn jitter() -> Duration {
+    Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_normalized_as_the_sdks_do() {
+        assert_eq!(normalize_host("adb-1.azuredatabricks.net").unwrap().as_str(), "https://adb-1.azuredatabricks.net/");
+        assert_eq!(
+            normalize_host("https://x.cloud.databricks.com/").unwrap().as_str(),
+            "https://x.cloud.databricks.com/"
+        );
+        assert_eq!(normalize_host("http://127.0.0.1:8080").unwrap().as_str(), "http://127.0.0.1:8080/");
+        assert!(normalize_host("ftp://x").is_err());
+    }
+
+    #[test]
+    fn error_bodies_give_code_and_message() {
+        let e =
+            api_error("GET /x", StatusCode::NOT_FOUND, r#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"no"}"#);
+        assert!(e.is_not_found());
+        assert_eq!(e.code(), Some("RESOURCE_DOES_NOT_EXIST"));
+        let e = api_error("POST /y", StatusCode::BAD_GATEWAY, "<html>bad gateway</html>");
+        assert_eq!(e.code(), Some("BAD GATEWAY"));
+        assert!(e.to_string().contains("<html>bad gateway</html>"));
+    }
+}

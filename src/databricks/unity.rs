@@ -1,0 +1,344 @@
+//! Unity Catalog: resolve the spans table (get it, or create it as an EXTERNAL Delta table with our schema), refuse
+//! tables we must not write, and reach its storage with temporary READ_WRITE credentials that are vended again
+//! before they expire (an object store credential provider asks for new ones when due).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::azure::{AzureCredential, MicrosoftAzureBuilder};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
+use object_store::{CredentialProvider, ObjectStore};
+use reqwest::Method;
+use serde_json::{json, Value};
+use url::Url;
+
+use super::{DatabricksError, Workspace};
+use crate::batch::schema::{delta_schema, SCHEMA_VERSION, SCHEMA_VERSION_PROPERTY};
+
+/// What Unity Catalog says about a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub full_name: String,
+    pub table_id: String,
+    pub table_type: String,
+    pub data_source_format: String,
+    pub storage_location: Option<String>,
+    pub properties: HashMap<String, String>,
+}
+
+/// Get a table; `None` when it does not exist.
+pub async fn get_table(ws: &Workspace, full_name: &str) -> Result<Option<TableInfo>, DatabricksError> {
+    let path = format!("/api/2.1/unity-catalog/tables/{full_name}");
+    match ws.call(Method::GET, &path, &[], None).await {
+        Ok(answer) => table_info(&path, &answer).map(Some),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Create `full_name` as an EXTERNAL Delta table at `storage_location` with the v1 spans columns (the only kind
+/// of table this API lets external clients create). The Delta log itself is written by the first commit.
+pub async fn create_external_table(
+    ws: &Workspace,
+    full_name: &str,
+    storage_location: &str,
+) -> Result<TableInfo, DatabricksError> {
+    let path = "/api/2.1/unity-catalog/tables";
+    let [catalog, schema, name] = split_name(full_name)?;
+    let columns: Vec<Value> = delta_schema()
+        .fields()
+        .enumerate()
+        .map(|(position, field)| {
+            let type_json = serde_json::to_string(field).unwrap_or_default();
+            let type_text = spark_type_text(&serde_json::to_value(field.data_type()).unwrap_or_default());
+            let type_name = type_text.split('<').next().unwrap_or("string").to_uppercase();
+            let type_name = match type_name.as_str() {
+                "BIGINT" => "LONG".to_owned(),
+                other => other.to_owned(),
+            };
+            json!({
+                "name": field.name(), "type_text": type_text, "type_name": type_name, "type_json": type_json,
+                "position": position, "nullable": field.is_nullable(),
+            })
+        })
+        .collect();
+    let body = json!({
+        "name": name, "catalog_name": catalog, "schema_name": schema,
+        "table_type": "EXTERNAL", "data_source_format": "DELTA", "storage_location": storage_location,
+        "columns": columns,
+        "properties": { SCHEMA_VERSION_PROPERTY: SCHEMA_VERSION },
+        "comment": "OpenTelemetry spans (otel-delta, v1 layout)",
+    });
+    let answer = ws.call(Method::POST, path, &[], Some(&body)).await?;
+    table_info(path, &answer)
+}
+
+/// `Err(reason)` for a table this writer must not append to: not Delta, a view, no storage location, liquid
+/// clustering (its writers must cluster new files), or another spans layout (MLflow's v2 tables).
+pub fn refuse_unwritable(table: &TableInfo) -> Result<(), String> {
+    if !table.data_source_format.eq_ignore_ascii_case("DELTA") {
+        return Err(format!("its format is {}, not DELTA", table.data_source_format));
+    }
+    if !matches!(table.table_type.as_str(), "EXTERNAL" | "MANAGED") {
+        return Err(format!("it is a {} table", table.table_type));
+    }
+    if table.storage_location.is_none() {
+        return Err("Unity Catalog gives no storage location for it".into());
+    }
+    if let Some(columns) = table.properties.get("clusteringColumns") {
+        return Err(format!("it uses liquid clustering ({columns}), which this writer does not maintain"));
+    }
+    if table.properties.contains_key("delta.feature.clustering") {
+        return Err("it has the Delta clustering feature, which this writer does not maintain".into());
+    }
+    match table.properties.get(SCHEMA_VERSION_PROPERTY) {
+        Some(v) if v != SCHEMA_VERSION => {
+            Err(format!("it holds spans layout {SCHEMA_VERSION_PROPERTY}={v}; this writer writes {SCHEMA_VERSION}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Temporary credentials for one table's storage.
+#[derive(Debug, Clone)]
+pub struct Vended {
+    pub credential: VendedCredential,
+    pub expires_at: SystemTime,
+}
+
+#[derive(Debug, Clone)]
+pub enum VendedCredential {
+    Aws { key_id: String, secret_key: String, token: Option<String> },
+    AzureSas(String),
+    Gcp(String),
+}
+
+/// `POST /api/2.1/unity-catalog/temporary-table-credentials` for READ_WRITE.
+pub async fn temporary_credentials(ws: &Workspace, table_id: &str) -> Result<Vended, DatabricksError> {
+    let path = "/api/2.1/unity-catalog/temporary-table-credentials";
+    let body = json!({ "table_id": table_id, "operation": "READ_WRITE" });
+    let answer = ws.call(Method::POST, path, &[], Some(&body)).await?;
+    let bad = |reason: &str| DatabricksError::Answer { call: format!("POST {path}"), reason: reason.to_owned() };
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let credential = if let Some(aws) = answer.get("aws_temp_credentials") {
+        VendedCredential::Aws {
+            key_id: text(aws, "access_key_id").ok_or_else(|| bad("no access_key_id"))?,
+            secret_key: text(aws, "secret_access_key").ok_or_else(|| bad("no secret_access_key"))?,
+            token: text(aws, "session_token"),
+        }
+    } else if let Some(sas) = answer.get("azure_user_delegation_sas") {
+        VendedCredential::AzureSas(text(sas, "sas_token").ok_or_else(|| bad("no sas_token"))?)
+    } else if let Some(gcp) = answer.get("gcp_oauth_token") {
+        VendedCredential::Gcp(text(gcp, "oauth_token").ok_or_else(|| bad("no oauth_token"))?)
+    } else {
+        return Err(bad("no aws_temp_credentials, azure_user_delegation_sas or gcp_oauth_token"));
+    };
+    let expires_ms = answer.get("expiration_time").and_then(Value::as_u64).ok_or_else(|| bad("no expiration_time"))?;
+    Ok(Vended { credential, expires_at: UNIX_EPOCH + Duration::from_millis(expires_ms) })
+}
+
+/// The table's object store (rooted at its bucket or container, as Delta expects), authenticated with credentials
+/// vended for `table_id` and vended again before they expire. Endpoints and other settings come from the usual
+/// AWS_* / AZURE_* / GOOGLE_* environment.
+pub fn object_store(ws: Arc<Workspace>, table_id: &str, location: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    let store: Arc<dyn ObjectStore> = match location.scheme() {
+        "s3" | "s3a" => Arc::new(
+            AmazonS3Builder::from_env()
+                .with_url(location.as_str())
+                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), aws_credential)))
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        "abfss" | "abfs" | "az" | "azure" | "adl" => Arc::new(
+            MicrosoftAzureBuilder::from_env()
+                .with_url(location.as_str())
+                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), azure_credential)))
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        "gs" => Arc::new(
+            GoogleCloudStorageBuilder::from_env()
+                .with_url(location.as_str())
+                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), gcp_credential)))
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        other => return Err(format!("storage location scheme {other}:// is not supported")),
+    };
+    Ok(store)
+}
+
+fn aws_credential(v: &VendedCredential) -> Option<AwsCredential> {
+    match v {
+        VendedCredential::Aws { key_id, secret_key, token } => {
+            Some(AwsCredential { key_id: key_id.clone(), secret_key: secret_key.clone(), token: token.clone() })
+        }
+        _ => None,
+    }
+}
+
+fn azure_credential(v: &VendedCredential) -> Option<AzureCredential> {
+    match v {
+        VendedCredential::AzureSas(sas) => Some(AzureCredential::SASToken(
+            url::form_urlencoded::parse(sas.trim_start_matches('?').as_bytes()).into_owned().collect(),
+        )),
+        _ => None,
+    }
+}
+
+fn gcp_credential(v: &VendedCredential) -> Option<GcpCredential> {
+    match v {
+        VendedCredential::Gcp(token) => Some(GcpCredential { bearer: token.clone() }),
+        _ => None,
+    }
+}
+
+/// Renew vended credentials this long before they expire (or halfway through a shorter life).
+const RENEW_AHEAD: Duration = Duration::from_secs(300);
+
+/// An object store credential provider backed by Unity Catalog credential vending.
+struct Vending<C> {
+    ws: Arc<Workspace>,
+    table_id: String,
+    convert: fn(&VendedCredential) -> Option<C>,
+    current: tokio::sync::Mutex<Option<(Arc<C>, SystemTime)>>,
+}
+
+impl<C> Vending<C> {
+    fn new(ws: Arc<Workspace>, table_id: String, convert: fn(&VendedCredential) -> Option<C>) -> Self {
+        Vending { ws, table_id, convert, current: tokio::sync::Mutex::new(None) }
+    }
+}
+
+impl<C> std::fmt::Debug for Vending<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UnityCatalogVending({}, table {})", self.ws.host(), self.table_id)
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: Send + Sync + 'static> CredentialProvider for Vending<C> {
+    type Credential = C;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<C>> {
+        let mut current = self.current.lock().await;
+        if let Some((credential, renew_at)) = current.as_ref() {
+            if SystemTime::now() < *renew_at {
+                return Ok(credential.clone());
+            }
+        }
+        let generic = |message: String| object_store::Error::Generic { store: "UnityCatalog", source: message.into() };
+        let vended = temporary_credentials(&self.ws, &self.table_id).await.map_err(|e| generic(e.to_string()))?;
+        let credential = Arc::new(
+            (self.convert)(&vended.credential)
+                .ok_or_else(|| generic(format!("vended credentials for another cloud: {:?}", kind(&vended))))?,
+        );
+        let now = SystemTime::now();
+        let life = vended.expires_at.duration_since(now).unwrap_or_default();
+        let renew_at = now + life - RENEW_AHEAD.min(life / 2);
+        tracing::info!(table_id = self.table_id, valid_for_s = life.as_secs(), "vended storage credentials");
+        *current = Some((credential.clone(), renew_at));
+        Ok(credential)
+    }
+}
+
+fn kind(v: &Vended) -> &'static str {
+    match v.credential {
+        VendedCredential::Aws { .. } => "AWS",
+        VendedCredential::AzureSas(_) => "Azure",
+        VendedCredential::Gcp(_) => "GCP",
+    }
+}
+
+fn table_info(call: &str, answer: &Value) -> Result<TableInfo, DatabricksError> {
+    let text = |k: &str| answer.get(k).and_then(Value::as_str).map(str::to_owned);
+    let missing = |k: &str| DatabricksError::Answer { call: call.to_owned(), reason: format!("no {k}") };
+    Ok(TableInfo {
+        full_name: text("full_name").ok_or_else(|| missing("full_name"))?,
+        table_id: text("table_id").ok_or_else(|| missing("table_id"))?,
+        table_type: text("table_type").unwrap_or_default(),
+        data_source_format: text("data_source_format").unwrap_or_default(),
+        storage_location: text("storage_location"),
+        properties: answer
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+            .unwrap_or_default(),
+    })
+}
+
+fn split_name(full_name: &str) -> Result<[&str; 3], DatabricksError> {
+    let parts: Vec<&str> = full_name.split('.').collect();
+    match parts[..] {
+        [c, s, t] if !c.is_empty() && !s.is_empty() && !t.is_empty() => Ok([c, s, t]),
+        _ => Err(DatabricksError::Config(format!("{full_name:?} is not a catalog.schema.table name"))),
+    }
+}
+
+/// Spark SQL type text of a Delta type's JSON (`string`, `map<string,string>`, `array<struct<...>>`).
+fn spark_type_text(t: &Value) -> String {
+    match t {
+        Value::String(s) if s == "long" => "bigint".into(),
+        Value::String(s) if s == "integer" => "int".into(),
+        Value::String(s) => s.clone(),
+        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+            Some("map") => format!(
+                "map<{},{}>",
+                spark_type_text(o.get("keyType").unwrap_or(&Value::Null)),
+                spark_type_text(o.get("valueType").unwrap_or(&Value::Null))
+            ),
+            Some("array") => format!("array<{}>", spark_type_text(o.get("elementType").unwrap_or(&Value::Null))),
+            Some("struct") => {
+                let fields = o.get("fields").and_then(Value::as_array).cloned().unwrap_or_default();
+                let inner: Vec<String> = fields
+                    .iter()
+                    .map(|f| {
+                        let name = f.get("name").and_then(Value::as_str).unwrap_or("");
+                        format!("{name}:{}", spark_type_text(f.get("type").unwrap_or(&Value::Null)))
+                    })
+                    .collect();
+                format!("struct<{}>", inner.join(","))
+            }
+            _ => "string".into(),
+        },
+        _ => "string".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(properties: &[(&str, &str)]) -> TableInfo {
+        TableInfo {
+            full_name: "c.s.t".into(),
+            table_id: "id".into(),
+            table_type: "EXTERNAL".into(),
+            data_source_format: "DELTA".into(),
+            storage_location: Some("s3://b/t".into()),
+            properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn clustered_and_other_layout_tables_are_refused() {
+        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v1")])).is_ok());
+        assert!(refuse_unwritable(&info(&[("clusteringColumns", "[[\"time\"]]")])).unwrap_err().contains("clustering"));
+        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v2")])).unwrap_err().contains("v2"));
+        let mut view = info(&[]);
+        view.table_type = "VIEW".into();
+        assert!(refuse_unwritable(&view).is_err());
+    }
+
+    #[test]
+    fn spark_type_text_of_the_spans_schema() {
+        let types: Vec<String> =
+            delta_schema().fields().map(|f| spark_type_text(&serde_json::to_value(f.data_type()).unwrap())).collect();
+        assert_eq!(types[0], "string");
+        assert!(types.contains(&"bigint".to_owned()));
+        assert!(types.contains(&"map<string,string>".to_owned()));
+        assert!(types.iter().any(|t| t.starts_with("array<struct<time_unix_nano:bigint,name:string,")), "{types:?}");
+    }
+}

@@ -1,0 +1,458 @@
+//! Databricks start-up flows against a local fake workspace that speaks the documented REST shapes (OIDC token,
+//! MLflow experiments and trace locations, Unity Catalog tables and temporary credentials): the real client code,
+//! and the real binary for the end-to-end Unity Catalog sink (on the moto S3 server, see tests/stores).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response};
+use otel_delta::databricks::mlflow::{self, LinkError, TRACE_LOCATION_TAG};
+use otel_delta::databricks::{unity, Auth, RetryPolicy, Workspace};
+use serde_json::{json, Value};
+
+const PAT: &str = "dapi-test-token";
+const CLIENT: (&str, &str) = ("sp-client", "sp-secret");
+
+/// What the fake workspace holds and how it misbehaves.
+#[derive(Default)]
+pub struct FakeState {
+    /// Requests seen: "METHOD /path".
+    pub calls: Vec<String>,
+    /// name → (id, tags)
+    pub experiments: HashMap<String, (String, HashMap<String, String>)>,
+    /// Serve the table-prefix (v5) location API; otherwise 404 as an older workspace would.
+    pub table_prefix_api: bool,
+    /// full name → TableInfo JSON
+    pub tables: HashMap<String, Value>,
+    /// OAuth tokens issued, in order; the first `reject_tokens` of them are refused with 401 (revoked early).
+    pub tokens: Vec<String>,
+    pub reject_tokens: usize,
+    pub token_lifetime_s: u64,
+    /// Answer the next N calls to a path starting with this with 429 + Retry-After: 1.
+    pub throttle: Option<(String, usize)>,
+    /// Storage location given to tables created through the API, and vended credentials' lifetime.
+    pub credential_lifetime_ms: u64,
+    pub vended: usize,
+}
+
+pub struct FakeDatabricks {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<FakeState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeDatabricks {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeDatabricks {
+    pub async fn start(state: FakeState) -> FakeDatabricks {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(state));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, request).await) }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        FakeDatabricks { addr, state, task }
+    }
+
+    pub fn host(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn workspace(&self, auth: Auth) -> Workspace {
+        let retry = RetryPolicy { total: Duration::from_secs(30), ..Default::default() };
+        Workspace::new(&self.host(), auth, retry).unwrap()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+}
+
+fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    reply(status, json!({ "error_code": code, "message": message }))
+}
+
+async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let query: HashMap<String, String> = request
+        .uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let authorization =
+        request.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().unwrap();
+    s.calls.push(format!("{method} {path}"));
+
+    if path == "/oidc/v1/token" {
+        let expected =
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", CLIENT.0, CLIENT.1)));
+        let form = String::from_utf8_lossy(&body);
+        if authorization != expected || !form.contains("grant_type=client_credentials") || !form.contains("all-apis") {
+            return reply(401, json!({ "error": "invalid_client", "error_description": "bad client credentials" }));
+        }
+        let token = format!("oauth-{}", s.tokens.len());
+        s.tokens.push(token.clone());
+        let lifetime = if s.token_lifetime_s == 0 { 3600 } else { s.token_lifetime_s };
+        return reply(200, json!({ "access_token": token, "token_type": "Bearer", "expires_in": lifetime }));
+    }
+    let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
+    let rejected = s.tokens.iter().take(s.reject_tokens).any(|t| t == token);
+    if !(token == PAT || s.tokens.iter().any(|t| t == token)) || rejected {
+        return error(401, "UNAUTHENTICATED", "Invalid access token.");
+    }
+    if let Some((prefix, n)) = s.throttle.as_mut() {
+        if path.starts_with(prefix.as_str()) && *n > 0 {
+            *n -= 1;
+            return Response::builder()
+                .status(429)
+                .header("retry-after", "1")
+                .body(Full::new(Bytes::from(r#"{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"slow down"}"#)))
+                .unwrap();
+        }
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["api", "2.0", "mlflow", "experiments", "get-by-name"]) => {
+            let name = query.get("experiment_name").cloned().unwrap_or_default();
+            match s.experiments.get(&name) {
+                Some((id, tags)) => {
+                    let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
+                    reply(
+                        200,
+                        json!({ "experiment": { "experiment_id": id, "name": name, "tags": tags,
+                        "lifecycle_stage": "active" } }),
+                    )
+                }
+                None => error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Could not find experiment with name {name}")),
+            }
+        }
+        ("POST", ["api", "2.0", "mlflow", "experiments", "create"]) => {
+            let name = json["name"].as_str().unwrap_or_default().to_owned();
+            if s.experiments.contains_key(&name) {
+                return error(400, "RESOURCE_ALREADY_EXISTS", "Experiment already exists.");
+            }
+            let id = format!("{}", 1000 + s.experiments.len());
+            s.experiments.insert(name, (id.clone(), HashMap::new()));
+            reply(200, json!({ "experiment_id": id }))
+        }
+        ("POST", ["api", "5.0", "mlflow", "tracing", "locations"]) if s.table_prefix_api => {
+            let l = &json["uc_table_prefix"];
+            let (c, sc, p) = (l["catalog_name"].as_str(), l["schema_name"].as_str(), l["table_prefix"].as_str());
+            let (Some(c), Some(sc), Some(p)) = (c, sc, p) else {
+                return error(400, "INVALID_PARAMETER_VALUE", "uc_table_prefix needs catalog, schema and prefix");
+            };
+            reply(
+                200,
+                json!({ "uc_table_prefix": { "catalog_name": c, "schema_name": sc, "table_prefix": p,
+                "spans_table_name": format!("{c}.{sc}.{p}_otel_spans"),
+                "logs_table_name": format!("{c}.{sc}.{p}_otel_logs") } }),
+            )
+        }
+        ("POST", ["api", "5.0", "mlflow", "experiments", id, link])
+            if s.table_prefix_api && *link == "trace-location:link" =>
+        {
+            let l = &json["uc_table_prefix"];
+            let location = format!(
+                "{}.{}.{}",
+                l["catalog_name"].as_str().unwrap_or_default(),
+                l["schema_name"].as_str().unwrap_or_default(),
+                l["table_prefix"].as_str().unwrap_or_default()
+            );
+            let id = id.to_string();
+            let Some((_, tags)) = s.experiments.values_mut().find(|(eid, _)| *eid == id) else {
+                return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
+            };
+            match tags.get(TRACE_LOCATION_TAG) {
+                Some(existing) if *existing != location => error(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!("Experiment {id} is already linked to {existing} and cannot be modified."),
+                ),
+                _ => {
+                    tags.insert(TRACE_LOCATION_TAG.to_owned(), location);
+                    reply(200, json!({}))
+                }
+            }
+        }
+        ("POST", ["api", "4.0", "mlflow", "traces", "location"]) => {
+            let l = &json["uc_schema"];
+            reply(
+                200,
+                json!({ "uc_schema": { "catalog_name": l["catalog_name"], "schema_name": l["schema_name"],
+                "otel_spans_table_name": "mlflow_experiment_trace_otel_spans",
+                "otel_logs_table_name": "mlflow_experiment_trace_otel_logs" } }),
+            )
+        }
+        ("POST", ["api", "4.0", "mlflow", "traces", _id, "link-location"]) => reply(200, json!({})),
+        ("GET", ["api", "2.1", "unity-catalog", "tables", full_name]) => match s.tables.get(*full_name) {
+            Some(table) => reply(200, table.clone()),
+            None => error(404, "TABLE_DOES_NOT_EXIST", &format!("Table '{full_name}' does not exist.")),
+        },
+        ("POST", ["api", "2.1", "unity-catalog", "tables"]) => {
+            let full_name = format!(
+                "{}.{}.{}",
+                json["catalog_name"].as_str().unwrap_or_default(),
+                json["schema_name"].as_str().unwrap_or_default(),
+                json["name"].as_str().unwrap_or_default()
+            );
+            if json["table_type"] != "EXTERNAL" || json["data_source_format"] != "DELTA" {
+                return error(400, "INVALID_PARAMETER_VALUE", "only EXTERNAL DELTA tables can be created");
+            }
+            if json["columns"].as_array().is_none_or(|c| c.len() != 20) {
+                return error(400, "INVALID_PARAMETER_VALUE", "expected the 20 spans columns");
+            }
+            let mut table = json.clone();
+            table["full_name"] = json!(full_name);
+            table["table_id"] = json!(uuid::Uuid::new_v4().to_string());
+            s.tables.insert(full_name, table.clone());
+            reply(200, table)
+        }
+        ("POST", ["api", "2.1", "unity-catalog", "temporary-table-credentials"]) => {
+            if json["operation"] != "READ_WRITE" {
+                return error(400, "INVALID_PARAMETER_VALUE", "operation");
+            }
+            let Some(table) = s.tables.values().find(|t| t["table_id"] == json["table_id"]).cloned() else {
+                return error(404, "TABLE_DOES_NOT_EXIST", "no table with that id");
+            };
+            s.vended += 1;
+            let lifetime = if s.credential_lifetime_ms == 0 { 3_600_000 } else { s.credential_lifetime_ms };
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            reply(
+                200,
+                json!({
+                    "aws_temp_credentials": { "access_key_id": "test", "secret_access_key": "test",
+                        "session_token": format!("session-{}", s.vended) },
+                    "expiration_time": now + lifetime,
+                    "url": table["storage_location"],
+                }),
+            )
+        }
+        _ => error(404, "ENDPOINT_NOT_FOUND", &format!("No API found for '{method} {path}'")),
+    }
+}
+
+fn v5() -> FakeState {
+    FakeState { table_prefix_api: true, ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_experiment_is_created_and_linked_with_the_table_prefix_api() {
+    let fake = FakeDatabricks::start(v5()).await;
+    let ws = fake.workspace(Auth::Pat(PAT.into()));
+    let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    let tables = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap();
+    assert_eq!(tables.spans_table, "main.default.otel_otel_spans");
+    assert_eq!(tables.api, "table-prefix");
+    assert_eq!(
+        fake.calls(),
+        [
+            "GET /api/2.0/mlflow/experiments/get-by-name",
+            "POST /api/2.0/mlflow/experiments/create",
+            "POST /api/5.0/mlflow/tracing/locations",
+            &format!("POST /api/5.0/mlflow/experiments/{}/trace-location:link", experiment.id),
+        ]
+    );
+    // A restart finds the experiment, linked here already: accepted as is.
+    let again = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    assert_eq!(again.id, experiment.id);
+    assert_eq!(again.tags[TRACE_LOCATION_TAG], "main.default.otel");
+    assert_eq!(mlflow::link_trace_tables(&ws, &again, "main", "default", "otel").await.unwrap(), tables);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiment_linked_elsewhere_is_refused_with_guidance_and_nothing_changes() {
+    let mut state = v5();
+    let tags = HashMap::from([(TRACE_LOCATION_TAG.to_owned(), "main.prod.agents".to_owned())]);
+    state.experiments.insert("/Shared/otel".into(), ("7".into(), tags));
+    let fake = FakeDatabricks::start(state).await;
+    let ws = fake.workspace(Auth::Pat(PAT.into()));
+    let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    let err = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap_err();
+    assert!(matches!(err, LinkError::LinkedElsewhere { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("main.prod.agents") && message.contains("main.default.otel"), "{message}");
+    assert!(message.contains("different MLflow experiment name"), "{message}");
+    assert!(fake.calls().iter().all(|c| !c.starts_with("POST")), "nothing changed: {:?}", fake.calls());
+
+    // Linked elsewhere without the tag we read: the link call's ALREADY_EXISTS gives the same refusal.
+    fake.state.lock().unwrap().experiments.get_mut("/Shared/otel").unwrap().1.clear();
+    let untagged = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    fake.state.lock().unwrap().experiments.get_mut("/Shared/otel").unwrap().1 =
+        HashMap::from([(TRACE_LOCATION_TAG.to_owned(), "main.prod.agents".to_owned())]);
+    let err = mlflow::link_trace_tables(&ws, &untagged, "main", "default", "otel").await.unwrap_err();
+    assert!(err.to_string().contains("already linked to main.prod.agents"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_workspace_is_linked_with_the_uc_schema_api() {
+    let fake = FakeDatabricks::start(FakeState::default()).await;
+    let ws = fake.workspace(Auth::Pat(PAT.into()));
+    let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    let tables = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap();
+    assert_eq!(tables.api, "uc-schema");
+    assert_eq!(tables.spans_table, "main.default.mlflow_experiment_trace_otel_spans");
+    assert!(fake.calls().contains(&format!("POST /api/4.0/mlflow/traces/{}/link-location", experiment.id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_after_retry_after_and_a_revoked_oauth_token_is_replaced() {
+    let mut state = v5();
+    state.throttle = Some(("/api/2.0/mlflow/experiments/get-by-name".into(), 2));
+    state.reject_tokens = 1;
+    let fake = FakeDatabricks::start(state).await;
+    let ws = fake.workspace(Auth::oauth(CLIENT.0.into(), CLIENT.1.into()));
+    let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    assert_eq!(experiment.name, "/Shared/otel");
+    let calls = fake.calls();
+    let tokens = calls.iter().filter(|c| *c == "POST /oidc/v1/token").count();
+    assert_eq!(tokens, 2, "the first token was refused (401) and replaced: {calls:?}");
+    let lookups = calls.iter().filter(|c| c.ends_with("get-by-name")).count();
+    assert_eq!(lookups, 4, "401, 429, 429, then the answer: {calls:?}");
+    // Wrong client secret: a clear error naming the token endpoint, no retry storm.
+    let bad = fake.workspace(Auth::oauth(CLIENT.0.into(), "wrong".into()));
+    let err = mlflow::get_or_create_experiment(&bad, "/Shared/otel").await.unwrap_err();
+    assert!(err.to_string().contains("/oidc/v1/token") && err.to_string().contains("bad client credentials"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_oauth_tokens_are_refreshed_before_they_expire() {
+    let mut state = v5();
+    state.token_lifetime_s = 2;
+    let fake = FakeDatabricks::start(state).await;
+    let ws = fake.workspace(Auth::oauth(CLIENT.0.into(), CLIENT.1.into()));
+    mlflow::get_or_create_experiment(&ws, "/Shared/a").await.unwrap();
+    mlflow::get_or_create_experiment(&ws, "/Shared/a").await.unwrap();
+    assert_eq!(fake.state.lock().unwrap().tokens.len(), 1, "a fresh token is reused");
+    // Past half its life, the token is refreshed before use rather than sent to expire in flight.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    mlflow::get_or_create_experiment(&ws, "/Shared/a").await.unwrap();
+    assert_eq!(fake.state.lock().unwrap().tokens.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustered() {
+    let fake = FakeDatabricks::start(v5()).await;
+    let ws = fake.workspace(Auth::Pat(PAT.into()));
+    assert_eq!(unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap(), None);
+    let created = unity::create_external_table(&ws, "main.default.otel_otel_spans", "s3://bucket/spans").await.unwrap();
+    assert_eq!(created.storage_location.as_deref(), Some("s3://bucket/spans"));
+    assert_eq!(created.properties["otel.schemaVersion"], "v1");
+    assert!(unity::refuse_unwritable(&created).is_ok());
+    let fetched = unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap().unwrap();
+    assert_eq!(fetched.table_id, created.table_id);
+
+    let mut clustered = fake.state.lock().unwrap().tables["main.default.otel_otel_spans"].clone();
+    clustered["properties"]["clusteringColumns"] = json!("[[\"start_time_unix_nano\"]]");
+    fake.state.lock().unwrap().tables.insert("main.default.clustered".into(), clustered);
+    let info = unity::get_table(&ws, "main.default.clustered").await.unwrap().unwrap();
+    assert!(unity::refuse_unwritable(&info).unwrap_err().contains("liquid clustering"));
+
+    let vended = unity::temporary_credentials(&ws, &created.table_id).await.unwrap();
+    assert!(matches!(vended.credential, unity::VendedCredential::Aws { .. }));
+    assert!(vended.expires_at > SystemTime::now());
+}
+
+/// The binary with the original app.yaml's environment: links the experiment, resolves the Unity Catalog table
+/// (creating it), writes it on S3 with vended credentials that are renewed while it runs, and every acknowledged
+/// span is in the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_links_the_experiment_and_writes_the_unity_catalog_table() {
+    let Some(s3) = crate::stores::s3_table(&format!("uc-{}", uuid::Uuid::new_v4())) else { return };
+    let mut state = v5();
+    state.credential_lifetime_ms = 3_000;
+    let fake = FakeDatabricks::start(state).await;
+    let env = [
+        ("DATABRICKS_HOST", fake.host()),
+        ("DATABRICKS_TOKEN", PAT.to_owned()),
+        // Databricks Apps inject the app's service principal too: the PAT must win, as in the original app.
+        ("DATABRICKS_CLIENT_ID", "app-sp".to_owned()),
+        ("DATABRICKS_CLIENT_SECRET", "app-sp-secret".to_owned()),
+        ("MLFLOW_EXPERIMENT_NAME", "/Shared/otel-traces".to_owned()),
+        ("UC_CATALOG_NAME", "main".to_owned()),
+        ("UC_SCHEMA_NAME", "default".to_owned()),
+        ("UC_TABLE_PREFIX_NAME", "agents".to_owned()),
+    ];
+    let args = ["--sink", "unity-catalog", "--uc-storage-location", s3.as_str(), "--flush-interval", "200ms"];
+    let c = crate::stores::Serve::start_with(&args, &env).await;
+    assert!(c.table_line().contains(s3.as_str().trim_end_matches('/')), "{}", c.table_line());
+    let mut acked = Vec::new();
+    // Long enough for the 3 s credentials to be renewed at least once while requests keep coming.
+    for seed in 0..12u64 {
+        let request = crate::http::request(900 + seed, 5);
+        let status =
+            crate::http::post(&c.traces_url, "application/x-protobuf", prost::Message::encode_to_vec(&request))
+                .await
+                .status();
+        assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+        acked.extend(crate::stores::span_keys(&request));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    c.stop().await;
+    {
+        let state = fake.state.lock().unwrap();
+        assert!(state.vended >= 2, "credentials were vended {} time(s)", state.vended);
+        assert_eq!(state.experiments["/Shared/otel-traces"].1[TRACE_LOCATION_TAG], "main.default.agents");
+        assert!(state.tables.contains_key("main.default.agents_otel_spans"));
+        assert!(state.tokens.is_empty(), "the PAT was used, not the app's service principal");
+    }
+    let rows = crate::support::read_rows_at(&s3, HashMap::new()).await;
+    crate::stores::assert_exactly_once(&rows, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_clustered_unity_catalog_table_at_start_up() {
+    let mut state = v5();
+    state.tables.insert(
+        "main.default.otel_otel_spans".into(),
+        json!({ "full_name": "main.default.otel_otel_spans", "table_id": "t-1", "table_type": "MANAGED",
+            "data_source_format": "DELTA", "storage_location": "s3://bucket/managed/t-1",
+            "properties": { "clusteringColumns": "[[\"time\"]]", "otel.schemaVersion": "v2" } }),
+    );
+    let fake = FakeDatabricks::start(state).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
+        .args(["serve", "--sink", "unity-catalog", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
+        .env("DATABRICKS_HOST", fake.host())
+        .env("DATABRICKS_TOKEN", PAT)
+        .env_remove("MLFLOW_EXPERIMENT_NAME")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("main.default.otel_otel_spans") && stderr.contains("liquid clustering"), "{stderr}");
+    assert_eq!(fake.state.lock().unwrap().vended, 0, "no credentials asked for a table we refuse");
+}
