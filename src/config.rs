@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Address of the OTLP/HTTP listener.
     #[arg(long, env = "OTEL_DELTA_HTTP_ADDR", default_value = "127.0.0.1:4318")]
     pub http_addr: SocketAddr,
+    /// Port of the OTLP/HTTP listener, replacing the port of --http-addr (for platforms that hand out a port, like
+    /// Databricks Apps' $DATABRICKS_APP_PORT).
+    #[arg(long, env = "OTEL_DELTA_HTTP_PORT")]
+    pub http_port: Option<u16>,
     /// Address of the OTLP/gRPC listener (OTLP/HTTP is served there too); `off` to disable.
     #[arg(long, env = "OTEL_DELTA_GRPC_ADDR", default_value = "127.0.0.1:4317")]
     pub grpc_addr: String,
@@ -248,8 +252,12 @@ impl ServeArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
+        let mut http_addr = self.http_addr;
+        if let Some(port) = self.http_port {
+            http_addr.set_port(port);
+        }
         Ok(Config {
-            http_addr: self.http_addr,
+            http_addr,
             grpc_addr: parse_optional_addr(&self.grpc_addr).map_err(ConfigError::Invalid)?,
             table_url,
             storage_options,
@@ -440,6 +448,14 @@ mod tests {
             config.unwrap().table_url.as_str(),
             "abfss://c@acct.dfs.core.windows.net/wh/c1/default/otel_otel_spans/"
         );
+    }
+
+    #[test]
+    fn a_platform_port_replaces_the_listen_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = dir.path().to_str().unwrap();
+        let config = args(&["--warehouse", wh, "--http-addr", "0.0.0.0:8000", "--http-port", "8123"]).resolve();
+        assert_eq!(config.unwrap().http_addr, "0.0.0.0:8123".parse().unwrap());
     }
 
     #[test]

@@ -386,49 +386,77 @@ async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustere
     assert!(vended.expires_at > SystemTime::now());
 }
 
-/// The binary with the original app.yaml's environment: links the experiment, resolves the Unity Catalog table
-/// (creating it), writes it on S3 with vended credentials that are renewed while it runs, and every acknowledged
-/// span is in the table.
+/// app.yaml's command and environment (JSON-compatible `command:` line, `- name:` / `value:` pairs).
+fn app_yaml() -> (Vec<String>, Vec<(String, String)>) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/app.yaml")).unwrap();
+    let command = text.lines().find_map(|l| l.strip_prefix("command:")).expect("a command line");
+    let command: Vec<String> = serde_json::from_str(command.trim()).expect("command is a JSON-style list");
+    let mut env = Vec::new();
+    let mut name = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(n) = line.strip_prefix("- name:") {
+            name = Some(n.trim().to_owned());
+        } else if let (Some(v), Some(n)) = (line.strip_prefix("value:"), name.take()) {
+            env.push((n, v.trim().trim_matches('"').to_owned()));
+        }
+    }
+    (command, env)
+}
+
+/// The binary as app.yaml runs it, with app.yaml's values (only the host pointed at the fake workspace and the
+/// secret's token filled in): links the experiment, resolves the Unity Catalog table, writes it on S3 with
+/// vended credentials that are renewed while it runs, and every acknowledged span is in the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_links_the_experiment_and_writes_the_unity_catalog_table() {
-    let Some(s3) = crate::stores::s3_table(&format!("uc-{}", uuid::Uuid::new_v4())) else { return };
+async fn app_yaml_serve_links_the_experiment_and_writes_the_unity_catalog_table() {
+    let Some(s3) = crate::stores::s3_table("uc") else { return };
+    let (command, yaml_env) = app_yaml();
+    assert_eq!(command[0], "./otel-delta");
     let mut state = v5();
     state.credential_lifetime_ms = 3_000;
     let fake = FakeDatabricks::start(state).await;
-    let env = [
+    let mut env: Vec<(&str, String)> = yaml_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let names: Vec<&str> = env.iter().map(|(k, _)| *k).collect();
+    for required in
+        ["DATABRICKS_HOST", "MLFLOW_EXPERIMENT_NAME", "UC_CATALOG_NAME", "UC_SCHEMA_NAME", "UC_TABLE_PREFIX_NAME"]
+    {
+        assert!(names.contains(&required), "app.yaml sets {required}: {names:?}");
+    }
+    env.retain(|(k, _)| *k != "DATABRICKS_HOST");
+    env.extend([
         ("DATABRICKS_HOST", fake.host()),
+        // The secret databricks-token; Databricks Apps also inject the app's own service principal: the PAT wins.
         ("DATABRICKS_TOKEN", PAT.to_owned()),
-        // Databricks Apps inject the app's service principal too: the PAT must win, as in the original app.
         ("DATABRICKS_CLIENT_ID", "app-sp".to_owned()),
         ("DATABRICKS_CLIENT_SECRET", "app-sp-secret".to_owned()),
-        ("MLFLOW_EXPERIMENT_NAME", "/Shared/otel-traces".to_owned()),
-        ("UC_CATALOG_NAME", "main".to_owned()),
-        ("UC_SCHEMA_NAME", "default".to_owned()),
-        ("UC_TABLE_PREFIX_NAME", "agents".to_owned()),
-    ];
-    let args = ["--sink", "unity-catalog", "--uc-storage-location", s3.as_str(), "--flush-interval", "200ms"];
-    let c = crate::stores::Serve::start_with(&args, &env).await;
+        ("OTEL_DELTA_UC_STORAGE_LOCATION", s3.to_string()),
+        ("OTEL_DELTA_FLUSH_INTERVAL", "200ms".to_owned()),
+    ]);
+    // Loopback only, and the port the platform would give: any free one.
+    let args: Vec<String> =
+        command[1..].iter().map(|a| a.replace("0.0.0.0", "127.0.0.1").replace("$DATABRICKS_APP_PORT", "0")).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let c = crate::stores::Serve::spawn(&args, &env).await;
     assert!(c.table_line().contains(s3.as_str().trim_end_matches('/')), "{}", c.table_line());
     let mut acked = Vec::new();
     // Long enough for the 3 s credentials to be renewed at least once while requests keep coming.
     for seed in 0..12u64 {
         let request = crate::http::request(900 + seed, 5);
-        let status =
-            crate::http::post(&c.traces_url, "application/x-protobuf", prost::Message::encode_to_vec(&request))
-                .await
-                .status();
+        let body = prost::Message::encode_to_vec(&request);
+        let status = crate::http::post(&c.traces_url, "application/x-protobuf", body).await.status();
         assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
         acked.extend(crate::stores::span_keys(&request));
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     c.stop().await;
-    {
+    let spans_table = {
         let state = fake.state.lock().unwrap();
         assert!(state.vended >= 2, "credentials were vended {} time(s)", state.vended);
-        assert_eq!(state.experiments["/Shared/otel-traces"].1[TRACE_LOCATION_TAG], "main.default.agents");
-        assert!(state.tables.contains_key("main.default.agents_otel_spans"));
+        let experiment = &state.experiments["/Shared/opentelemetry-traces"];
+        assert_eq!(experiment.1[TRACE_LOCATION_TAG], "main.default.otel");
         assert!(state.tokens.is_empty(), "the PAT was used, not the app's service principal");
-    }
+        state.tables["main.default.otel_otel_spans"].clone()
+    };
+    assert_eq!(spans_table["storage_location"], s3.as_str());
     let rows = crate::support::read_rows_at(&s3, HashMap::new()).await;
     crate::stores::assert_exactly_once(&rows, &acked);
 }

@@ -121,8 +121,13 @@ impl Serve {
     pub async fn start_with(extra: &[&str], env: &[(&str, String)]) -> Serve {
         let mut args = vec!["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"];
         args.extend_from_slice(extra);
+        Serve::spawn(&args, env).await
+    }
+
+    /// `otel-delta <args>` exactly (`args` starts with `serve`).
+    pub async fn spawn(args: &[&str], env: &[(&str, String)]) -> Serve {
         let mut command = Command::new(BIN);
-        command.args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Plain log lines in failure messages.
         command.env("NO_COLOR", "1");
         for (k, v) in env {
