@@ -21,9 +21,12 @@ use crossbeam_channel::Receiver;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::decode;
-use crate::encode::{Codec, ParquetFile};
+use arrow::array::RecordBatch;
+use parquet::errors::ParquetError;
+
+use crate::encode::{Codec, FileStats, ParquetFile};
 use crate::pipeline::{Accepted, Export, ExportError, Pending, SealedFile};
-use crate::store::{Store, Upload, UploadConfig};
+use crate::store::{FinishedUpload, Store, Upload, UploadConfig};
 use columns::SpanColumns;
 use policy::{FlushPolicy, OpenFile, Step};
 
@@ -35,13 +38,46 @@ pub struct Destination {
     pub upload: UploadConfig,
 }
 
+impl Destination {
+    /// Start a new data file with a unique name (a UUID: many writers share one table).
+    pub fn create_file(&self, codec: Codec) -> Result<StreamedFile, ParquetError> {
+        let file = ParquetFile::new(codec)?;
+        let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), codec.file_suffix());
+        Ok(StreamedFile { file, upload: self.store.begin(&self.runtime, path, self.upload) })
+    }
+}
+
+/// A Parquet file being written and streamed to the store at once: how every data file is made (by the workers
+/// and by compaction). Dropped unfinished, its upload is aborted.
+pub struct StreamedFile {
+    file: ParquetFile,
+    upload: Upload,
+}
+
+impl StreamedFile {
+    /// Append a batch; the bytes the writer has produced so far go to the store (blocks while it is behind).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+        self.file.write(batch)?;
+        if let Some(written) = self.file.take_written(1) {
+            self.upload.send(written);
+        }
+        Ok(())
+    }
+
+    /// Write the footer and hand the last bytes over: the upload (to await) and the file's statistics.
+    pub fn finish(self) -> Result<(FinishedUpload, FileStats), ParquetError> {
+        let done = self.file.finish()?;
+        Ok((self.upload.finish(done.tail), done.stats))
+    }
+}
+
 /// One batching worker: owns its column builders and its open file.
 pub struct Worker {
     policy: FlushPolicy,
     codec: Codec,
     destination: Destination,
     columns: SpanColumns,
-    file: Option<(ParquetFile, Upload)>,
+    file: Option<StreamedFile>,
     open: OpenFile,
     pending: Vec<Pending>,
     sealed: UnboundedSender<SealedFile>,
@@ -165,20 +201,11 @@ impl Worker {
             return true;
         }
         let result = self.columns.finish().map_err(|e| e.to_string()).and_then(|batch| {
-            let (file, upload) = match self.file.take() {
+            let file = match self.file.take() {
                 Some(open) => self.file.insert(open),
-                None => {
-                    let file = ParquetFile::new(self.codec).map_err(|e| e.to_string())?;
-                    let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), self.codec.file_suffix());
-                    let d = &self.destination;
-                    self.file.insert((file, d.store.begin(&d.runtime, path, d.upload)))
-                }
+                None => self.file.insert(self.destination.create_file(self.codec).map_err(|e| e.to_string())?),
             };
-            file.write(&batch).map_err(|e| e.to_string())?;
-            if let Some(written) = file.take_written(1) {
-                upload.send(written);
-            }
-            Ok(())
+            file.write(&batch).map_err(|e| e.to_string())
         });
         match result {
             Ok(()) => {
@@ -198,11 +225,10 @@ impl Worker {
         if self.open.is_empty() || !self.encode_batch() {
             return;
         }
-        let Some((file, upload)) = self.file.take() else { return };
+        let Some(file) = self.file.take() else { return };
         match file.finish() {
-            Ok(file) => {
-                let upload = upload.finish(file.tail);
-                let sealed = SealedFile { upload, stats: file.stats, pending: std::mem::take(&mut self.pending) };
+            Ok((upload, stats)) => {
+                let sealed = SealedFile { upload, stats, pending: std::mem::take(&mut self.pending) };
                 if let Err(unsent) = self.sealed.send(sealed) {
                     // The committer is gone (shutting down after a failure): nothing can be acknowledged.
                     for p in unsent.0.pending {

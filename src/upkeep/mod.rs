@@ -18,9 +18,10 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::batch::schema::arrow_schema;
+use crate::batch::Destination;
 use crate::commit::{ActiveFile, CommitError, Table, UploadedFile};
-use crate::encode::{Codec, ParquetFile};
-use crate::store::{Store, StoreError, UploadConfig};
+use crate::encode::Codec;
+use crate::store::{StoreError, UploadConfig};
 
 /// Why upkeep failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,11 +123,14 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
     let files = table.files().map_err(Box::new)?;
     let mut report = OptimizeReport { files_before: files.len(), ..Default::default() };
     for bin in plan(&files, options.target_file_size) {
-        let store = table.store().clone();
-        let runtime = tokio::runtime::Handle::current();
-        let opts = options.clone();
+        let destination = Destination {
+            store: table.store().clone(),
+            runtime: tokio::runtime::Handle::current(),
+            upload: options.upload,
+        };
+        let codec = options.codec;
         let inputs = bin.clone();
-        let rewritten = tokio::task::spawn_blocking(move || rewrite(&inputs, &store, &runtime, &opts))
+        let rewritten = tokio::task::spawn_blocking(move || rewrite(&inputs, &destination, codec))
             .await
             .map_err(|e| UpkeepError::Write(e.to_string()))
             .and_then(|r| r);
@@ -161,21 +165,14 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
     Ok(report)
 }
 
-/// Rewrite `bin` as one file (on a blocking thread: reads and uploads go through `runtime`).
-fn rewrite(
-    bin: &[ActiveFile],
-    store: &Store,
-    runtime: &tokio::runtime::Handle,
-    options: &OptimizeOptions,
-) -> Result<(UploadedFile, u64), UpkeepError> {
+/// Rewrite `bin` as one file (on a blocking thread: reads and uploads go through the destination's runtime).
+fn rewrite(bin: &[ActiveFile], destination: &Destination, codec: Codec) -> Result<(UploadedFile, u64), UpkeepError> {
     let write_err = |e: parquet::errors::ParquetError| UpkeepError::Write(e.to_string());
-    let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), options.codec.file_suffix());
-    let mut upload = store.begin(runtime, path.clone(), options.upload);
-    let mut file = ParquetFile::new(options.codec).map_err(write_err)?;
+    let mut out = destination.create_file(codec).map_err(write_err)?;
     let mut rows = 0u64;
     for input in bin {
         let read_err = |reason: String| UpkeepError::Read { path: input.path.clone(), reason };
-        let bytes: Bytes = runtime.block_on(store.get(&input.path))?;
+        let bytes: Bytes = destination.runtime.block_on(destination.store.get(&input.path))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.with_batch_size(8192).build())
             .map_err(|e| read_err(e.to_string()))?;
@@ -186,19 +183,17 @@ fn rewrite(
             let batch = RecordBatch::try_new(arrow_schema(), batch.columns().to_vec())
                 .map_err(|e| read_err(format!("not in the spans layout: {e}")))?;
             found += batch.num_rows() as u64;
-            file.write(&batch).map_err(write_err)?;
-            if let Some(written) = file.take_written(1) {
-                upload.send(written);
-            }
+            out.write(&batch).map_err(write_err)?;
         }
         if let Some(expected) = input.num_records.filter(|&n| n != found) {
             return Err(UpkeepError::RowCount { path: input.path.clone(), found, expected });
         }
         rows += found;
     }
-    let done = file.finish().map_err(write_err)?;
-    let size = runtime.block_on(upload.finish(done.tail).wait())?;
-    Ok((UploadedFile { path, size, stats: done.stats }, rows))
+    let (upload, stats) = out.finish().map_err(write_err)?;
+    let path = upload.path.clone();
+    let size = destination.runtime.block_on(upload.wait())?;
+    Ok((UploadedFile { path, size, stats }, rows))
 }
 
 /// What vacuum did (or, on a dry run, would do).
