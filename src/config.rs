@@ -138,11 +138,16 @@ pub struct ServeArgs {
     /// Compact small files every this often while serving (e.g. 10m); off by default (run `otel-delta optimize`).
     #[arg(long, env = "OTEL_DELTA_OPTIMIZE_INTERVAL", value_parser = parse_duration)]
     pub optimize_interval: Option<Duration>,
-    /// Where spans go: `delta` (the table of --table / --warehouse) or `unity-catalog` (the Unity Catalog table
+    /// Where spans go: `delta` (the table of --table / --warehouse), `unity-catalog` (the Unity Catalog table
     /// <catalog>.<schema>.<prefix>_otel_spans, or the one MLflow linking names, written directly with credentials
-    /// Unity Catalog vends; needs DATABRICKS_HOST).
-    #[arg(long, env = "OTEL_DELTA_SINK", default_value = "delta", value_parser = ["delta", "unity-catalog"])]
+    /// Unity Catalog vends; needs DATABRICKS_HOST) or `zerobus` (that table, through Databricks Zerobus Ingest:
+    /// for managed tables; needs DATABRICKS_HOST and --zerobus-endpoint).
+    #[arg(long, env = "OTEL_DELTA_SINK", default_value = "delta", value_parser = ["delta", "unity-catalog", "zerobus"])]
     pub sink: String,
+    /// zerobus sink: the workspace's Zerobus endpoint, https://<workspace-id>.zerobus.<region>.cloud.databricks.com
+    /// (Azure: …azuredatabricks.net).
+    #[arg(long, env = "ZEROBUS_ENDPOINT")]
+    pub zerobus_endpoint: Option<String>,
     /// MLflow experiment to link to the Unity Catalog trace tables at start-up (needs DATABRICKS_HOST).
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME")]
     pub experiment: Option<String>,
@@ -238,15 +243,30 @@ impl ServeArgs {
             return Err(ConfigError::Invalid("--optimize-interval must be above zero".into()));
         }
         let unity_catalog_sink = self.sink == "unity-catalog";
+        let zerobus_endpoint = match (self.sink == "zerobus", self.zerobus_endpoint.as_deref().map(str::trim)) {
+            (false, _) => None,
+            (true, Some(endpoint)) if !endpoint.is_empty() => Some(endpoint.to_owned()),
+            (true, _) => {
+                return Err(ConfigError::Invalid("--sink zerobus needs --zerobus-endpoint (ZEROBUS_ENDPOINT)".into()))
+            }
+        };
+        if zerobus_endpoint.is_some() && self.optimize_interval.is_some() {
+            return Err(ConfigError::Invalid(
+                "--optimize-interval compacts Delta tables otel-delta writes; Zerobus tables are managed by Databricks"
+                    .into(),
+            ));
+        }
         let experiment = self.experiment.clone().filter(|e| !e.trim().is_empty());
-        let databricks = (unity_catalog_sink || experiment.is_some()).then(|| DatabricksConfig {
-            experiment,
-            unity_catalog_sink,
-            catalog: self.table.catalog.clone(),
-            schema: self.table.schema.clone(),
-            table_prefix: self.table.table_prefix.clone(),
-            storage_location: self.uc_storage_location.clone(),
-        });
+        let databricks =
+            (unity_catalog_sink || zerobus_endpoint.is_some() || experiment.is_some()).then(|| DatabricksConfig {
+                experiment,
+                unity_catalog_sink,
+                zerobus_endpoint,
+                catalog: self.table.catalog.clone(),
+                schema: self.table.schema.clone(),
+                table_prefix: self.table.table_prefix.clone(),
+                storage_location: self.uc_storage_location.clone(),
+            });
         let workers = match self.workers {
             Some(0) => return Err(ConfigError::Invalid("--workers must be at least 1".into())),
             Some(n) => n,

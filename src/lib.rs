@@ -35,43 +35,59 @@ pub enum ServeError {
     Threads(#[from] std::io::Error),
 }
 
-/// Open (or create) the spans table the configuration names: `--table`, or with Databricks configured, after
-/// linking the MLflow experiment, the Unity Catalog table through its vended credentials.
-pub async fn open_table(config: &Config) -> Result<commit::Table, ServeError> {
+/// Open where the configuration sends spans: `--table`, or with Databricks configured, after linking the MLflow
+/// experiment, the Unity Catalog table (through its vended credentials) or a Zerobus stream into it.
+pub async fn open_sink(config: &Config) -> Result<pipeline::Sink, ServeError> {
     if let Some(db) = &config.databricks {
         let ws = databricks::Workspace::from_env(|name| std::env::var(name).ok())?.ok_or_else(|| {
             databricks::DatabricksError::Config(
-                "MLFLOW_EXPERIMENT_NAME or --sink unity-catalog needs DATABRICKS_HOST (and a token)".into(),
+                "MLFLOW_EXPERIMENT_NAME, --sink unity-catalog and --sink zerobus need DATABRICKS_HOST (and a token)"
+                    .into(),
             )
         })?;
         tracing::info!(host = %ws.host(), auth = ws.auth_kind(), "Databricks workspace");
-        if let Some(table) = databricks::start(std::sync::Arc::new(ws), db).await? {
-            return Ok(table);
+        if let Some(sink) = databricks::start(std::sync::Arc::new(ws), db).await? {
+            return Ok(sink);
         }
     }
-    Ok(commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?)
+    Ok(pipeline::Sink::Delta(commit::Table::open_or_create(&config.table_url, config.storage_options.clone()).await?))
 }
 
-/// Open (or create) the table, then serve OTLP (HTTP and gRPC, on every listener) until `shutdown` resolves.
-/// On shutdown: stop accepting, commit everything accepted, answer those requests, return. Tests bind port 0
+/// Open (or create) the Delta table the configuration writes (see [`open_sink`]); an error for the Zerobus sink.
+pub async fn open_table(config: &Config) -> Result<commit::Table, ServeError> {
+    match open_sink(config).await? {
+        pipeline::Sink::Delta(table) => Ok(table),
+        pipeline::Sink::Zerobus(_) => Err(ServeError::DatabricksConfig(databricks::DatabricksError::Config(
+            "the Zerobus sink writes no Delta table of its own".into(),
+        ))),
+    }
+}
+
+/// Open the sink, then serve OTLP (HTTP and gRPC, on every listener) until `shutdown` resolves.
+/// On shutdown: stop accepting, store everything accepted, answer those requests, return. Tests bind port 0
 /// and pass their own `shutdown`.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let table = open_table(&config).await?;
-    serve_table(listeners, config, table, shutdown).await
+    let sink = open_sink(&config).await?;
+    serve_sink(listeners, config, sink, shutdown).await
 }
 
-/// Serve OTLP into an opened table (see [`serve`]).
-pub async fn serve_table(
+/// Serve OTLP into an opened sink (see [`serve`]).
+pub async fn serve_sink(
     listeners: Vec<TcpListener>,
     config: Config,
-    table: commit::Table,
+    sink: pipeline::Sink,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    tracing::info!(table = %table.url(), version = ?table.version(), "spans table open");
+    match &sink {
+        pipeline::Sink::Delta(table) => {
+            tracing::info!(table = %table.url(), version = ?table.version(), "spans table open")
+        }
+        pipeline::Sink::Zerobus(z) => tracing::info!(table = z.table(), endpoint = z.endpoint(), "Zerobus sink open"),
+    }
     let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
     let upkeep = match config.optimize_interval {
         Some(interval) => {
@@ -86,7 +102,7 @@ pub async fn serve_table(
         }
         None => None,
     };
-    let (submitter, drain, pipeline) = pipeline::Pipeline::start(table, &config.pipeline)?;
+    let (submitter, drain, pipeline) = pipeline::Pipeline::start(sink, &config.pipeline)?;
     let shutdown = async move {
         shutdown.await;
         // Requests waiting for their commit are answered now, not at the flush interval.

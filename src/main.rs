@@ -83,11 +83,16 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve().context("invalid configuration")?;
     config.pipeline.on_idle = Some(release_free_memory);
     runtime()?.block_on(async {
-        let table = otel_delta::open_table(&config).await.context("opening the spans table")?;
+        let sink = otel_delta::open_sink(&config).await.context("opening the spans table")?;
         let http = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding OTLP/HTTP on {}", config.http_addr))?;
-        println!("otel-delta: table {}", table.url());
+        match &sink {
+            otel_delta::pipeline::Sink::Delta(table) => println!("otel-delta: table {}", table.url()),
+            otel_delta::pipeline::Sink::Zerobus(z) => {
+                println!("otel-delta: table {} through Zerobus at {}", z.table(), z.endpoint())
+            }
+        }
         println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", http.local_addr()?);
         let mut listeners = vec![http];
         if let Some(addr) = config.grpc_addr {
@@ -96,7 +101,7 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
             println!("otel-delta: OTLP/gRPC on http://{}", grpc.local_addr()?);
             listeners.push(grpc);
         }
-        otel_delta::serve_table(listeners, config, table, shutdown_signal()).await.context("serving")?;
+        otel_delta::serve_sink(listeners, config, sink, shutdown_signal()).await.context("serving")?;
         println!("otel-delta: stopped after committing every accepted span");
         Ok(())
     })

@@ -8,8 +8,11 @@
 //!     └──────────────── committer (tokio task: await the sealed files' uploads, one Delta commit, then reply)
 //! ```
 //!
+//! With the Zerobus sink ([`Sink::Zerobus`]) workers seal protobuf rows instead of files, and the committer
+//! queues them on the Zerobus stream and replies once Zerobus acknowledges them as durable.
+//!
 //! What an acknowledgement means: a request is answered `Ok` only after the Delta commit that adds the file
-//! holding all of its rows succeeded. Every failure after admission is answered [`ExportError::Unavailable`]
+//! holding all of its rows succeeded (Zerobus sink: after Zerobus acknowledged all of its rows as durable). Every failure after admission is answered [`ExportError::Unavailable`]
 //! (retryable); nothing accepted is silently dropped. Admission is bounded twice: by bytes accepted but not
 //! yet acknowledged ([`Budget`]) and by queue depth; beyond either, [`Submitter::submit`] refuses at once
 //! with [`ExportError::Overloaded`] before any decoding.
@@ -28,8 +31,9 @@ use crossbeam_channel::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::policy::FlushPolicy;
-use crate::batch::{Destination, Worker};
+use crate::batch::{Destination, Output, Worker};
 use crate::commit::{Table, UploadedFile};
+use crate::databricks::zerobus::ZerobusSink;
 use crate::decode::{DecodeError, Format, Summary};
 use crate::encode::{Codec, FileStats};
 use crate::store::{FinishedUpload, UploadConfig};
@@ -103,16 +107,30 @@ impl Pending {
         let _ = self.reply.send(Err(ExportError::Unavailable(reason.to_owned())));
     }
 
-    fn succeed(self) {
+    pub(crate) fn succeed(self) {
         let _ = self.reply.send(Ok(self.accepted));
     }
 }
 
-/// A finished data file (its upload perhaps still completing) and the requests it answers.
-pub struct SealedFile {
-    pub upload: FinishedUpload,
-    pub stats: FileStats,
+/// A worker's finished output and the requests it answers.
+pub struct Sealed {
+    pub output: SealedOutput,
     pub pending: Vec<Pending>,
+}
+
+pub enum SealedOutput {
+    /// A data file (its upload perhaps still completing).
+    File { upload: FinishedUpload, stats: FileStats },
+    /// Encoded records (Zerobus sink).
+    Rows(Vec<Vec<u8>>),
+}
+
+/// Where acknowledged spans go.
+pub enum Sink {
+    /// Data files committed to a Delta table.
+    Delta(Table),
+    /// Records streamed through Databricks Zerobus Ingest.
+    Zerobus(Box<ZerobusSink>),
 }
 
 /// Byte budget for accepted-but-unacknowledged requests.
@@ -198,19 +216,24 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Start `config.workers` worker threads and the committer task (on the current tokio runtime).
-    pub fn start(table: Table, config: &PipelineConfig) -> std::io::Result<(Submitter, Drain, Pipeline)> {
+    pub fn start(sink: Sink, config: &PipelineConfig) -> std::io::Result<(Submitter, Drain, Pipeline)> {
         let (queue, jobs) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let (sealed_tx, sealed_rx) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
         let mut drains = Vec::new();
-        let destination = Destination {
-            store: table.store().clone(),
-            runtime: tokio::runtime::Handle::current(),
-            upload: config.upload,
+        let output = match &sink {
+            Sink::Delta(table) => Output::Files {
+                destination: Destination {
+                    store: table.store().clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                    upload: config.upload,
+                },
+                codec: config.codec,
+            },
+            Sink::Zerobus(zerobus) => Output::Rows(zerobus.encoder()),
         };
         for i in 0..config.workers.max(1) {
-            let worker =
-                Worker::new(config.flush, config.codec, destination.clone(), sealed_tx.clone(), config.on_idle);
+            let worker = Worker::new(config.flush, output.clone(), sealed_tx.clone(), config.on_idle);
             let jobs = jobs.clone();
             let (drain_tx, drain_rx) = crossbeam_channel::bounded(0);
             drains.push(drain_tx);
@@ -221,7 +244,10 @@ impl Pipeline {
             );
         }
         drop(sealed_tx);
-        let committer = tokio::spawn(commit_loop(sealed_rx, table));
+        let committer = match sink {
+            Sink::Delta(table) => tokio::spawn(commit_loop(sealed_rx, table)),
+            Sink::Zerobus(zerobus) => tokio::spawn(ingest_loop(sealed_rx, *zerobus)),
+        };
         let submitter = Submitter { queue, budget: Budget::new(config.max_inflight_bytes) };
         Ok((submitter, Drain { _workers: drains }, Pipeline { workers, committer }))
     }
@@ -241,7 +267,7 @@ impl Pipeline {
 
 /// Take every sealed file that is ready, wait for their uploads to complete, commit them in one Delta version,
 /// answer their requests. Files sealed meanwhile wait for the next round: one commit per round, not per request.
-async fn commit_loop(mut sealed: mpsc::UnboundedReceiver<SealedFile>, mut table: Table) {
+async fn commit_loop(mut sealed: mpsc::UnboundedReceiver<Sealed>, mut table: Table) {
     while let Some(first) = sealed.recv().await {
         let mut round = vec![first];
         while let Ok(more) = sealed.try_recv() {
@@ -249,7 +275,11 @@ async fn commit_loop(mut sealed: mpsc::UnboundedReceiver<SealedFile>, mut table:
         }
         let mut uploads = Vec::new();
         let mut files_pending = Vec::new();
-        for SealedFile { upload, stats, pending } in round {
+        for Sealed { output, pending } in round {
+            let SealedOutput::File { upload, stats } = output else {
+                pending.into_iter().for_each(|p| p.fail("internal error: rows sealed for a Delta table"));
+                continue;
+            };
             let path = upload.path.clone();
             uploads.push(upload.wait());
             files_pending.push((path, stats, pending));
@@ -288,6 +318,41 @@ async fn commit_loop(mut sealed: mpsc::UnboundedReceiver<SealedFile>, mut table:
         }
     }
     table.finish().await;
+}
+
+/// Queue each sealed batch's rows on the Zerobus stream (in sealing order), and answer its requests once Zerobus
+/// acknowledges them durable; at the end, wait for every acknowledgement, then close the stream.
+async fn ingest_loop(mut sealed: mpsc::UnboundedReceiver<Sealed>, mut sink: ZerobusSink) {
+    let mut acks = tokio::task::JoinSet::new();
+    while let Some(Sealed { output, pending }) = sealed.recv().await {
+        let SealedOutput::Rows(rows) = output else {
+            pending.into_iter().for_each(|p| p.fail("internal error: a file sealed for the Zerobus sink"));
+            continue;
+        };
+        match sink.send(rows).await {
+            Ok(durable) => {
+                acks.spawn(async move {
+                    match durable.await {
+                        Ok(()) => pending.into_iter().for_each(Pending::succeed),
+                        Err(e) => {
+                            tracing::error!(error = %e, "Zerobus did not acknowledge; answering 503");
+                            let reason = e.to_string();
+                            pending.into_iter().for_each(|p| p.fail(&reason));
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "queuing rows on Zerobus failed; answering 503");
+                let reason = e.to_string();
+                pending.into_iter().for_each(|p| p.fail(&reason));
+            }
+        }
+        // Reap answered batches as we go.
+        while acks.try_join_next().is_some() {}
+    }
+    while acks.join_next().await.is_some() {}
+    sink.close().await;
 }
 
 /// How long clients are asked to wait before retrying a refused or failed export.

@@ -1,4 +1,5 @@
-//! batch: decoded requests → Arrow record batches → sealed Parquet files, on worker threads.
+//! batch: decoded requests → Arrow record batches → sealed Parquet files (or protobuf rows for the Zerobus sink),
+//! on worker threads.
 //!
 //! Contract: a worker takes whole requests from the shared queue, validates each completely before any of it
 //! becomes a row, and puts all of a request's rows in one file. A sealed file travels to the committer with
@@ -24,8 +25,9 @@ use crate::decode;
 use arrow::array::RecordBatch;
 use parquet::errors::ParquetError;
 
+use crate::encode::rows::RowEncoder;
 use crate::encode::{Codec, FileStats, ParquetFile};
-use crate::pipeline::{Accepted, Export, ExportError, Pending, SealedFile};
+use crate::pipeline::{Accepted, Export, ExportError, Pending, Sealed, SealedOutput};
 use crate::store::{FinishedUpload, Store, Upload, UploadConfig};
 use columns::SpanColumns;
 use policy::{FlushPolicy, OpenFile, Step};
@@ -71,16 +73,29 @@ impl StreamedFile {
     }
 }
 
-/// One batching worker: owns its column builders and its open file.
+/// What a worker makes of its record batches: Parquet data files streamed to the table's store, or one protobuf
+/// record per row (the Zerobus sink).
+#[derive(Clone)]
+pub enum Output {
+    Files { destination: Destination, codec: Codec },
+    Rows(std::sync::Arc<RowEncoder>),
+}
+
+/// The output being filled.
+enum Open {
+    File(Box<StreamedFile>),
+    Rows(Vec<Vec<u8>>),
+}
+
+/// One batching worker: owns its column builders and its open output.
 pub struct Worker {
     policy: FlushPolicy,
-    codec: Codec,
-    destination: Destination,
+    output: Output,
     columns: SpanColumns,
-    file: Option<StreamedFile>,
+    file: Option<Open>,
     open: OpenFile,
     pending: Vec<Pending>,
-    sealed: UnboundedSender<SealedFile>,
+    sealed: UnboundedSender<Sealed>,
     on_idle: Option<fn()>,
 }
 
@@ -88,17 +103,10 @@ pub struct Worker {
 const IDLE_AFTER: Duration = Duration::from_secs(2);
 
 impl Worker {
-    pub fn new(
-        policy: FlushPolicy,
-        codec: Codec,
-        destination: Destination,
-        sealed: UnboundedSender<SealedFile>,
-        on_idle: Option<fn()>,
-    ) -> Self {
+    pub fn new(policy: FlushPolicy, output: Output, sealed: UnboundedSender<Sealed>, on_idle: Option<fn()>) -> Self {
         Worker {
             policy,
-            codec,
-            destination,
+            output,
             columns: SpanColumns::new(),
             file: None,
             open: OpenFile::default(),
@@ -195,17 +203,29 @@ impl Worker {
         }
     }
 
-    /// Move the rows built so far into the open Parquet file.
+    /// Move the rows built so far into the open output.
     fn encode_batch(&mut self) -> bool {
         if self.columns.rows() == 0 {
             return true;
         }
         let result = self.columns.finish().map_err(|e| e.to_string()).and_then(|batch| {
-            let file = match self.file.take() {
+            let open = match self.file.take() {
                 Some(open) => self.file.insert(open),
-                None => self.file.insert(self.destination.create_file(self.codec).map_err(|e| e.to_string())?),
+                None => self.file.insert(match &self.output {
+                    Output::Files { destination, codec } => {
+                        Open::File(Box::new(destination.create_file(*codec).map_err(|e| e.to_string())?))
+                    }
+                    Output::Rows(_) => Open::Rows(Vec::new()),
+                }),
             };
-            file.write(&batch).map_err(|e| e.to_string())
+            match (open, &self.output) {
+                (Open::File(file), _) => file.write(&batch).map_err(|e| e.to_string()),
+                (Open::Rows(rows), Output::Rows(encoder)) => {
+                    encoder.encode(&batch, rows);
+                    Ok(())
+                }
+                (Open::Rows(_), Output::Files { .. }) => Err("rows opened for a file output".to_owned()),
+            }
         });
         match result {
             Ok(()) => {
@@ -220,15 +240,19 @@ impl Worker {
         }
     }
 
-    /// Finish the open file and hand it to the committer.
+    /// Finish the open output and hand it to the committer.
     fn seal(&mut self) {
         if self.open.is_empty() || !self.encode_batch() {
             return;
         }
-        let Some(file) = self.file.take() else { return };
-        match file.finish() {
-            Ok((upload, stats)) => {
-                let sealed = SealedFile { upload, stats, pending: std::mem::take(&mut self.pending) };
+        let finished = match self.file.take() {
+            None => return,
+            Some(Open::Rows(rows)) => Ok(SealedOutput::Rows(rows)),
+            Some(Open::File(file)) => file.finish().map(|(upload, stats)| SealedOutput::File { upload, stats }),
+        };
+        match finished {
+            Ok(output) => {
+                let sealed = Sealed { output, pending: std::mem::take(&mut self.pending) };
                 if let Err(unsent) = self.sealed.send(sealed) {
                     // The committer is gone (shutting down after a failure): nothing can be acknowledged.
                     for p in unsent.0.pending {
@@ -291,7 +315,8 @@ mod tests {
         let store = Store::new(memory, &url::Url::parse("memory:///t/").unwrap());
         let destination = Destination { store, runtime: runtime.handle().clone(), upload: UploadConfig::default() };
         let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let worker = Worker::new(policy, Codec::default(), destination, sealed_tx, Some(count_idle));
+        let output = Output::Files { destination, codec: Codec::default() };
+        let worker = Worker::new(policy, output, sealed_tx, Some(count_idle));
         let (queue, jobs) = crossbeam_channel::bounded(4);
         let (drain, drain_rx) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::spawn(move || worker.run(jobs, drain_rx));
@@ -304,9 +329,10 @@ mod tests {
 
         // The file is sealed by age and handed over with its one pending request.
         let sealed = sealed_rx.blocking_recv().expect("a sealed file");
-        assert_eq!(sealed.stats.num_records, 1);
         assert_eq!(sealed.pending.len(), 1);
-        assert!(runtime.block_on(sealed.upload.wait()).unwrap() > 0, "the file reached the store");
+        let SealedOutput::File { upload, stats } = sealed.output else { panic!("a file output makes files") };
+        assert_eq!(stats.num_records, 1);
+        assert!(runtime.block_on(upload.wait()).unwrap() > 0, "the file reached the store");
         // Then, once quiet, the idle hook runs (waited for, not timed), and only once.
         let deadline = Instant::now() + Duration::from_secs(60);
         while IDLE_CALLS.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {

@@ -24,6 +24,13 @@ pub struct OAuthM2M {
     current: tokio::sync::Mutex<Option<Token>>,
 }
 
+impl OAuthM2M {
+    /// The client id and secret.
+    pub(crate) fn client(&self) -> (&str, &str) {
+        (&self.client_id, &self.client_secret)
+    }
+}
+
 struct Token {
     header: String,
     refresh_at: Instant,

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod mlflow;
 pub mod unity;
+pub mod zerobus;
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ pub use auth::Auth;
 use std::sync::Arc;
 
 use crate::commit::{CommitError, Table};
+use crate::pipeline::Sink;
 
 /// The Databricks side of `serve`: which experiment to link, and whether spans go to the Unity Catalog table.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct DatabricksConfig {
     pub table_prefix: String,
     /// Where to create the table (EXTERNAL) when Unity Catalog has none.
     pub storage_location: Option<String>,
+    /// Zerobus sink: stream rows to the table through this Zerobus endpoint.
+    pub zerobus_endpoint: Option<String>,
 }
 
 /// Why start-up against Databricks failed.
@@ -51,11 +55,13 @@ pub enum StartError {
     Table { table: String, reason: String },
     #[error(transparent)]
     Open(#[from] Box<CommitError>),
+    #[error(transparent)]
+    Zerobus(#[from] zerobus::ZerobusSinkError),
 }
 
 /// Link the experiment (if configured); for the Unity Catalog sink, resolve (or create) the spans table and open
 /// it through its vended credentials. Returns the table to write, or `None` when spans go to `--table`.
-pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Option<Table>, StartError> {
+pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Option<Sink>, StartError> {
     let (catalog, schema, prefix) = (&config.catalog, &config.schema, &config.table_prefix);
     let mut spans_table = format!("{catalog}.{schema}.{prefix}_otel_spans");
     if let Some(name) = &config.experiment {
@@ -71,10 +77,20 @@ pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Opti
         );
         spans_table = tables.spans_table;
     }
+    let refused = |reason: String| StartError::Table { table: spans_table.clone(), reason };
+    if let Some(endpoint) = &config.zerobus_endpoint {
+        let info = unity::get_table(&ws, &spans_table).await?.ok_or_else(|| {
+            refused(
+                "does not exist; MLflow creates it when the experiment is linked (set MLFLOW_EXPERIMENT_NAME)".into(),
+            )
+        })?;
+        let sink = zerobus::ZerobusSink::connect(&ws, endpoint, &spans_table, &info.columns).await?;
+        tracing::info!(table = spans_table, endpoint, "ingesting through Zerobus");
+        return Ok(Some(Sink::Zerobus(Box::new(sink))));
+    }
     if !config.unity_catalog_sink {
         return Ok(None);
     }
-    let refused = |reason: String| StartError::Table { table: spans_table.clone(), reason };
     let info =
         match unity::get_table(&ws, &spans_table).await? {
             Some(info) => info,
@@ -95,7 +111,8 @@ pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Opti
     }
     let store = unity::object_store(ws, &info.table_id, &url).map_err(refused)?;
     tracing::info!(table = spans_table, location = %url, "writing the Unity Catalog table directly");
-    Table::open_or_create_on(&url, store).await.map(Some).map_err(|e| StartError::Open(Box::new(e)))
+    let table = Table::open_or_create_on(&url, store).await.map_err(|e| StartError::Open(Box::new(e)))?;
+    Ok(Some(Sink::Delta(table)))
 }
 
 /// Why a Databricks call failed.
@@ -195,6 +212,11 @@ impl Workspace {
 
     pub fn host(&self) -> &Url {
         &self.host
+    }
+
+    /// The credentials (the Zerobus sink authenticates its stream with them).
+    pub(crate) fn credentials(&self) -> &Auth {
+        &self.auth
     }
 
     /// Which credentials are used (for the start-up log; never the secret).

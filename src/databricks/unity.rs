@@ -14,11 +14,13 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use url::Url;
 
+pub use databricks_zerobus_ingest_sdk::schema::UcColumn;
+
 use super::{DatabricksError, Workspace};
 use crate::batch::schema::{delta_schema, SCHEMA_VERSION, SCHEMA_VERSION_PROPERTY};
 
 /// What Unity Catalog says about a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TableInfo {
     pub full_name: String,
     pub table_id: String,
@@ -26,6 +28,8 @@ pub struct TableInfo {
     pub data_source_format: String,
     pub storage_location: Option<String>,
     pub properties: HashMap<String, String>,
+    /// Its columns (the Zerobus sink derives its record descriptor from them).
+    pub columns: Vec<UcColumn>,
 }
 
 /// Get a table; `None` when it does not exist.
@@ -47,7 +51,22 @@ pub async fn create_external_table(
 ) -> Result<TableInfo, DatabricksError> {
     let path = "/api/2.1/unity-catalog/tables";
     let [catalog, schema, name] = split_name(full_name)?;
-    let columns: Vec<Value> = delta_schema()
+    let columns = v1_columns_json();
+    let body = json!({
+        "name": name, "catalog_name": catalog, "schema_name": schema,
+        "table_type": "EXTERNAL", "data_source_format": "DELTA", "storage_location": storage_location,
+        "columns": columns,
+        "properties": { SCHEMA_VERSION_PROPERTY: SCHEMA_VERSION },
+        "comment": "OpenTelemetry spans (otel-delta, v1 layout)",
+    });
+    let answer = ws.call(Method::POST, path, &[], Some(&body)).await?;
+    table_info(path, &answer)
+}
+
+/// The v1 spans columns as Unity Catalog describes columns (`name`, `type_text`, `type_name`, `type_json`,
+/// `position`, `nullable`).
+pub fn v1_columns_json() -> Vec<Value> {
+    delta_schema()
         .fields()
         .enumerate()
         .map(|(position, field)| {
@@ -63,16 +82,12 @@ pub async fn create_external_table(
                 "position": position, "nullable": field.is_nullable(),
             })
         })
-        .collect();
-    let body = json!({
-        "name": name, "catalog_name": catalog, "schema_name": schema,
-        "table_type": "EXTERNAL", "data_source_format": "DELTA", "storage_location": storage_location,
-        "columns": columns,
-        "properties": { SCHEMA_VERSION_PROPERTY: SCHEMA_VERSION },
-        "comment": "OpenTelemetry spans (otel-delta, v1 layout)",
-    });
-    let answer = ws.call(Method::POST, path, &[], Some(&body)).await?;
-    table_info(path, &answer)
+        .collect()
+}
+
+/// The v1 spans columns, as [`get_table`] would read them from a table Databricks created with them.
+pub fn v1_columns() -> Vec<UcColumn> {
+    v1_columns_json().into_iter().filter_map(|c| serde_json::from_value(c).ok()).collect()
 }
 
 /// `Err(reason)` for a table this writer must not append to: not Delta, a view, no storage location, liquid
@@ -266,6 +281,11 @@ fn table_info(call: &str, answer: &Value) -> Result<TableInfo, DatabricksError> 
             .and_then(Value::as_object)
             .map(|p| p.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
             .unwrap_or_default(),
+        columns: match answer.get("columns") {
+            Some(columns) => serde_json::from_value(columns.clone())
+                .map_err(|e| DatabricksError::Answer { call: call.to_owned(), reason: format!("columns: {e}") })?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -319,6 +339,7 @@ mod tests {
             data_source_format: "DELTA".into(),
             storage_location: Some("s3://b/t".into()),
             properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            columns: v1_columns(),
         }
     }
 

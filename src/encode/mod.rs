@@ -12,6 +12,7 @@
 //! statistics); rows keep their arrival order, which is close to start-time order, so a file's time range is
 //! narrow and time-range queries skip most files.
 
+pub mod rows;
 mod stats;
 
 use arrow::array::RecordBatch;

@@ -16,8 +16,8 @@ use otel_delta::databricks::mlflow::{self, LinkError, TRACE_LOCATION_TAG};
 use otel_delta::databricks::{unity, Auth, RetryPolicy, Workspace};
 use serde_json::{json, Value};
 
-const PAT: &str = "dapi-test-token";
-const CLIENT: (&str, &str) = ("sp-client", "sp-secret");
+pub const PAT: &str = "dapi-test-token";
+pub const CLIENT: (&str, &str) = ("sp-client", "sp-secret");
 
 /// What the fake workspace holds and how it misbehaves.
 #[derive(Default)]
@@ -265,7 +265,7 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
     }
 }
 
-fn v5() -> FakeState {
+pub fn v5() -> FakeState {
     FakeState { table_prefix_api: true, ..Default::default() }
 }
 
@@ -367,7 +367,7 @@ async fn short_lived_oauth_tokens_are_refreshed_before_they_expire() {
 async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustered() {
     let fake = FakeDatabricks::start(v5()).await;
     let ws = fake.workspace(Auth::Pat(PAT.into()));
-    assert_eq!(unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap(), None);
+    assert!(unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap().is_none());
     let created = unity::create_external_table(&ws, "main.default.otel_otel_spans", "s3://bucket/spans").await.unwrap();
     assert_eq!(created.storage_location.as_deref(), Some("s3://bucket/spans"));
     assert_eq!(created.properties["otel.schemaVersion"], "v1");
@@ -387,7 +387,7 @@ async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustere
 }
 
 /// app.yaml's command and environment (JSON-compatible `command:` line, `- name:` / `value:` pairs).
-fn app_yaml() -> (Vec<String>, Vec<(String, String)>) {
+pub fn app_yaml() -> (Vec<String>, Vec<(String, String)>) {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/app.yaml")).unwrap();
     let command = text.lines().find_map(|l| l.strip_prefix("command:")).expect("a command line");
     let command: Vec<String> = serde_json::from_str(command.trim()).expect("command is a JSON-style list");

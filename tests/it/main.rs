@@ -11,3 +11,4 @@ mod stores;
 mod support;
 mod table;
 mod upkeep;
+mod zerobus;

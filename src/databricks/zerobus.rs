@@ -1,0 +1,267 @@
+//! The Zerobus sink: rows go to the spans table through Databricks Zerobus Ingest (a gRPC stream per collector,
+//! the official SDK), for tables Databricks manages itself (MLflow's managed trace tables), as the original app did.
+//!
+//! Contract: [`ZerobusSink::send`] queues one sealed batch's rows on the stream and returns a future that resolves
+//! `Ok` only once Zerobus has acknowledged every one of those records as durable (its acks are cumulative: the
+//! offset of the batch's last ingest call covers all of them). A dropped connection is recovered by the SDK, which
+//! replays the records not yet acknowledged; a stream that fails for good answers its waiting batches with an
+//! error (the pipeline answers 503: the client retries, so a record can arrive twice, never be lost once acked)
+//! and the next batch opens a new stream.
+//!
+//! Authentication: a personal access token is sent as is (what the original app did, with the PAT from its
+//! `databricks-token` secret); a service principal gets the SDK's own table-scoped OAuth token.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use databricks_zerobus_ingest_sdk::schema::{descriptor_from_uc_columns, UcColumn};
+use databricks_zerobus_ingest_sdk::{
+    message_descriptor, HeadersProvider, SecureTlsConfig, TlsConfig, ZerobusError, ZerobusResult, ZerobusSdk,
+    ZerobusStream,
+};
+use prost_types::DescriptorProto;
+
+use super::{Auth, Workspace};
+use crate::batch::schema::arrow_schema;
+use crate::encode::rows::RowEncoder;
+
+/// Records per ingest call stay under this many bytes: Zerobus refuses calls above 10 MiB.
+const MAX_CALL_BYTES: usize = 8 << 20;
+
+/// Why the Zerobus sink could not start or send.
+#[derive(Debug, thiserror::Error)]
+pub enum ZerobusSinkError {
+    #[error("Zerobus table {table}: {reason}")]
+    Table { table: String, reason: String },
+    #[error("Zerobus endpoint {endpoint}: {source}")]
+    Connect { endpoint: String, source: Box<ZerobusError> },
+    #[error("Zerobus: {0}")]
+    Stream(#[from] Box<ZerobusError>),
+    #[error("a single span's record is {0} bytes, above the {MAX_CALL_BYTES} bytes of one Zerobus ingest call")]
+    RecordTooLarge(usize),
+}
+
+/// A personal access token as Zerobus headers (the SDK's OAuth provider covers service principals).
+struct PatHeaders {
+    token: String,
+    table: String,
+}
+
+#[async_trait]
+impl HeadersProvider for PatHeaders {
+    async fn get_headers(&self) -> ZerobusResult<HashMap<&'static str, String>> {
+        Ok(HashMap::from([
+            ("authorization", format!("Bearer {}", self.token)),
+            ("x-databricks-zerobus-table-name", self.table.clone()),
+        ]))
+    }
+}
+
+/// Plain HTTP/2 for an `http://` endpoint (a local proxy or test server); TLS otherwise.
+struct PlainText;
+
+impl TlsConfig for PlainText {
+    fn configure_endpoint(&self, endpoint: tonic::transport::Endpoint) -> ZerobusResult<tonic::transport::Endpoint> {
+        Ok(endpoint)
+    }
+}
+
+/// Stream settings that do not change between streams.
+#[derive(Clone)]
+enum Credentials {
+    Pat(Arc<PatHeaders>),
+    OAuth { client_id: String, client_secret: String },
+}
+
+/// One Zerobus stream into one table, reopened when it fails.
+pub struct ZerobusSink {
+    sdk: ZerobusSdk,
+    endpoint: String,
+    table: String,
+    descriptor: DescriptorProto,
+    credentials: Credentials,
+    encoder: Arc<RowEncoder>,
+    stream: Option<Arc<ZerobusStream>>,
+}
+
+impl ZerobusSink {
+    /// Derive the record descriptor from the table's Unity Catalog columns, check that it can hold every column
+    /// we write, and open the first stream (so bad credentials or a missing table stop start-up).
+    pub async fn connect(
+        ws: &Workspace,
+        endpoint: &str,
+        table: &str,
+        columns: &[UcColumn],
+    ) -> Result<ZerobusSink, ZerobusSinkError> {
+        let refused = |reason: String| ZerobusSinkError::Table { table: table.to_owned(), reason };
+        let descriptor = descriptor_from_uc_columns(columns, "otel_spans")
+            .map_err(|e| refused(format!("deriving the record descriptor: {e}")))?;
+        let resolved = message_descriptor(&descriptor).map_err(|e| refused(format!("record descriptor: {e}")))?;
+        let encoder = RowEncoder::new(&resolved, arrow_schema().fields())
+            .map_err(|e| refused(format!("cannot hold the spans rows: {e}")))?;
+        let tls: Arc<dyn TlsConfig> =
+            if endpoint.starts_with("http://") { Arc::new(PlainText) } else { Arc::new(SecureTlsConfig::new()) };
+        let connect_error =
+            |e: ZerobusError| ZerobusSinkError::Connect { endpoint: endpoint.to_owned(), source: e.into() };
+        let sdk = ZerobusSdk::builder()
+            .endpoint(endpoint)
+            .unity_catalog_url(ws.host().as_str().trim_end_matches('/'))
+            .tls_config(tls)
+            .application_name(concat!("otel-delta/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(connect_error)?;
+        let credentials = match ws.credentials() {
+            Auth::Pat(token) => {
+                Credentials::Pat(Arc::new(PatHeaders { token: token.clone(), table: table.to_owned() }))
+            }
+            Auth::OAuth(m2m) => {
+                let (client_id, client_secret) = m2m.client();
+                Credentials::OAuth { client_id: client_id.to_owned(), client_secret: client_secret.to_owned() }
+            }
+        };
+        let mut sink = ZerobusSink {
+            sdk,
+            endpoint: endpoint.to_owned(),
+            table: table.to_owned(),
+            descriptor,
+            credentials,
+            encoder: Arc::new(encoder),
+            stream: None,
+        };
+        sink.stream().await.map_err(|e| match e {
+            ZerobusSinkError::Stream(source) => ZerobusSinkError::Connect { endpoint: endpoint.to_owned(), source },
+            other => other,
+        })?;
+        Ok(sink)
+    }
+
+    /// How the pipeline's workers turn record batches into this table's records.
+    pub fn encoder(&self) -> Arc<RowEncoder> {
+        self.encoder.clone()
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The open stream, or a new one if there is none or it has failed.
+    async fn stream(&mut self) -> Result<Arc<ZerobusStream>, ZerobusSinkError> {
+        if let Some(stream) = self.stream.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(stream.clone());
+        }
+        let builder = self.sdk.stream_builder().table(self.table.clone());
+        let builder = match &self.credentials {
+            Credentials::Pat(headers) => builder.headers_provider(headers.clone()),
+            Credentials::OAuth { client_id, client_secret } => builder.oauth(client_id.clone(), client_secret.clone()),
+        };
+        let stream = builder
+            .compiled_proto(self.descriptor.clone())
+            .max_ingest_payload_bytes(MAX_CALL_BYTES + (1 << 20))
+            .build()
+            .await
+            .map_err(Box::new)?;
+        tracing::info!(table = self.table, endpoint = self.endpoint, "Zerobus stream open");
+        let stream = Arc::new(stream);
+        self.stream = Some(stream.clone());
+        Ok(stream)
+    }
+
+    /// Queue `rows`; the returned future resolves once Zerobus has made all of them durable. A stream found
+    /// failed is replaced, and the rows are queued on the new one.
+    pub async fn send(
+        &mut self,
+        rows: Vec<Vec<u8>>,
+    ) -> Result<impl Future<Output = Result<(), ZerobusSinkError>> + Send + 'static, ZerobusSinkError> {
+        let calls = split(rows)?;
+        let mut retried = false;
+        loop {
+            let stream = self.stream().await?;
+            match queue(&stream, &calls).await {
+                Ok(last) => {
+                    return Ok(async move {
+                        if let Some(offset) = last {
+                            stream.wait_for_offset(offset).await.map_err(Box::new)?;
+                        }
+                        Ok(())
+                    });
+                }
+                Err(e) if !retried => {
+                    tracing::warn!(error = %e, table = self.table, "Zerobus stream failed; opening a new one");
+                    self.stream = None;
+                    retried = true;
+                }
+                Err(e) => return Err(ZerobusSinkError::Stream(Box::new(e))),
+            }
+        }
+    }
+
+    /// Wait for every queued record's acknowledgement and close the stream (at shutdown, after the last send).
+    pub async fn close(mut self) {
+        if let Some(stream) = self.stream.take() {
+            match Arc::try_unwrap(stream) {
+                Ok(mut stream) => {
+                    if let Err(e) = stream.close().await {
+                        tracing::warn!(error = %e, "closing the Zerobus stream");
+                    }
+                }
+                Err(shared) => {
+                    // Someone still waits on it: let them, then drop.
+                    let _ = shared.flush().await;
+                }
+            }
+        }
+    }
+}
+
+/// Group rows into ingest calls of at most [`MAX_CALL_BYTES`].
+fn split(rows: Vec<Vec<u8>>) -> Result<Vec<Vec<Vec<u8>>>, ZerobusSinkError> {
+    let mut calls = Vec::new();
+    let mut call = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        if row.len() > MAX_CALL_BYTES {
+            return Err(ZerobusSinkError::RecordTooLarge(row.len()));
+        }
+        if bytes + row.len() > MAX_CALL_BYTES && !call.is_empty() {
+            calls.push(std::mem::take(&mut call));
+            bytes = 0;
+        }
+        bytes += row.len();
+        call.push(row);
+    }
+    if !call.is_empty() {
+        calls.push(call);
+    }
+    Ok(calls)
+}
+
+/// Queue every call; the offset of the last one.
+async fn queue(stream: &ZerobusStream, calls: &[Vec<Vec<u8>>]) -> Result<Option<i64>, ZerobusError> {
+    let mut last = None;
+    for call in calls {
+        if let Some(offset) = stream.ingest_records_offset(call.iter().cloned()).await? {
+            last = Some(offset);
+        }
+    }
+    Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_split_into_calls_under_the_limit() {
+        let rows = vec![vec![0u8; MAX_CALL_BYTES / 2]; 5];
+        let calls = split(rows).unwrap();
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        assert!(matches!(split(vec![vec![0; MAX_CALL_BYTES + 1]]), Err(ZerobusSinkError::RecordTooLarge(_))));
+        assert!(split(Vec::new()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,319 @@
+//! The Zerobus sink against a local gRPC server implementing `databricks.zerobus.Zerobus/EphemeralStream` from the
+//! SDK's published proto (the server stubs the SDK's own build generates), beside the fake workspace of
+//! `databricks.rs`: the real binary, started with app.yaml's command and values, streams every span as a record
+//! of the table's layout, answers a request only after Zerobus acknowledged its records, and survives a dropped
+//! stream without losing an acknowledged span.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use databricks_zerobus_ingest_sdk::databricks::zerobus::zerobus_server::{Zerobus, ZerobusServer};
+use databricks_zerobus_ingest_sdk::databricks::zerobus::{
+    ephemeral_stream_request, ephemeral_stream_response, ingest_record_batch_request, CreateIngestStreamResponse,
+    EphemeralStreamRequest, EphemeralStreamResponse, IngestRecordResponse, PersistentStreamRequest,
+    PersistentStreamResponse, RecordType, RetireStreamRequest, RetireStreamResponse,
+};
+use futures::Stream;
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MapKey};
+use serde_json::{json, Value};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::databricks::{app_yaml, v5, FakeDatabricks, CLIENT, PAT};
+
+const SPANS: &str = "main.default.otel_otel_spans";
+
+/// What the fake Zerobus server saw and holds.
+#[derive(Default)]
+pub struct ZerobusState {
+    /// Per stream created: (authorization, x-databricks-zerobus-table-name, create request's table name).
+    pub streams: Vec<(String, String, String)>,
+    /// The descriptor of the last stream created.
+    pub descriptor: Vec<u8>,
+    /// Records acknowledged as durable, in order.
+    pub durable: Vec<Vec<u8>>,
+    /// Batches received (all streams).
+    pub batches: usize,
+    /// End the stream with UNAVAILABLE, unacknowledged, when this batch arrives (1-based, over all streams).
+    pub drop_at_batch: Option<usize>,
+    pub dropped: usize,
+    /// Refuse every stream as unauthenticated.
+    pub reject_all: bool,
+}
+
+#[derive(Clone)]
+struct FakeZerobus(Arc<Mutex<ZerobusState>>);
+
+type Responses = Pin<Box<dyn Stream<Item = Result<EphemeralStreamResponse, Status>> + Send>>;
+type PersistentResponses = Pin<Box<dyn Stream<Item = Result<PersistentStreamResponse, Status>> + Send>>;
+
+fn respond(payload: ephemeral_stream_response::Payload) -> Result<EphemeralStreamResponse, Status> {
+    Ok(EphemeralStreamResponse { payload: Some(payload) })
+}
+
+#[tonic::async_trait]
+impl Zerobus for FakeZerobus {
+    type EphemeralStreamStream = Responses;
+    type PersistentStreamStream = PersistentResponses;
+
+    async fn ephemeral_stream(
+        &self,
+        request: Request<Streaming<EphemeralStreamRequest>>,
+    ) -> Result<Response<Responses>, Status> {
+        let header =
+            |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let (authorization, table_header) = (header("authorization"), header("x-databricks-zerobus-table-name"));
+        let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
+        if self.0.lock().unwrap().reject_all || !(token == PAT || token.starts_with("oauth-")) {
+            return Err(Status::unauthenticated("invalid token"));
+        }
+        let mut inbound = request.into_inner();
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let state = self.0.clone();
+        tokio::spawn(async move {
+            let create = match inbound.message().await {
+                Ok(Some(EphemeralStreamRequest {
+                    payload: Some(ephemeral_stream_request::Payload::CreateStream(c)),
+                })) => c,
+                _ => {
+                    let _ = tx.unbounded_send(Err(Status::invalid_argument("the first message must be create_stream")));
+                    return;
+                }
+            };
+            let table = create.table_name.clone().unwrap_or_default();
+            if table != table_header
+                || create.record_type != Some(RecordType::Proto as i32)
+                || create.descriptor_proto.as_deref().is_none_or(<[u8]>::is_empty)
+            {
+                let _ = tx.unbounded_send(Err(Status::invalid_argument("table name, PROTO records and a descriptor")));
+                return;
+            }
+            {
+                let mut s = state.lock().unwrap();
+                s.streams.push((authorization, table_header, table));
+                s.descriptor = create.descriptor_proto.clone().unwrap_or_default();
+                let id = format!("stream-{}", s.streams.len());
+                let created = CreateIngestStreamResponse { stream_id: Some(id) };
+                let _ = tx.unbounded_send(respond(ephemeral_stream_response::Payload::CreateStreamResponse(created)));
+            }
+            while let Ok(Some(message)) = inbound.message().await {
+                let (offset, records) = match message.payload {
+                    Some(ephemeral_stream_request::Payload::IngestRecordBatch(batch)) => match batch.batch {
+                        Some(ingest_record_batch_request::Batch::ProtoEncodedBatch(p)) => (batch.offset_id, p.records),
+                        _ => (None, Vec::new()),
+                    },
+                    Some(ephemeral_stream_request::Payload::IngestRecord(record)) => match record.record {
+                        Some(databricks_zerobus_ingest_sdk::databricks::zerobus::ingest_record_request::Record::ProtoEncodedRecord(r)) => {
+                            (record.offset_id, vec![r])
+                        }
+                        _ => (None, Vec::new()),
+                    },
+                    _ => (None, Vec::new()),
+                };
+                let Some(offset) = offset.filter(|_| !records.is_empty()) else {
+                    let _ = tx.unbounded_send(Err(Status::invalid_argument("an offset and proto records")));
+                    return;
+                };
+                let mut s = state.lock().unwrap();
+                s.batches += 1;
+                if s.drop_at_batch == Some(s.batches) {
+                    // A server going away mid-stream: nothing of this batch is durable or acknowledged.
+                    s.dropped += 1;
+                    let _ = tx.unbounded_send(Err(Status::unavailable("server restarting")));
+                    return;
+                }
+                s.durable.extend(records);
+                let ack = IngestRecordResponse { durability_ack_up_to_offset: Some(offset) };
+                let _ = tx.unbounded_send(respond(ephemeral_stream_response::Payload::IngestRecordResponse(ack)));
+            }
+        });
+        Ok(Response::new(Box::pin(rx)))
+    }
+
+    async fn persistent_stream(
+        &self,
+        _request: Request<Streaming<PersistentStreamRequest>>,
+    ) -> Result<Response<PersistentResponses>, Status> {
+        Err(Status::unimplemented("persistent streams"))
+    }
+
+    async fn retire_stream(
+        &self,
+        _request: Request<RetireStreamRequest>,
+    ) -> Result<Response<RetireStreamResponse>, Status> {
+        Err(Status::unimplemented("persistent streams"))
+    }
+}
+
+struct ZerobusServerHandle {
+    endpoint: String,
+    state: Arc<Mutex<ZerobusState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ZerobusServerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start_zerobus(state: ZerobusState) -> ZerobusServerHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let state = Arc::new(Mutex::new(state));
+    let service = ZerobusServer::new(FakeZerobus(state.clone()));
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    });
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await;
+    });
+    ZerobusServerHandle { endpoint, state, task }
+}
+
+/// The spans table as Databricks describes a managed table MLflow created (the v1 columns).
+fn managed_spans_table() -> Value {
+    json!({ "full_name": SPANS, "table_id": "t-managed", "table_type": "MANAGED", "data_source_format": "DELTA",
+        "storage_location": "s3://databricks-managed/t-managed", "columns": otel_delta::databricks::unity::v1_columns_json() })
+}
+
+/// app.yaml's command with `--sink zerobus`, and its values with the workspace and Zerobus pointed at the fakes.
+fn zerobus_app(
+    fake: &FakeDatabricks,
+    endpoint: &str,
+    auth: &[(&'static str, &str)],
+) -> (Vec<String>, Vec<(String, String)>) {
+    let (command, yaml_env) = app_yaml();
+    let args = command[1..]
+        .iter()
+        .map(|a| {
+            a.replace("0.0.0.0", "127.0.0.1").replace("$DATABRICKS_APP_PORT", "0").replace("unity-catalog", "zerobus")
+        })
+        .collect();
+    let mut env: Vec<(String, String)> = yaml_env.into_iter().filter(|(k, _)| k != "DATABRICKS_HOST").collect();
+    env.push(("DATABRICKS_HOST".into(), fake.host()));
+    env.push(("ZEROBUS_ENDPOINT".into(), endpoint.to_owned()));
+    env.push(("OTEL_DELTA_FLUSH_INTERVAL".into(), "200ms".into()));
+    env.extend(auth.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    (args, env)
+}
+
+fn decode_all(state: &ZerobusState) -> Vec<DynamicMessage> {
+    let proto = prost_types::DescriptorProto::decode(state.descriptor.as_slice()).expect("a DescriptorProto");
+    let descriptor = databricks_zerobus_ingest_sdk::message_descriptor(&proto).expect("a valid descriptor");
+    state.durable.iter().map(|r| DynamicMessage::decode(descriptor.clone(), r.as_slice()).expect("a record")).collect()
+}
+
+fn text(m: &DynamicMessage, name: &str) -> String {
+    m.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zerobus_sink_acknowledges_durable_records_and_recovers_a_dropped_stream() {
+    let zerobus = start_zerobus(ZerobusState { drop_at_batch: Some(3), ..Default::default() }).await;
+    let mut state = v5();
+    state.tables.insert(SPANS.into(), managed_spans_table());
+    let fake = FakeDatabricks::start(state).await;
+    // The secret's PAT, and the service principal Databricks Apps inject: the PAT is used, as in the original.
+    let auth = [("DATABRICKS_TOKEN", PAT), ("DATABRICKS_CLIENT_ID", "app-sp"), ("DATABRICKS_CLIENT_SECRET", "x")];
+    let (args, env) = zerobus_app(&fake, &zerobus.endpoint, &auth);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let c = crate::stores::Serve::spawn(&args, &env).await;
+    assert!(c.table_line().contains(SPANS) && c.table_line().contains("Zerobus"), "{}", c.table_line());
+
+    let mut acked = Vec::new();
+    for seed in 0..8u64 {
+        let request = crate::http::request(700 + seed, 5);
+        let durable_before = zerobus.state.lock().unwrap().durable.len();
+        let body = prost::Message::encode_to_vec(&request);
+        let status = crate::http::post(&c.traces_url, "application/x-protobuf", body).await.status();
+        assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+        // Answered only after Zerobus acknowledged the request's records.
+        assert!(zerobus.state.lock().unwrap().durable.len() >= durable_before + 5, "acked before durable");
+        acked.extend(crate::stores::span_keys(&request));
+    }
+    c.stop().await;
+
+    let state = zerobus.state.lock().unwrap();
+    assert_eq!(state.dropped, 1);
+    assert!(state.streams.len() >= 2, "the dropped stream was replaced: {:?}", state.streams);
+    for (authorization, header, table) in &state.streams {
+        assert_eq!(authorization, &format!("Bearer {PAT}"));
+        assert_eq!((header.as_str(), table.as_str()), (SPANS, SPANS));
+    }
+    let records = decode_all(&state);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        *seen.entry(format!("{}{}", text(r, "trace_id"), text(r, "span_id"))).or_default() += 1;
+    }
+    for key in &acked {
+        assert_eq!(seen.get(key), Some(&1), "acknowledged span {key} is durable exactly once");
+    }
+    assert_eq!(records.len(), acked.len(), "nothing else was written");
+    // The rows' shape: the same mapping as the Delta tables.
+    let first = records.iter().find(|r| text(r, "name") == "op-700-0").expect("span op-700-0");
+    assert_eq!(text(first, "trace_id"), "00000000000002bc0000000000000000");
+    assert_eq!(text(first, "kind"), "UNSPECIFIED");
+    assert_eq!(first.get_field_by_name("start_time_unix_nano").unwrap().as_i64(), Some(1_700_000_000_000_000_000));
+    let attributes = first.get_field_by_name("attributes").unwrap();
+    let value =
+        attributes.as_map().unwrap().get(&MapKey::String("text".into())).and_then(|v| v.as_str().map(str::to_owned));
+    assert_eq!(value.as_deref(), Some("payload 700 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zerobus_sink_uses_the_sdk_oauth_token_for_a_service_principal() {
+    let zerobus = start_zerobus(ZerobusState::default()).await;
+    let mut state = v5();
+    state.tables.insert(SPANS.into(), managed_spans_table());
+    let fake = FakeDatabricks::start(state).await;
+    let auth = [("DATABRICKS_CLIENT_ID", CLIENT.0), ("DATABRICKS_CLIENT_SECRET", CLIENT.1)];
+    let (args, env) = zerobus_app(&fake, &zerobus.endpoint, &auth);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    env.push(("DATABRICKS_TOKEN", String::new()));
+    let c = crate::stores::Serve::spawn(&args, &env).await;
+    let request = crate::http::request(800, 3);
+    let status = crate::http::post(&c.traces_url, "application/x-protobuf", prost::Message::encode_to_vec(&request))
+        .await
+        .status();
+    assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+    c.stop().await;
+    let state = zerobus.state.lock().unwrap();
+    assert!(state.streams.iter().all(|(a, _, _)| a.starts_with("Bearer oauth-")), "{:?}", state.streams);
+    assert_eq!(decode_all(&state).len(), 3);
+    assert!(fake.calls().iter().any(|c| c == "POST /oidc/v1/token"));
+}
+
+/// Start-up stops with a clear reason: a missing table (MLflow creates it when linking), and credentials Zerobus
+/// refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zerobus_sink_refuses_to_start_without_a_table_or_with_refused_credentials() {
+    let zerobus = start_zerobus(ZerobusState { reject_all: true, ..Default::default() }).await;
+    let fake = FakeDatabricks::start(v5()).await;
+    let run = |fake_host: String| {
+        let endpoint = zerobus.endpoint.clone();
+        async move {
+            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
+                .args(["serve", "--sink", "zerobus", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
+                .env("DATABRICKS_HOST", fake_host)
+                .env("DATABRICKS_TOKEN", PAT)
+                .env("ZEROBUS_ENDPOINT", endpoint)
+                .env_remove("MLFLOW_EXPERIMENT_NAME")
+                .output()
+                .await
+                .unwrap();
+            assert!(!output.status.success());
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        }
+    };
+    let missing = run(fake.host()).await;
+    assert!(missing.contains(SPANS) && missing.contains("MLFLOW_EXPERIMENT_NAME"), "{missing}");
+    fake.state.lock().unwrap().tables.insert(SPANS.into(), managed_spans_table());
+    let refused = run(fake.host()).await;
+    assert!(refused.contains(&zerobus.endpoint) && refused.contains("authentication credentials"), "{refused}");
+    assert!(zerobus.state.lock().unwrap().streams.is_empty());
+}
