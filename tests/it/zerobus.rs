@@ -38,6 +38,9 @@ pub struct ZerobusState {
     /// End the stream with UNAVAILABLE, unacknowledged, when this batch arrives (1-based, over all streams).
     pub drop_at_batch: Option<usize>,
     pub dropped: usize,
+    /// Refuse this batch (1-based, over all streams) as INVALID_ARGUMENT: an error the SDK does not retry, so its
+    /// stream fails for good.
+    pub refuse_batch: Option<usize>,
     /// Refuse every stream as unauthenticated.
     pub reject_all: bool,
 }
@@ -121,6 +124,10 @@ impl Zerobus for FakeZerobus {
                     // A server going away mid-stream: nothing of this batch is durable or acknowledged.
                     s.dropped += 1;
                     let _ = tx.unbounded_send(Err(Status::unavailable("server restarting")));
+                    return;
+                }
+                if s.refuse_batch == Some(s.batches) {
+                    let _ = tx.unbounded_send(Err(Status::invalid_argument("record rejected")));
                     return;
                 }
                 s.durable.extend(records);
@@ -316,4 +323,45 @@ async fn zerobus_sink_refuses_to_start_without_a_table_or_with_refused_credentia
     let refused = run(fake.host()).await;
     assert!(refused.contains(&zerobus.endpoint) && refused.contains("authentication credentials"), "{refused}");
     assert!(zerobus.state.lock().unwrap().streams.is_empty());
+}
+
+/// A stream that fails for good (an error the SDK does not retry) answers its request 503, and the next request
+/// gets a new stream; the client's retry then lands, and every acknowledged span is durable exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_failed_for_good_answers_503_and_the_next_request_opens_a_new_one() {
+    let zerobus = start_zerobus(ZerobusState { refuse_batch: Some(2), ..Default::default() }).await;
+    let mut state = v5();
+    state.tables.insert(SPANS.into(), managed_spans_table());
+    let fake = FakeDatabricks::start(state).await;
+    let (args, env) = zerobus_app(&fake, &zerobus.endpoint, &[("DATABRICKS_TOKEN", PAT)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let c = crate::stores::Serve::spawn(&args, &env).await;
+    let send = |seed: u64| {
+        let url = c.traces_url.clone();
+        async move {
+            let request = crate::http::request(seed, 4);
+            let response =
+                crate::http::post(&url, "application/x-protobuf", prost::Message::encode_to_vec(&request)).await;
+            (response.status(), response.headers().contains_key("retry-after"), crate::stores::span_keys(&request))
+        }
+    };
+    let (first, _, mut acked) = send(600).await;
+    assert_eq!(first, reqwest::StatusCode::OK, "{}", c.logs());
+    let (refused, retry_after, _) = send(601).await;
+    assert_eq!(refused, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{}", c.logs());
+    assert!(retry_after);
+    for seed in [602, 601] {
+        let (status, _, keys) = send(seed).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+        acked.extend(keys);
+    }
+    c.stop().await;
+    let state = zerobus.state.lock().unwrap();
+    assert_eq!(state.streams.len(), 2, "one new stream after the failed one");
+    let mut keys: Vec<String> =
+        decode_all(&state).iter().map(|r| format!("{}{}", text(r, "trace_id"), text(r, "span_id"))).collect();
+    keys.sort();
+    acked.sort();
+    assert_eq!(keys, acked);
 }
