@@ -51,6 +51,10 @@ struct Args {
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Offer this many requests per second (open loop: request k is due at k / rate, latency counts from when it
+    /// was due, so a stalled collector cannot hide its queueing); default: as fast as the connections allow.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 struct Outcome {
@@ -83,6 +87,8 @@ fn main() -> anyhow::Result<()> {
         "profile": profile.name(),
         "gzip": args.gzip,
         "connections": args.connections,
+        "offered_rate": args.rate,
+        "requests_per_s": ((lat.len() as f64 / elapsed) * 10.0).round() / 10.0,
         "seconds": (elapsed * 100.0).round() / 100.0,
         "requests_ok": lat.len(),
         "spans_ok": outcome.spans,
@@ -154,7 +160,9 @@ fn generate(profile: workload::Profile, bytes: usize, seed: u64, gzip: bool) -> 
 async fn drive(args: &Args, pool: Arc<Vec<(u64, Bytes, u64)>>) -> anyhow::Result<Outcome> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
     let next = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(args.duration);
+    let rate = args.rate.filter(|r| *r > 0.0);
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
         let (client, pool, next, url, gzip) =
@@ -162,12 +170,24 @@ async fn drive(args: &Args, pool: Arc<Vec<(u64, Bytes, u64)>>) -> anyhow::Result
         tasks.push(tokio::spawn(async move {
             let mut out = Outcome { latencies_us: Vec::new(), spans: 0, bytes: 0, errors: BTreeMap::new() };
             while Instant::now() < deadline {
-                let (raw_len, body, spans) = &pool[next.fetch_add(1, Ordering::Relaxed) % pool.len()];
+                let ticket = next.fetch_add(1, Ordering::Relaxed);
+                let (raw_len, body, spans) = &pool[ticket % pool.len()];
+                // Open loop: wait for the request's due time; latency counts from then.
+                let sent = match rate {
+                    Some(rate) => {
+                        let due = start + Duration::from_secs_f64(ticket as f64 / rate);
+                        if due >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let mut request = client.post(&url).header("content-type", "application/x-protobuf").body(body.clone());
                 if gzip {
                     request = request.header("content-encoding", "gzip");
                 }
-                let sent = Instant::now();
                 match request.send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::databricks::{app_yaml, v5, FakeDatabricks, CLIENT, PAT};
+use crate::stores::Serve;
 
 const SPANS: &str = "main.default.otel_otel_spans";
 
@@ -186,25 +187,29 @@ fn managed_spans_table() -> Value {
         "storage_location": "s3://databricks-managed/t-managed", "columns": otel_delta::databricks::unity::v1_columns_json() })
 }
 
-/// app.yaml's command with `--sink zerobus`, and its values with the workspace and Zerobus pointed at the fakes.
-fn zerobus_app(
-    fake: &FakeDatabricks,
-    endpoint: &str,
-    auth: &[(&'static str, &str)],
-) -> (Vec<String>, Vec<(String, String)>) {
+/// The fake Zerobus server and workspace (holding the managed spans table), and the binary started with app.yaml's
+/// command switched to `--sink zerobus` and app.yaml's values, pointed at the fakes, plus `auth`.
+async fn start_app(zerobus: ZerobusState, auth: &[(&str, &str)]) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
+    let zerobus = start_zerobus(zerobus).await;
+    let mut state = v5();
+    state.tables.insert(SPANS.into(), managed_spans_table());
+    let fake = FakeDatabricks::start(state).await;
     let (command, yaml_env) = app_yaml();
-    let args = command[1..]
+    let args: Vec<String> = command[1..]
         .iter()
         .map(|a| {
             a.replace("0.0.0.0", "127.0.0.1").replace("$DATABRICKS_APP_PORT", "0").replace("unity-catalog", "zerobus")
         })
         .collect();
-    let mut env: Vec<(String, String)> = yaml_env.into_iter().filter(|(k, _)| k != "DATABRICKS_HOST").collect();
-    env.push(("DATABRICKS_HOST".into(), fake.host()));
-    env.push(("ZEROBUS_ENDPOINT".into(), endpoint.to_owned()));
-    env.push(("OTEL_DELTA_FLUSH_INTERVAL".into(), "200ms".into()));
-    env.extend(auth.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    (args, env)
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut env: Vec<(&str, String)> =
+        yaml_env.iter().filter(|(k, _)| k != "DATABRICKS_HOST").map(|(k, v)| (k.as_str(), v.clone())).collect();
+    env.push(("DATABRICKS_HOST", fake.host()));
+    env.push(("ZEROBUS_ENDPOINT", zerobus.endpoint.clone()));
+    env.push(("OTEL_DELTA_FLUSH_INTERVAL", "200ms".into()));
+    env.extend(auth.iter().map(|(k, v)| (*k, v.to_string())));
+    let serve = Serve::spawn(&args, &env).await;
+    (zerobus, fake, serve)
 }
 
 fn decode_all(state: &ZerobusState) -> Vec<DynamicMessage> {
@@ -219,16 +224,9 @@ fn text(m: &DynamicMessage, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zerobus_sink_acknowledges_durable_records_and_recovers_a_dropped_stream() {
-    let zerobus = start_zerobus(ZerobusState { drop_at_batch: Some(3), ..Default::default() }).await;
-    let mut state = v5();
-    state.tables.insert(SPANS.into(), managed_spans_table());
-    let fake = FakeDatabricks::start(state).await;
     // The secret's PAT, and the service principal Databricks Apps inject: the PAT is used, as in the original.
     let auth = [("DATABRICKS_TOKEN", PAT), ("DATABRICKS_CLIENT_ID", "app-sp"), ("DATABRICKS_CLIENT_SECRET", "x")];
-    let (args, env) = zerobus_app(&fake, &zerobus.endpoint, &auth);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let c = crate::stores::Serve::spawn(&args, &env).await;
+    let (zerobus, _fake, c) = start_app(ZerobusState { drop_at_batch: Some(3), ..Default::default() }, &auth).await;
     assert!(c.table_line().contains(SPANS) && c.table_line().contains("Zerobus"), "{}", c.table_line());
 
     let mut acked = Vec::new();
@@ -273,16 +271,8 @@ async fn zerobus_sink_acknowledges_durable_records_and_recovers_a_dropped_stream
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zerobus_sink_uses_the_sdk_oauth_token_for_a_service_principal() {
-    let zerobus = start_zerobus(ZerobusState::default()).await;
-    let mut state = v5();
-    state.tables.insert(SPANS.into(), managed_spans_table());
-    let fake = FakeDatabricks::start(state).await;
-    let auth = [("DATABRICKS_CLIENT_ID", CLIENT.0), ("DATABRICKS_CLIENT_SECRET", CLIENT.1)];
-    let (args, env) = zerobus_app(&fake, &zerobus.endpoint, &auth);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    env.push(("DATABRICKS_TOKEN", String::new()));
-    let c = crate::stores::Serve::spawn(&args, &env).await;
+    let auth = [("DATABRICKS_TOKEN", ""), ("DATABRICKS_CLIENT_ID", CLIENT.0), ("DATABRICKS_CLIENT_SECRET", CLIENT.1)];
+    let (zerobus, fake, c) = start_app(ZerobusState::default(), &auth).await;
     let request = crate::http::request(800, 3);
     let status = crate::http::post(&c.traces_url, "application/x-protobuf", prost::Message::encode_to_vec(&request))
         .await
@@ -329,14 +319,8 @@ async fn zerobus_sink_refuses_to_start_without_a_table_or_with_refused_credentia
 /// gets a new stream; the client's retry then lands, and every acknowledged span is durable exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_failed_for_good_answers_503_and_the_next_request_opens_a_new_one() {
-    let zerobus = start_zerobus(ZerobusState { refuse_batch: Some(2), ..Default::default() }).await;
-    let mut state = v5();
-    state.tables.insert(SPANS.into(), managed_spans_table());
-    let fake = FakeDatabricks::start(state).await;
-    let (args, env) = zerobus_app(&fake, &zerobus.endpoint, &[("DATABRICKS_TOKEN", PAT)]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let c = crate::stores::Serve::spawn(&args, &env).await;
+    let refuse_second = ZerobusState { refuse_batch: Some(2), ..Default::default() };
+    let (zerobus, _fake, c) = start_app(refuse_second, &[("DATABRICKS_TOKEN", PAT)]).await;
     let send = |seed: u64| {
         let url = c.traces_url.clone();
         async move {
