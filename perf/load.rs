@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         Some(path) => Some(runtime.block_on(count_rows(path))?),
         None => None,
     };
+    let (files, file_bytes) = data_files(args.table.as_deref());
     let rss = args.collector_pid.and_then(|pid| proc_status_kib(pid, "VmHWM")).map(|kib| kib / 1024);
     let line = serde_json::json!({
         "profile": profile.name(),
@@ -100,7 +101,10 @@ fn main() -> anyhow::Result<()> {
         "collector_peak_rss_mib": rss,
         "loadgen_cpu_s": (load_cpu * 100.0).round() / 100.0,
         "table_rows": table_rows,
-        "table_files": table_rows.map(|_| file_count(args.table.as_deref())),
+        "table_files": table_rows.map(|_| files),
+        "mean_file_mib": table_rows.filter(|_| files > 0).map(|_| {
+            ((file_bytes as f64 / files as f64 / (1 << 20) as f64) * 10.0).round() / 10.0
+        }),
         "verified": table_rows.map(|rows| rows == outcome.spans),
     });
     println!("{line}");
@@ -128,10 +132,18 @@ async fn count_rows(path: &std::path::Path) -> anyhow::Result<u64> {
     Ok(rows)
 }
 
-fn file_count(path: Option<&std::path::Path>) -> usize {
-    path.and_then(|p| std::fs::read_dir(p).ok())
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".parquet")).count())
-        .unwrap_or(0)
+/// Data files in the table folder and their total size in bytes.
+fn data_files(path: Option<&std::path::Path>) -> (usize, u64) {
+    let files: Vec<u64> = path
+        .and_then(|p| std::fs::read_dir(p).ok())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+                .map(|e| e.metadata().map_or(0, |m| m.len()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (files.len(), files.iter().sum())
 }
 
 /// Pre-encoded request bodies (uncompressed size, body to send, spans).

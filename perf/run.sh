@@ -16,7 +16,7 @@ CASES=${CASES:-"small large mixed small:gzip"}
 # Each case runs again at this fraction of its measured peak request rate (0: skip) for the latency target.
 RATE_FRACTION=${RATE_FRACTION:-0.8}
 cargo build --release --locked --bin otel-delta --bin otel-delta-load >&2
-out=perf/results/$(date -u +%Y-%m-%d).md
+out=perf/results/$(date -u +%Y-%m-%d-%H%M).md
 mkdir -p perf/results
 {
   echo "# otel-delta end-to-end throughput, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -25,7 +25,7 @@ mkdir -p perf/results
   echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)'); collector and load generator on the same machine"
   echo "- each case: ${DURATION} s; connections: small ${CONNECTIONS[small]}, large ${CONNECTIONS[large]}, mixed ${CONNECTIONS[mixed]}; default collector settings (zstd:1, 1 s flush, 128 MiB files, 512 MiB in flight)"
   echo
-  echo "| case | spans/s | MB/s (OTLP protobuf) | p50 ack ms | p99 ack ms | errors | peak RSS MiB | files | rows verified | loadgen CPU s |"
+  echo "| case | spans/s | MB/s (OTLP protobuf) | p50 ack ms | p99 ack ms | errors | peak RSS MiB | files (mean MiB) | rows verified | loadgen CPU s |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$out"
 # One case: a fresh collector and table, the load (as fast as the connections allow, or at `rate` requests/s),
@@ -58,7 +58,7 @@ import json, sys
 case, r = sys.argv[1], json.loads(sys.argv[2])
 errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
 print(f"| {case} | {r['spans_per_s']:,.0f} | {r['mb_per_s']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {errors} | "
-      f"{r['collector_peak_rss_mib']} | {r['table_files']} | {r['verified']} | {r['loadgen_cpu_s']} |")
+      f"{r['collector_peak_rss_mib']} | {r['table_files']} ({r['mean_file_mib']}) | {r['verified']} | {r['loadgen_cpu_s']} |")
 PY
   rm -rf "$work"
 }
