@@ -12,8 +12,9 @@
 //! queues them on the Zerobus stream and replies once Zerobus acknowledges them as durable.
 //!
 //! What an acknowledgement means: a request is answered `Ok` only after the Delta commit that adds the file
-//! holding all of its rows succeeded (Zerobus sink: after Zerobus acknowledged all of its rows as durable). Every failure after admission is answered [`ExportError::Unavailable`]
-//! (retryable); nothing accepted is silently dropped. Admission is bounded twice: by bytes accepted but not
+//! holding all of its rows succeeded (Zerobus sink: after Zerobus acknowledged all of its rows as durable). Every
+//! failure after admission is answered [`ExportError::Unavailable`] (retryable); nothing accepted is silently
+//! dropped. Admission is bounded twice: by bytes accepted but not
 //! yet acknowledged ([`Budget`]) and by queue depth; beyond either, [`Submitter::submit`] refuses at once
 //! with [`ExportError::Overloaded`] before any decoding.
 //!
@@ -107,7 +108,7 @@ impl Pending {
         let _ = self.reply.send(Err(ExportError::Unavailable(reason.to_owned())));
     }
 
-    pub(crate) fn succeed(self) {
+    fn succeed(self) {
         let _ = self.reply.send(Ok(self.accepted));
     }
 }
