@@ -23,6 +23,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    disable_transparent_huge_pages();
     // Logs on stderr: stdout carries only the start-up lines (table, addresses) scripts read.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -112,6 +113,17 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
 fn release_free_memory() {
     // SAFETY: mi_collect only walks the calling thread's heap and the allocator's own caches; it takes no pointers.
     unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// Transparent huge pages off for this process. mimalloc asks for them on its arenas (`MADV_HUGEPAGE`), and the
+/// batch builders' memory, freed and refaulted each flush, then costs a 2 MiB zeroing per fault: 19% of the
+/// collector's CPU under small-span load (perf record, `clear_page_erms`), 2% with them off.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only; failure (an old kernel) leaves THP as it was.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }
 
 /// SIGTERM or Ctrl-C.
