@@ -158,6 +158,8 @@ impl Worker {
                     idle_hook_due = Some(now + IDLE_AFTER);
                 } else if idle_hook_due.is_some_and(|due| now >= due) {
                     idle_hook_due = None;
+                    // Builders keep the last batch's room for the next (see `columns`): give it back when quiet.
+                    self.columns = SpanColumns::new();
                     hook();
                 }
             }
