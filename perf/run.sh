@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20}
-declare -A CONNECTIONS=([small]=512 [large]=256 [mixed]=256)
+declare -A CONNECTIONS=([small]=1024 [large]=256 [mixed]=512)
 CASES=${CASES:-"small large mixed small:gzip"}
 # Each case runs again at this fraction of its measured peak request rate (0: skip) for the latency target.
 RATE_FRACTION=${RATE_FRACTION:-0.8}
@@ -44,7 +44,7 @@ run_case() {
   fi
   local work port pid line
   work=$(mktemp -d)
-  port=$((20000 + RANDOM % 20000))
+  port=$((20000 + RANDOM % 12000))  # below the ephemeral range the load's own connections use
   target/release/otel-delta serve --http-addr "127.0.0.1:$port" --grpc-addr off --table "$work/t" >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done

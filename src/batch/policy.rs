@@ -15,8 +15,12 @@ pub struct FlushPolicy {
     pub batch_bytes: u64,
 }
 
-/// Bytes a record batch may take before it is encoded, whatever the configuration.
-pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// Bytes a record batch may take before it is encoded, whatever the configuration. Batches are encoded into the
+/// open row group as they are cut, so smaller ones spread the Parquet work over the flush window instead of
+/// piling it up at the seal, where every request of the file waits for it. Measured (`otel-delta-load`, 2 cores,
+/// 15 s, release): small spans at 512 connections 199k spans/s, p50 1.31 s, RSS 880 MiB with 64 MiB batches;
+/// 241k, p50 1.08 s, RSS 597 MiB with 16 MiB; 8 and 4 MiB no faster; large spans 274 → 294 MB/s.
+pub const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What the worker must do after taking a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
