@@ -225,9 +225,7 @@ fn build_batches(profile: workload::Profile, spans: usize, rate: f64, seed: u64)
                 b[e..e + 8].copy_from_slice(&t.to_le_bytes());
             }
         }
-        let summary = otel_delta::decode::validate(&r.body).expect("a valid request");
-        let added = columns.append_request(&r.body).expect("validated");
-        assert_eq!(added, summary.accepted);
+        columns.append_request(&r.body).expect("a valid request");
         input += r.body.len();
         pending += r.body.len();
         if pending >= BATCH_BYTES {

@@ -12,12 +12,13 @@ use arrow::array::{
     StringBuilder, StructArray,
 };
 use arrow::buffer::OffsetBuffer;
+use arrow::compute::concat_batches;
 use arrow::datatypes::{ArrowPrimitiveType, DataType, FieldRef, Fields, SchemaRef};
 use arrow::error::ArrowError;
 
 use super::schema::arrow_schema;
 use super::values::render_attribute;
-use crate::decode::{AnyValue, Attributes, DecodeError, Request, SpanView};
+use crate::decode::{AnyValue, Attributes, DecodeError, Request, SpanView, Summary};
 
 /// Rows of the spans table under construction.
 pub struct SpanColumns {
@@ -47,7 +48,13 @@ pub struct SpanColumns {
     scope_attributes: MapColumn,
     scope_dropped_attributes_count: Int32Builder,
     span_schema_url: StringBuilder,
+    /// Complete rows in the builders.
     rows: usize,
+    /// Rows set aside when a request failed half-way, ahead of the builders' rows (see `cut_back`).
+    kept: Vec<RecordBatch>,
+    kept_rows: usize,
+    /// Setting rows aside failed (a schema bug, not an input error): the next `finish` reports it.
+    broken: Option<ArrowError>,
     scratch: Scratch,
 }
 
@@ -94,22 +101,35 @@ impl SpanColumns {
             scope_dropped_attributes_count: Int32Builder::new(),
             span_schema_url: StringBuilder::new(),
             rows: 0,
+            kept: Vec::new(),
+            kept_rows: 0,
+            broken: None,
             scratch: Scratch::default(),
         }
     }
 
     /// Rows appended since the last [`finish`](Self::finish).
     pub fn rows(&self) -> usize {
-        self.rows
+        self.rows + self.kept_rows
     }
 
-    /// Append one row per storable span of a request that [`crate::decode::validate`] accepted; spans it
-    /// rejected are skipped here by the same rule. Returns the rows added.
+    /// Append one row per storable span of a request, checking the whole request on the way: the checks of
+    /// [`crate::decode::validate`] (the same view code), in the same pass as the rows are built, so each request
+    /// is parsed once. Spans with bad ids are skipped and counted as rejected, as `validate` counts them.
     ///
-    /// An error can only come from a body that was not validated; the columns are then inconsistent and the
-    /// caller must discard them.
-    pub fn append_request(&mut self, body: &[u8]) -> Result<u64, DecodeError> {
-        let mut added = 0;
+    /// On error the request adds no row: the rows before it are kept and the builders restart clean.
+    pub fn append_request(&mut self, body: &[u8]) -> Result<Summary, DecodeError> {
+        let before = self.rows;
+        let result = self.append_all(body);
+        if result.is_err() {
+            self.rows = before;
+            self.cut_back();
+        }
+        result
+    }
+
+    fn append_all(&mut self, body: &[u8]) -> Result<Summary, DecodeError> {
+        let mut summary = Summary::default();
         for rs in Request::new(body).resource_spans() {
             let rs = rs?;
             let resource_attributes = render_all(rs.resource.attributes)?;
@@ -118,7 +138,9 @@ impl SpanColumns {
                 let scope_attributes = render_all(ss.scope.attributes)?;
                 for span in ss.spans() {
                     let span = span?;
-                    if span.rejection().is_some() {
+                    if let Some(reason) = span.rejection() {
+                        summary.rejected += 1;
+                        summary.first_rejection.get_or_insert(reason);
                         continue;
                     }
                     self.append_span(&span)?;
@@ -131,11 +153,30 @@ impl SpanColumns {
                     self.scope_dropped_attributes_count.append_value(ss.scope.dropped_attributes_count as i32);
                     self.span_schema_url.append_value(ss.schema_url);
                     self.rows += 1;
-                    added += 1;
+                    summary.accepted += 1;
                 }
             }
         }
-        Ok(added)
+        Ok(summary)
+    }
+
+    /// After a failed request: set the complete rows before it aside and restart the builders empty.
+    ///
+    /// A failure can leave values past `rows`: some top-level columns got the failing span's value, some not,
+    /// and nested entries of unfinished rows (map entries, list items) trail their offsets. Every child value is
+    /// appended only once its siblings can no longer fail (a map key with its rendered value, an event's fields
+    /// after its attributes), so each column is consistent up to its own row count, and cutting every top-level
+    /// column at `rows` ([`Self::finish_builders`]) drops exactly the failed request.
+    fn cut_back(&mut self) {
+        match self.finish_builders() {
+            Ok(batch) => {
+                self.kept_rows += batch.num_rows();
+                if batch.num_rows() > 0 {
+                    self.kept.push(batch);
+                }
+            }
+            Err(e) => self.broken = Some(e),
+        }
     }
 
     /// The span's own columns (everything but resource and scope).
@@ -170,6 +211,24 @@ impl SpanColumns {
 
     /// Take the rows built so far as a record batch of the table schema; the builders start empty again.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let batch = self.finish_builders();
+        if let Some(e) = self.broken.take() {
+            self.kept.clear();
+            self.kept_rows = 0;
+            return Err(e);
+        }
+        if self.kept.is_empty() {
+            return batch;
+        }
+        // Only after a failed request (rare): the rows set aside before it, then those since.
+        let mut batches = std::mem::take(&mut self.kept);
+        self.kept_rows = 0;
+        batches.push(batch?);
+        concat_batches(&self.schema, &batches)
+    }
+
+    /// The builders' rows (the first `rows` of every column) as a record batch; the builders start empty.
+    fn finish_builders(&mut self) -> Result<RecordBatch, ArrowError> {
         let schema = self.schema.clone();
         let fields = schema.fields();
         let event_fields = struct_fields(list_item(field_type(fields, "events")?)?.data_type())?;
@@ -218,7 +277,9 @@ impl SpanColumns {
             )?),
             self.span_schema_url.finish_sized(),
         ];
-        self.rows = 0;
+        // Past `rows` a column may hold values of a request that failed half-way (see `cut_back`).
+        let rows = std::mem::take(&mut self.rows);
+        let columns = columns.into_iter().map(|c| if c.len() == rows { c } else { c.slice(0, rows) }).collect();
         RecordBatch::try_new(schema, columns)
     }
 }
@@ -288,8 +349,10 @@ impl MapColumn {
     fn append(&mut self, attributes: Attributes<'_>, scratch: &mut String) -> Result<(), DecodeError> {
         for kv in attributes {
             let kv = kv?;
+            // Rendered before anything is appended: a failure leaves keys and values the same length.
+            let value = render_attribute(&kv.value, scratch)?;
             self.keys.append_value(kv.key);
-            self.values.append_option(render_attribute(&kv.value, scratch)?);
+            self.values.append_option(value);
         }
         self.end_row();
         Ok(())
@@ -344,6 +407,7 @@ impl EventColumn {
     }
 
     fn append(&mut self, event: &crate::decode::EventView<'_>, scratch: &mut String) -> Result<(), DecodeError> {
+        // Attributes first: the only part that can fail, so a failure appends none of the other fields.
         self.attributes.append(event.attributes, scratch)?;
         self.time_unix_nano.append_value(event.time_unix_nano as i64);
         self.name.append_value(event.name);
@@ -397,6 +461,7 @@ impl LinkColumn {
     }
 
     fn append(&mut self, link: &crate::decode::LinkView<'_>, scratch: &mut Scratch) -> Result<(), DecodeError> {
+        // Attributes first: the only part that can fail, so a failure appends none of the other fields.
         self.attributes.append(link.attributes, &mut scratch.value)?;
         self.trace_id.append_value(hex_into(link.trace_id, &mut scratch.hex));
         self.span_id.append_value(hex_into(link.span_id, &mut scratch.hex));

@@ -1,8 +1,8 @@
 //! batch: decoded requests → Arrow record batches → sealed Parquet files (or protobuf rows for the Zerobus sink),
 //! on worker threads.
 //!
-//! Contract: a worker takes whole requests from the shared queue, validates each completely before any of it
-//! becomes a row, and puts all of a request's rows in one file. A sealed file travels to the committer with
+//! Contract: a worker takes whole requests from the shared queue, checks each completely as its rows are built
+//! (a request found invalid half-way adds no row), and puts all of a request's rows in one file. A sealed file travels to the committer with
 //! the replies of exactly the requests whose rows it holds; a request is answered by the committer once that
 //! file is committed, or here at once if it is invalid or holds no storable span. If encoding fails, every
 //! request of the open file is answered "unavailable" (retryable) and the worker starts afresh: nothing is
@@ -176,7 +176,8 @@ impl Worker {
                 return;
             }
         };
-        let summary = match decode::validate(&body) {
+        // Checked while its rows are built: an invalid request adds none (see `SpanColumns::append_request`).
+        let summary = match self.columns.append_request(&body) {
             Ok(summary) => summary,
             Err(e) => {
                 let _ = reply.send(Err(ExportError::Invalid(e)));
@@ -186,13 +187,6 @@ impl Worker {
         let accepted = Accepted::from(summary);
         if summary.accepted == 0 {
             let _ = reply.send(Ok(accepted));
-            return;
-        }
-        if let Err(e) = self.columns.append_request(&body) {
-            // Unreachable for a validated body; if it happens the builders are inconsistent: start afresh.
-            tracing::error!(error = %e, "row builder failed on a validated request");
-            let _ = reply.send(Err(ExportError::Unavailable(format!("internal decoder error: {e}"))));
-            self.discard("internal decoder error");
             return;
         }
         self.pending.push(Pending { reply, accepted, _permit: permit });

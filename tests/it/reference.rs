@@ -140,12 +140,11 @@ pub fn our_json_rows(json: &[u8]) -> (decode::Summary, Vec<Value>) {
     our_rows(&body)
 }
 
-/// Our decoder: validate, then build columns, then read them back as rows.
+/// Our decoder: build columns (checking the request on the way), then read them back as rows.
 pub fn our_rows(body: &[u8]) -> (decode::Summary, Vec<Value>) {
-    let summary = decode::validate(body).expect("valid request");
     let mut columns = SpanColumns::new();
-    let added = columns.append_request(body).expect("validated request appends");
-    assert_eq!(added, summary.accepted);
+    let summary = columns.append_request(body).expect("valid request");
+    assert_eq!(Ok(summary), decode::validate(body), "the row builder checks what validation checks");
     (summary, batch_rows(&columns.finish().unwrap()))
 }
 
@@ -295,15 +294,10 @@ proptest! {
         prop_assert_eq!(rows, expected);
     }
 
-    /// Any bytes: an error or a summary, never a panic; rows never exceed what validation counted.
+    /// Any bytes: an error or a summary, never a panic; the row builder agrees with validation.
     #[test]
     fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..512)) {
-        if let Ok(summary) = decode::validate(&bytes) {
-            let mut columns = SpanColumns::new();
-            let added = columns.append_request(&bytes).expect("validated bytes append");
-            prop_assert_eq!(added, summary.accepted);
-            prop_assert_eq!(columns.finish().unwrap().num_rows() as u64, added);
-        }
+        appends_as_validation_says(&bytes)?;
     }
 
     /// A valid request with one byte changed or the tail cut off: same guarantees.
@@ -314,11 +308,31 @@ proptest! {
             let i = at.index(body.len());
             if cut { body.truncate(i) } else { body[i] = byte }
         }
-        if let Ok(summary) = decode::validate(&body) {
-            let mut columns = SpanColumns::new();
-            prop_assert_eq!(columns.append_request(&body).expect("validated bytes append"), summary.accepted);
-        }
+        appends_as_validation_says(&body)?;
     }
+}
+
+/// Between two valid requests, `body` is refused by the row builder exactly when validation refuses it, and then
+/// adds no row (a request refused half-way is cut back); accepted, it adds the rows validation counted. The rows
+/// around it are intact either way.
+fn appends_as_validation_says(body: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+    let valid = crate::http::request(3, 2).encode_to_vec();
+    let mut columns = SpanColumns::new();
+    let before = columns.append_request(&valid).expect("a valid request").accepted;
+    let appended = columns.append_request(body);
+    prop_assert_eq!(appended.is_ok(), decode::validate(body).is_ok());
+    if let (Ok(summary), Ok(validated)) = (appended, decode::validate(body)) {
+        prop_assert_eq!(summary, validated);
+    }
+    let after = columns.append_request(&valid).expect("a valid request").accepted;
+    let added = appended.map_or(0, |s| s.accepted);
+    let batch = columns.finish().expect("the columns form a batch");
+    prop_assert_eq!(batch.num_rows() as u64, before + added + after);
+    let rows = batch_rows(&batch);
+    let (_, expected) = our_rows(&valid);
+    prop_assert_eq!(&rows[..expected.len()], &expected[..]);
+    prop_assert_eq!(&rows[rows.len() - expected.len()..], &expected[..]);
+    Ok(())
 }
 
 #[test]
@@ -373,4 +387,23 @@ fn deep_nesting_is_refused_not_overflowed() {
     let span = [wrap(1, &[1; 16]), wrap(2, &[2; 8]), wrap(9, &kv)].concat();
     let body = wrap(1, &wrap(2, &wrap(2, &span)));
     assert_eq!(decode::validate(&body), Err(decode::DecodeError::TooDeep));
+    let mut columns = SpanColumns::new();
+    assert_eq!(columns.append_request(&body), Err(decode::DecodeError::TooDeep));
+
+    // Refused half-way through its rows: after a good span, in a span's attributes (its ids and times already
+    // appended), or in its second event's attributes (the first event appended): no row of it is kept.
+    let good_span = [
+        wrap(1, &[3; 16]),
+        wrap(2, &[4; 8]),
+        wrap(5, b"good"),
+        wrap(9, &[wrap(1, b"k"), wrap(2, &[0x18, 0x07])].concat()),
+    ]
+    .concat();
+    let event = |kv: &[u8]| [wrap(2, b"event"), wrap(3, kv)].concat();
+    let deep_in_event = [wrap(1, &[5; 16]), wrap(2, &[6; 8]), wrap(11, &event(&[])), wrap(11, &event(&kv))].concat();
+    for bad_span in [span, deep_in_event] {
+        let spans = [wrap(2, &good_span), wrap(2, &bad_span)].concat();
+        let body = wrap(1, &wrap(2, &spans));
+        appends_as_validation_says(&body).expect("refused as a whole, the rows around it intact");
+    }
 }
