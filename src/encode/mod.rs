@@ -8,9 +8,9 @@
 //! row groups; most files are one row group and go up when sealed).
 //!
 //! Layout for trace lookups: every row group carries a bloom filter on `trace_id` (a lookup by trace id skips
-//! row groups that cannot hold it); ids and times have min/max statistics (Delta file stats and Parquet page
-//! statistics); rows keep their arrival order, which is close to start-time order, so a file's time range is
-//! narrow and time-range queries skip most files.
+//! row groups that cannot hold it); trace ids and times have min/max statistics (Delta file stats and Parquet
+//! page statistics; `NO_STATISTICS` lists the columns without); rows keep their arrival order, which is close
+//! to start-time order, so a file's time range is narrow and time-range queries skip most files.
 
 pub mod rows;
 mod stats;
@@ -124,10 +124,15 @@ const NO_DICTIONARY: &[&str] = &[
     "links.list.element.span_id",
 ];
 
-/// Attribute maps: keys and values of every key there are mixed in one column, so min/max bound nothing a query
-/// can use (`attributes['k'] = 'v'` cannot skip on them). No statistics at all: computing them compared every
-/// string against the running min and max, 9% of the collector's CPU under small-span load (perf record,
-/// `memcmp` under `ByteArrayEncoder::write_gather`).
+/// Leaves without min/max statistics. Computing them compares every string against the running min and max
+/// (with dictionary lookups, `memcmp` was the collector's top symbol under small-span load, 14% of its CPU, perf
+/// record), so they are kept only where a reader can skip pages or row groups by them: ids used to find a trace
+/// (`trace_id`, also bloom-filtered), times, `name`, `kind`, `status.code`, the scope name. Not here:
+/// - attribute maps: the keys and values of every key share one column, so min/max bound nothing a query can use
+///   (`attributes['k'] = 'v'` cannot skip on them);
+/// - span ids: random, so a page's range covers nearly all of them (looked up with their `trace_id` anyway);
+/// - free text and near-constant strings nobody filters by (trace state, status message, schema URLs, scope
+///   version).
 const NO_STATISTICS: &[&str] = &[
     "attributes.key_value.key",
     "attributes.key_value.value",
@@ -139,10 +144,17 @@ const NO_STATISTICS: &[&str] = &[
     "resource.attributes.key_value.value",
     "instrumentation_scope.attributes.key_value.key",
     "instrumentation_scope.attributes.key_value.value",
+    "span_id",
+    "parent_span_id",
+    "links.list.element.trace_id",
+    "links.list.element.span_id",
+    "trace_state",
+    "links.list.element.trace_state",
+    "status.message",
+    "resource_schema_url",
+    "span_schema_url",
+    "instrumentation_scope.version",
 ];
-
-/// Free text nobody filters pages by: chunk statistics only (no per-page min/max to compute and store).
-const CHUNK_STATISTICS_ONLY: &[&str] = &["status.message"];
 
 fn writer_properties(codec: Codec) -> Result<WriterProperties, ParquetError> {
     let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_owned).collect());
@@ -153,9 +165,6 @@ fn writer_properties(codec: Codec) -> Result<WriterProperties, ParquetError> {
     }
     for column in NO_STATISTICS {
         props = props.set_column_statistics_enabled(path(column), EnabledStatistics::None);
-    }
-    for column in CHUNK_STATISTICS_ONLY {
-        props = props.set_column_statistics_enabled(path(column), EnabledStatistics::Chunk);
     }
     let trace_id = path("trace_id");
     props = props
@@ -216,7 +225,7 @@ mod tests {
         let reader = SerializedFileReader::new(bytes).unwrap();
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         let leaves: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
-        for column in NO_DICTIONARY.iter().chain(NO_STATISTICS).chain(CHUNK_STATISTICS_ONLY) {
+        for column in NO_DICTIONARY.iter().chain(NO_STATISTICS) {
             assert!(leaves.iter().any(|l| l == column), "{column} is not among {leaves:?}");
         }
     }
