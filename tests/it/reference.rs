@@ -405,5 +405,21 @@ fn deep_nesting_is_refused_not_overflowed() {
         let spans = [wrap(2, &good_span), wrap(2, &bad_span)].concat();
         let body = wrap(1, &wrap(2, &spans));
         appends_as_validation_says(&body).expect("refused as a whole, the rows around it intact");
+
+        // The cut-back batch (sliced columns, concatenated) encodes to Parquet and reads back the same.
+        let valid = crate::http::request(3, 2).encode_to_vec();
+        let mut columns = SpanColumns::new();
+        columns.append_request(&valid).expect("a valid request");
+        assert!(columns.append_request(&body).is_err());
+        columns.append_request(&valid).expect("a valid request");
+        let batch = columns.finish().expect("a batch");
+        let mut file = otel_delta::encode::ParquetFile::new(otel_delta::encode::Codec::default()).unwrap();
+        file.write(&batch).unwrap();
+        let bytes = file.finish().unwrap().tail;
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        let read: Vec<_> = reader.map(|b| batch_rows(&b.unwrap())).collect::<Vec<_>>().concat();
+        assert_eq!(read, batch_rows(&batch));
+        assert_eq!(read.len(), 4);
     }
 }
