@@ -5,8 +5,9 @@
 //! - Bounded: each nested message is read by its own reader over exactly its bytes (see [`wire`]); `AnyValue`
 //!   nesting deeper than [`MAX_VALUE_DEPTH`] is refused, so the stack stays bounded on hostile input.
 //! - Total: [`validate`] walks the whole request once; when it returns `Ok`, every view and iterator reached
-//!   from [`Request`] on the same bytes succeeds, because it runs the same code. Callers validate first, then
-//!   build rows, so a malformed request is refused before any of it is stored.
+//!   from [`Request`] on the same bytes succeeds, because it runs the same code. The row builder
+//!   (`batch::columns::SpanColumns::append_request`) walks the views itself in the same order, so it refuses
+//!   exactly what `validate` refuses, and drops the rows of a request it refuses half-way.
 //! - Proto3 semantics: unknown fields (and groups) are skipped, the last value of a scalar field wins, missing
 //!   fields read as their defaults.
 
