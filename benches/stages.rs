@@ -2,11 +2,12 @@
 //! requests, generated before timing). Each reports elements (spans) and bytes (of OTLP protobuf input, or of
 //! JSON for `decode_json`).
 //!
-//! - `decode`: `decode::validate`, the full zero-copy walk every request gets before any row is built.
+//! - `decode`: `decode::validate`, the full zero-copy walk alone (no rows); a worker makes this walk once per
+//!   request, while it builds the rows (part of `columns`).
 //! - `decode_json`: the same requests in OTLP/JSON (as `opentelemetry-proto`'s serde writes them), transcoded to
 //!   protobuf and validated; throughput in JSON bytes.
-//! - `columns`: validate + append rows to the Arrow builders + finish the record batch: what a worker does per
-//!   request, without Parquet.
+//! - `columns`: append rows to the Arrow builders (checking each request on the way) + finish the record batch:
+//!   what a worker does per request, without Parquet.
 //! - `encode/<codec>`: Parquet encoding of ready record batches, per compression codec (the codec trade-off).
 //! - `worker`: decode → columns → Parquet (zstd:1) in memory: one worker thread's whole CPU path, no I/O.
 //! - `commit`: one committer round on a local table: upload (with fsync) of 2 small data files, then one Delta

@@ -52,7 +52,6 @@ pub struct SpanColumns {
     rows: usize,
     /// Rows set aside when a request failed half-way, ahead of the builders' rows (see `cut_back`).
     kept: Vec<RecordBatch>,
-    kept_rows: usize,
     /// Setting rows aside failed (a schema bug, not an input error): the next `finish` reports it.
     broken: Option<ArrowError>,
     scratch: Scratch,
@@ -102,7 +101,6 @@ impl SpanColumns {
             span_schema_url: StringBuilder::new(),
             rows: 0,
             kept: Vec::new(),
-            kept_rows: 0,
             broken: None,
             scratch: Scratch::default(),
         }
@@ -110,7 +108,7 @@ impl SpanColumns {
 
     /// Rows appended since the last [`finish`](Self::finish).
     pub fn rows(&self) -> usize {
-        self.rows + self.kept_rows
+        self.rows + self.kept.iter().map(RecordBatch::num_rows).sum::<usize>()
     }
 
     /// Append one row per storable span of a request, checking the whole request on the way: the checks of
@@ -169,12 +167,8 @@ impl SpanColumns {
     /// column at `rows` ([`Self::finish_builders`]) drops exactly the failed request.
     fn cut_back(&mut self) {
         match self.finish_builders() {
-            Ok(batch) => {
-                self.kept_rows += batch.num_rows();
-                if batch.num_rows() > 0 {
-                    self.kept.push(batch);
-                }
-            }
+            Ok(batch) if batch.num_rows() > 0 => self.kept.push(batch),
+            Ok(_) => {}
             Err(e) => self.broken = Some(e),
         }
     }
@@ -214,7 +208,6 @@ impl SpanColumns {
         let batch = self.finish_builders();
         if let Some(e) = self.broken.take() {
             self.kept.clear();
-            self.kept_rows = 0;
             return Err(e);
         }
         if self.kept.is_empty() {
@@ -222,7 +215,6 @@ impl SpanColumns {
         }
         // Only after a failed request (rare): the rows set aside before it, then those since.
         let mut batches = std::mem::take(&mut self.kept);
-        self.kept_rows = 0;
         batches.push(batch?);
         concat_batches(&self.schema, &batches)
     }

@@ -4,9 +4,9 @@
 //! Contract: a worker takes whole requests from the shared queue, checks each completely as its rows are built
 //! (a request found invalid half-way adds no row), and puts all of a request's rows in one file. A sealed file
 //! travels to the committer with the replies of exactly the requests whose rows it holds; a request is answered
-//! by the committer once that file is committed, or here at once if it is invalid or holds no storable span. If encoding fails, every
-//! request of the open file is answered "unavailable" (retryable) and the worker starts afresh: nothing is
-//! acknowledged that is not in the file.
+//! by the committer once that file is committed, or here at once if it is invalid or holds no storable span. If
+//! encoding fails, every request of the open file is answered "unavailable" (retryable) and the worker starts
+//! afresh: nothing is acknowledged that is not in the file.
 //!
 //! A file's bytes stream to the store while it is written (see [`crate::store::Upload`]): row groups go up as
 //! they are cut, and the worker waits when the store is behind, so memory stays bounded.
