@@ -8,17 +8,10 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 #[path = "../perf/workload.rs"]
 mod workload;
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    serve: otel_delta::ServeArgs,
-}
 
 const CONCURRENT: usize = 32;
 
@@ -28,8 +21,8 @@ fn end_to_end(c: &mut Criterion) {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = dir.path().join("spans");
         let table_arg = table.to_str().expect("utf-8 path");
-        let args = ["otel-delta", "--table", table_arg, "--grpc-addr", "off", "--flush-interval", "100ms"];
-        let config = Cli::try_parse_from(args).expect("arguments").serve.resolve().expect("config");
+        let args = ["--table", table_arg, "--grpc-addr", "off", "--flush-interval", "100ms"];
+        let config = otel_delta::ServeArgs::try_parse_from(args).expect("arguments").resolve().expect("config");
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let url = format!("http://{}/v1/traces", listener.local_addr().expect("address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -8,8 +8,7 @@
 
 mod workload;
 
-use otel_delta::batch::columns::SpanColumns;
-use otel_delta::encode::{Codec, ParquetFile};
+use otel_delta::{Codec, Contract, ParquetFile, SpanColumns};
 
 /// The measured part: every request validated, appended, one record batch per profile, one Parquet file.
 #[inline(never)]
@@ -21,7 +20,7 @@ fn icount_pipeline(requests: &[workload::Request]) -> (u64, usize) {
         rows += columns.append_request(&r.body).expect("the fixed workload is valid").accepted;
     }
     let batch = columns.finish().expect("batch");
-    let mut file = ParquetFile::new(Codec::Zstd(1)).expect("writer");
+    let mut file = ParquetFile::new(Contract::spans_v1(), Codec::Zstd(1)).expect("writer");
     file.write(&batch).expect("write");
     (rows, file.finish().expect("finish").tail.len())
 }

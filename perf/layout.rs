@@ -1,5 +1,5 @@
 //! otel-delta-layout: should the rows of a data file be sorted, and by what? Measures, for one file written by
-//! `otel_delta::encode::ParquetFile` from `SpanColumns` rows, three in-file orders (arrival, trace_id,
+//! `otel_delta::ParquetFile` from `SpanColumns` rows, three in-file orders (arrival, trace_id,
 //! start_time; plus trace_id sorted per 64 MiB batch, what a streaming writer could do without holding a file):
 //! the sort + encode cost, the file size, and what the file's own pruning information (row group min/max, the
 //! `trace_id` bloom filter, the page index) lets a reader skip for a trace lookup and for a 1% time range.
@@ -27,8 +27,7 @@ use arrow::compute::{interleave_record_batch, lexsort_to_indices, sort_to_indice
 use arrow::datatypes::Int64Type;
 use bytes::Bytes;
 use clap::Parser;
-use otel_delta::batch::columns::SpanColumns;
-use otel_delta::encode::{Codec, ParquetFile};
+use otel_delta::{Codec, Contract, ParquetFile, SpanColumns};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
@@ -340,7 +339,8 @@ impl Sink {
 fn encode(batches: &[RecordBatch], order: Order, write_rows: usize) -> (Bytes, Cost) {
     let cpu0 = thread_cpu();
     let cost = Cost { sort: 0.0, gather: 0.0, encode: 0.0, cpu: 0.0 };
-    let mut sink = Sink { file: ParquetFile::new(Codec::Zstd(1)).expect("writer"), bytes: Vec::new(), cost };
+    let mut sink =
+        Sink { file: ParquetFile::new(Contract::spans_v1(), Codec::Zstd(1)).expect("writer"), bytes: Vec::new(), cost };
     match order {
         Order::Arrival => {
             for batch in batches {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::batch::policy::{FlushPolicy, MAX_BATCH_BYTES};
+use crate::batch::{FlushPolicy, MAX_BATCH_BYTES};
 use crate::databricks::DatabricksConfig;
 use crate::encode::Codec;
 use crate::pipeline::{retry_after, PipelineConfig};
@@ -17,7 +17,7 @@ use crate::store::{UploadConfig, MIN_PART_SIZE};
 
 /// Largest accepted `--max-request-size`: one request's strings must fit Arrow's 2 GiB array offsets even
 /// after JSON escaping of nested values (up to 6x).
-pub const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
+pub(crate) const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// Where the spans table is: flags shared by `serve`, `optimize` and `vacuum`.
 #[derive(Debug, Clone, clap::Args)]
@@ -200,19 +200,62 @@ pub enum ConfigError {
 /// Validated configuration of `serve`.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub http_addr: SocketAddr,
-    pub grpc_addr: Option<SocketAddr>,
-    pub table_url: Url,
-    pub storage_options: HashMap<String, String>,
-    pub http: HttpConfig,
-    pub pipeline: PipelineConfig,
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) grpc_addr: Option<SocketAddr>,
+    pub(crate) table_url: Url,
+    pub(crate) storage_options: HashMap<String, String>,
+    pub(crate) http: HttpConfig,
+    pub(crate) pipeline: PipelineConfig,
     /// Compaction inside `serve`, if enabled.
-    pub optimize_interval: Option<Duration>,
+    pub(crate) optimize_interval: Option<Duration>,
     /// Databricks start-up (experiment linking, Unity Catalog sink), if configured.
-    pub databricks: Option<DatabricksConfig>,
+    pub(crate) databricks: Option<DatabricksConfig>,
+}
+
+impl Config {
+    /// Where OTLP/HTTP (and gRPC) is served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where OTLP/gRPC (and HTTP) is served too, if anywhere.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
+    }
+
+    /// The table `--table` (or the warehouse) names.
+    pub fn table_url(&self) -> &Url {
+        &self.table_url
+    }
+
+    /// Call `hook` on a batch worker thread once it has been idle a while after sealing an output: lets the
+    /// binary hand that thread's freed memory back to the OS (the library does not own the allocator).
+    pub fn on_worker_idle(&mut self, hook: fn()) {
+        self.pipeline.on_idle = Some(hook);
+    }
+}
+
+/// `serve`'s flags alone, for [`ServeArgs::try_parse_from`].
+#[derive(clap::Parser)]
+#[command(name = "otel-delta serve")]
+struct ServeCommand {
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 impl ServeArgs {
+    /// Parse `serve`'s flags (and their environment variables) from `args`, which do not include the program
+    /// name or the subcommand: `["--table", "/tmp/t", "--grpc-addr", "off"]`.
+    pub fn try_parse_from<I, T>(args: I) -> Result<ServeArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser as _;
+        let program = std::iter::once(std::ffi::OsString::from("otel-delta serve"));
+        ServeCommand::try_parse_from(program.chain(args.into_iter().map(Into::into))).map(|c| c.serve)
+    }
+
     /// Check every value and derive the table location.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let TableLocation { url: table_url, storage_options } = self.table.resolve()?;
@@ -349,7 +392,7 @@ fn local_table_url(path: &Path) -> Result<Url, String> {
 }
 
 /// `1s`, `500ms`, `2m`, `1.5s`, `168h`, `7d`, or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
@@ -366,7 +409,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `128MiB`, `64MB`, `1GiB`, `512KiB`, `1k`, or a plain number of bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
@@ -405,16 +448,9 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
 
     fn args(extra: &[&str]) -> ServeArgs {
-        Cli::try_parse_from(std::iter::once("t").chain(extra.iter().copied())).unwrap().serve
+        ServeArgs::try_parse_from(extra).unwrap()
     }
 
     #[test]

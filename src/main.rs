@@ -51,14 +51,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn optimize(args: otel_delta::OptimizeArgs) -> anyhow::Result<()> {
     let location = args.table.resolve().context("invalid configuration")?;
-    let options = otel_delta::upkeep::OptimizeOptions {
+    let options = otel_delta::OptimizeOptions {
         target_file_size: args.target_size,
         codec: args.compression,
         ..Default::default()
     };
     runtime()?.block_on(async {
-        let mut table = otel_delta::commit::Table::open(&location.url, location.storage_options).await?;
-        let report = otel_delta::upkeep::optimize(&mut table, &options).await?;
+        let mut table = otel_delta::Table::open(&location.url, location.storage_options).await?;
+        let report = otel_delta::optimize(&mut table, &options).await?;
         println!("otel-delta: optimize {}: {report}", location.url);
         table.finish().await;
         Ok(())
@@ -68,9 +68,8 @@ fn optimize(args: otel_delta::OptimizeArgs) -> anyhow::Result<()> {
 fn vacuum(args: otel_delta::VacuumArgs) -> anyhow::Result<()> {
     let location = args.table.resolve().context("invalid configuration")?;
     runtime()?.block_on(async {
-        let table = otel_delta::commit::Table::open(&location.url, location.storage_options).await?;
-        let report =
-            otel_delta::upkeep::vacuum(&table, args.retention, args.dry_run, args.allow_short_retention).await?;
+        let table = otel_delta::Table::open(&location.url, location.storage_options).await?;
+        let report = otel_delta::vacuum(&table, args.retention, args.dry_run, args.allow_short_retention).await?;
         let verb = if report.dry_run { "would delete" } else { "deleted" };
         for file in &report.files {
             println!("otel-delta: vacuum {verb} {file}");
@@ -82,27 +81,23 @@ fn vacuum(args: otel_delta::VacuumArgs) -> anyhow::Result<()> {
 
 fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve().context("invalid configuration")?;
-    config.pipeline.on_idle = Some(release_free_memory);
+    config.on_worker_idle(release_free_memory);
+    let (http_addr, grpc_addr) = (config.http_addr(), config.grpc_addr());
     runtime()?.block_on(async {
-        let sink = otel_delta::open_sink(&config).await.context("opening the spans table")?;
-        let http = tokio::net::TcpListener::bind(config.http_addr)
+        let collector = otel_delta::Collector::open(config).await.context("opening the spans table")?;
+        let http = tokio::net::TcpListener::bind(http_addr)
             .await
-            .with_context(|| format!("binding OTLP/HTTP on {}", config.http_addr))?;
-        match &sink {
-            otel_delta::pipeline::Sink::Delta(table) => println!("otel-delta: table {}", table.url()),
-            otel_delta::pipeline::Sink::Zerobus(z) => {
-                println!("otel-delta: table {} through Zerobus at {}", z.table(), z.endpoint())
-            }
-        }
+            .with_context(|| format!("binding OTLP/HTTP on {http_addr}"))?;
+        println!("otel-delta: {collector}");
         println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", http.local_addr()?);
         let mut listeners = vec![http];
-        if let Some(addr) = config.grpc_addr {
+        if let Some(addr) = grpc_addr {
             let grpc =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding OTLP/gRPC on {addr}"))?;
             println!("otel-delta: OTLP/gRPC on http://{}", grpc.local_addr()?);
             listeners.push(grpc);
         }
-        otel_delta::serve_sink(listeners, config, sink, shutdown_signal()).await.context("serving")?;
+        collector.serve(listeners, shutdown_signal()).await.context("serving")?;
         println!("otel-delta: stopped after committing every accepted span");
         Ok(())
     })
@@ -116,8 +111,8 @@ fn release_free_memory() {
 }
 
 /// Transparent huge pages off for this process. mimalloc asks for them on its arenas (`MADV_HUGEPAGE`), and the
-/// batch builders' memory, freed and refaulted each flush, then costs a 2 MiB zeroing per fault: 19% of the
-/// collector's CPU under small-span load (perf record, `clear_page_erms`), 2% with them off.
+/// batch builders' memory, freed and refaulted each flush, then costs a 2 MiB zeroing per fault
+/// (`docs/design-notes.md#transparent-huge-pages`).
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only; failure (an old kernel) leaves THP as it was.

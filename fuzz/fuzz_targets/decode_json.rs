@@ -5,15 +5,14 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use otel_delta::batch::columns::SpanColumns;
-use otel_delta::decode::{self, DecodeError, Format};
+use otel_delta::{to_protobuf, validate, DecodeError, Format, SpanColumns};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(body) = decode::to_protobuf(Format::Json, Bytes::copy_from_slice(data)) else { return };
+    let Ok(body) = to_protobuf(Format::Json, Bytes::copy_from_slice(data)) else { return };
     let mut columns = SpanColumns::new();
     match columns.append_request(&body) {
         Ok(summary) => {
-            assert_eq!(Ok(summary), decode::validate(&body));
+            assert_eq!(Ok(summary), validate(&body));
             assert_eq!(columns.finish().expect("a batch").num_rows() as u64, summary.accepted);
         }
         Err(DecodeError::TooDeep) => {}

@@ -3,12 +3,12 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use otel_delta::receiver::body::{decode, Encoding};
+use otel_delta::{decompress, Encoding};
 
 const LIMIT: u64 = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(out) = decode(Encoding::Gzip, Bytes::copy_from_slice(data), LIMIT) {
+    if let Ok(out) = decompress(Encoding::Gzip, Bytes::copy_from_slice(data), LIMIT) {
         assert!(out.len() as u64 <= LIMIT);
     }
 });

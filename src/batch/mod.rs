@@ -1,116 +1,83 @@
-//! batch: decoded requests → Arrow record batches → sealed Parquet files (or protobuf rows for the Zerobus sink),
-//! on worker threads.
+//! batch: admitted requests → Arrow record batches (the table contract's row builder) → the sink's output (a
+//! Parquet file streamed to the store, or Zerobus records), on worker threads.
 //!
 //! Contract: a worker takes whole requests from the shared queue, checks each completely as its rows are built
-//! (a request found invalid half-way adds no row), and puts all of a request's rows in one file. A sealed file
-//! travels to the committer with the replies of exactly the requests whose rows it holds; a request is answered
-//! by the committer once that file is committed, or here at once if it is invalid or holds no storable span. If
-//! encoding fails, every request of the open file is answered "unavailable" (retryable) and the worker starts
-//! afresh: nothing is acknowledged that is not in the file.
+//! (a request found invalid half-way adds no row), and puts all of a request's rows in one output. A sealed
+//! output travels to the sink's committer with exactly the requests whose rows it holds ([`Requests`]); a request
+//! is answered by the sink once that output is stored, or here at once if it is invalid or holds no storable
+//! span. If writing fails, every request of the open output is answered "unavailable" (retryable) and the worker
+//! starts afresh: nothing is acknowledged that is not in the output.
 //!
-//! A file's bytes stream to the store while it is written (see [`crate::store::Upload`]): row groups go up as
-//! they are cut, and the worker waits when the store is behind, so memory stays bounded.
+//! Outputs are cut by [`FlushPolicy`]: record batches by bytes, outputs by bytes or by the age of their oldest
+//! request. A file's bytes stream to the store while it is written (see [`crate::store`]), and the worker waits
+//! when the store is behind, so memory stays bounded.
 
-pub mod columns;
-pub mod policy;
-pub mod schema;
-pub mod values;
+mod policy;
 
 use std::time::{Duration, Instant};
 
+use arrow::error::ArrowError;
+use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::decode;
-use arrow::array::RecordBatch;
-use parquet::errors::ParquetError;
+use crate::ack::{Accepted, ExportError, Failure, Pending, Permit, Reply, Requests, Stopped};
+use crate::decode::{self, Format};
+use crate::sink::{Sealed, WriteError, Writer};
+use crate::table::{Contract, RowBuilder};
+use policy::{OpenFile, Step};
 
-use crate::encode::rows::RowEncoder;
-use crate::encode::{Codec, FileStats, ParquetFile};
-use crate::pipeline::{Accepted, Export, ExportError, Pending, Sealed, SealedOutput};
-use crate::store::{FinishedUpload, Store, Upload, UploadConfig};
-use columns::SpanColumns;
-use policy::{FlushPolicy, OpenFile, Step};
+pub(crate) use policy::{FlushPolicy, MAX_BATCH_BYTES};
 
-/// Where a worker's files go: the table's store, reached through the runtime that runs the uploads.
-#[derive(Clone)]
-pub struct Destination {
-    pub store: Store,
-    pub runtime: tokio::runtime::Handle,
-    pub upload: UploadConfig,
+/// An admitted request on its way to a worker.
+pub(crate) struct Export {
+    pub(crate) body: Bytes,
+    pub(crate) format: Format,
+    pub(crate) reply: Reply,
+    pub(crate) permit: Permit,
 }
 
-impl Destination {
-    /// Start a new data file with a unique name (a UUID: many writers share one table).
-    pub fn create_file(&self, codec: Codec) -> Result<StreamedFile, ParquetError> {
-        let file = ParquetFile::new(codec)?;
-        let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), codec.file_suffix());
-        Ok(StreamedFile { file, upload: self.store.begin(&self.runtime, path, self.upload) })
-    }
+/// Why a worker lost its open output.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error("building a record batch")]
+    Rows(#[source] ArrowError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
-/// A Parquet file being written and streamed to the store at once: how every data file is made (by the workers
-/// and by compaction). Dropped unfinished, its upload is aborted.
-pub struct StreamedFile {
-    file: ParquetFile,
-    upload: Upload,
-}
-
-impl StreamedFile {
-    /// Append a batch; the bytes the writer has produced so far go to the store (blocks while it is behind).
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
-        self.file.write(batch)?;
-        if let Some(written) = self.file.take_written(1) {
-            self.upload.send(written);
-        }
-        Ok(())
-    }
-
-    /// Write the footer and hand the last bytes over: the upload (to await) and the file's statistics.
-    pub fn finish(self) -> Result<(FinishedUpload, FileStats), ParquetError> {
-        let done = self.file.finish()?;
-        Ok((self.upload.finish(done.tail), done.stats))
-    }
-}
-
-/// What a worker makes of its record batches: Parquet data files streamed to the table's store, or one protobuf
-/// record per row (the Zerobus sink).
-#[derive(Clone)]
-pub enum Output {
-    Files { destination: Destination, codec: Codec },
-    Rows(std::sync::Arc<RowEncoder>),
-}
-
-/// The output being filled.
-enum Open {
-    File(Box<StreamedFile>),
-    Rows(Vec<Vec<u8>>),
-}
-
-/// One batching worker: owns its column builders and its open output.
-pub struct Worker {
+/// One batching worker: owns its row builder and its open output.
+pub(crate) struct Worker<W: Writer> {
     policy: FlushPolicy,
-    output: Output,
-    columns: SpanColumns,
-    file: Option<Open>,
+    contract: &'static Contract,
+    writer: W,
+    rows: Box<dyn RowBuilder>,
+    output: Option<W::Open>,
     open: OpenFile,
-    pending: Vec<Pending>,
-    sealed: UnboundedSender<Sealed>,
+    requests: Requests,
+    sealed: UnboundedSender<Sealed<W::Output>>,
     on_idle: Option<fn()>,
 }
 
 /// How long a worker waits with nothing open after a seal before calling its idle hook.
 const IDLE_AFTER: Duration = Duration::from_secs(2);
 
-impl Worker {
-    pub fn new(policy: FlushPolicy, output: Output, sealed: UnboundedSender<Sealed>, on_idle: Option<fn()>) -> Self {
+impl<W: Writer> Worker<W> {
+    pub(crate) fn new(
+        policy: FlushPolicy,
+        contract: &'static Contract,
+        writer: W,
+        sealed: UnboundedSender<Sealed<W::Output>>,
+        on_idle: Option<fn()>,
+    ) -> Self {
         Worker {
             policy,
-            output,
-            columns: SpanColumns::new(),
-            file: None,
+            contract,
+            writer,
+            rows: contract.row_builder(),
+            output: None,
             open: OpenFile::default(),
-            pending: Vec::new(),
+            requests: Requests::default(),
             sealed,
             on_idle,
         }
@@ -118,7 +85,7 @@ impl Worker {
 
     /// Serve the queue until every sender is gone, then seal what is open and return. Once `drain` closes
     /// (shutdown), nothing waits any more: the open file is sealed at once, and so is every later request's.
-    pub fn run(mut self, queue: Receiver<Export>, drain: Receiver<()>) {
+    pub(crate) fn run(mut self, queue: Receiver<Export>, drain: Receiver<()>) {
         let mut drain = drain;
         let mut draining = false;
         // The idle hook runs once per quiet spell: `IDLE_AFTER` after the last work, with no file open.
@@ -159,7 +126,7 @@ impl Worker {
                 } else if idle_hook_due.is_some_and(|due| now >= due) {
                     idle_hook_due = None;
                     // Builders keep the last batch's room for the next (see `columns`): give it back when quiet.
-                    self.columns = SpanColumns::new();
+                    self.rows = self.contract.row_builder();
                     hook();
                 }
             }
@@ -176,8 +143,8 @@ impl Worker {
                 return;
             }
         };
-        // Checked while its rows are built: an invalid request adds none (see `SpanColumns::append_request`).
-        let summary = match self.columns.append_request(&body) {
+        // Checked while its rows are built: an invalid request adds none (see `RowBuilder::append_request`).
+        let summary = match self.rows.append_request(&body) {
             Ok(summary) => summary,
             Err(e) => {
                 let _ = reply.send(Err(ExportError::Invalid(e)));
@@ -189,7 +156,7 @@ impl Worker {
             let _ = reply.send(Ok(accepted));
             return;
         }
-        self.pending.push(Pending { reply, accepted, _permit: permit });
+        self.requests.push(Pending::new(reply, accepted, permit));
         match self.open.add(&self.policy, body.len() as u64, Instant::now()) {
             Step::Nothing => {}
             Step::EncodeBatch => {
@@ -199,41 +166,32 @@ impl Worker {
         }
     }
 
-    /// Move the rows built so far into the open output.
+    /// Move the rows built so far into the open output (opened on the first batch).
     fn encode_batch(&mut self) -> bool {
-        if self.columns.rows() == 0 {
+        if self.rows.rows() == 0 {
             return true;
         }
-        let result = self.columns.finish().map_err(|e| e.to_string()).and_then(|batch| {
-            let open = match self.file.take() {
-                Some(open) => self.file.insert(open),
-                None => self.file.insert(match &self.output {
-                    Output::Files { destination, codec } => {
-                        Open::File(Box::new(destination.create_file(*codec).map_err(|e| e.to_string())?))
-                    }
-                    Output::Rows(_) => Open::Rows(Vec::new()),
-                }),
-            };
-            match (open, &self.output) {
-                (Open::File(file), _) => file.write(&batch).map_err(|e| e.to_string()),
-                (Open::Rows(rows), Output::Rows(encoder)) => {
-                    encoder.encode(&batch, rows);
-                    Ok(())
-                }
-                (Open::Rows(_), Output::Files { .. }) => Err("rows opened for a file output".to_owned()),
-            }
-        });
-        match result {
+        match self.write_batch() {
             Ok(()) => {
                 self.open.batch_encoded();
                 true
             }
             Err(e) => {
-                tracing::error!(error = %e, "encoding a record batch failed");
-                self.discard(&format!("encoding Parquet failed: {e}"));
+                let reason = Failure::new(e);
+                tracing::error!(error = %reason, "writing a record batch failed");
+                self.discard(reason);
                 false
             }
         }
+    }
+
+    fn write_batch(&mut self) -> Result<(), BatchError> {
+        let batch = self.rows.finish().map_err(BatchError::Rows)?;
+        let output = match self.output.take() {
+            Some(open) => self.output.insert(open),
+            None => self.output.insert(self.writer.open()?),
+        };
+        Ok(self.writer.write(output, &batch)?)
     }
 
     /// Finish the open output and hand it to the committer.
@@ -241,36 +199,29 @@ impl Worker {
         if self.open.is_empty() || !self.encode_batch() {
             return;
         }
-        let finished = match self.file.take() {
-            None => return,
-            Some(Open::Rows(rows)) => Ok(SealedOutput::Rows(rows)),
-            Some(Open::File(file)) => file.finish().map(|(upload, stats)| SealedOutput::File { upload, stats }),
-        };
-        match finished {
+        let Some(open) = self.output.take() else { return };
+        match self.writer.seal(open) {
             Ok(output) => {
-                let sealed = Sealed { output, pending: std::mem::take(&mut self.pending) };
+                let sealed = Sealed { output, requests: self.requests.take() };
                 if let Err(unsent) = self.sealed.send(sealed) {
                     // The committer is gone (shutting down after a failure): nothing can be acknowledged.
-                    for p in unsent.0.pending {
-                        p.fail("the committer stopped");
-                    }
+                    unsent.0.requests.fail_all(Failure::new(Stopped::CommitterGone));
                 }
                 self.open.reset();
             }
             Err(e) => {
-                tracing::error!(error = %e, "finishing a Parquet file failed");
-                self.discard(&format!("encoding Parquet failed: {e}"));
+                let reason = Failure::new(e);
+                tracing::error!(error = %reason, "finishing an output failed");
+                self.discard(reason);
             }
         }
     }
 
-    /// Drop the open file (aborting its upload) and builders; every request in them is answered retryable.
-    fn discard(&mut self, reason: &str) {
-        for p in self.pending.drain(..) {
-            p.fail(reason);
-        }
-        self.columns = SpanColumns::new();
-        self.file = None;
+    /// Drop the open output (aborting its upload) and rows; every request in them is answered retryable.
+    fn discard(&mut self, reason: Failure) {
+        self.requests.take().fail_all(reason);
+        self.rows = self.contract.row_builder();
+        self.output = None;
         self.open.reset();
     }
 }
@@ -280,7 +231,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::pipeline::Budget;
+    use crate::ack::Budget;
 
     static IDLE_CALLS: AtomicUsize = AtomicUsize::new(0);
 
@@ -288,47 +239,49 @@ mod tests {
         IDLE_CALLS.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A one-span request, hand-encoded.
-    fn one_span() -> bytes::Bytes {
-        let mut span = crate::decode::wire::Writer::new();
-        span.bytes_field(1, &[1; 16]);
-        span.bytes_field(2, &[2; 8]);
-        let mut scope_spans = crate::decode::wire::Writer::new();
-        scope_spans.bytes_field(2, &span.buf);
-        let mut resource_spans = crate::decode::wire::Writer::new();
-        resource_spans.bytes_field(2, &scope_spans.buf);
-        let mut request = crate::decode::wire::Writer::new();
-        request.bytes_field(1, &resource_spans.buf);
-        bytes::Bytes::from(request.buf)
+    /// Outputs that count their rows.
+    #[derive(Clone)]
+    struct RowCount;
+
+    impl Writer for RowCount {
+        type Open = usize;
+        type Output = usize;
+
+        fn open(&self) -> Result<usize, WriteError> {
+            Ok(0)
+        }
+
+        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<(), WriteError> {
+            *open += batch.num_rows();
+            Ok(())
+        }
+
+        fn seal(&self, open: usize) -> Result<usize, WriteError> {
+            Ok(open)
+        }
     }
 
     #[test]
     fn a_worker_seals_by_age_then_calls_its_idle_hook_once() {
         let policy =
             FlushPolicy { target_file_bytes: 1 << 30, max_age: Duration::from_millis(20), batch_bytes: 1 << 20 };
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let memory = std::sync::Arc::new(object_store::memory::InMemory::new());
-        let store = Store::new(memory, &url::Url::parse("memory:///t/").unwrap());
-        let destination = Destination { store, runtime: runtime.handle().clone(), upload: UploadConfig::default() };
         let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let output = Output::Files { destination, codec: Codec::default() };
-        let worker = Worker::new(policy, output, sealed_tx, Some(count_idle));
+        let worker = Worker::new(policy, Contract::spans_v1(), RowCount, sealed_tx, Some(count_idle));
         let (queue, jobs) = crossbeam_channel::bounded(4);
         let (drain, drain_rx) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::spawn(move || worker.run(jobs, drain_rx));
 
         let budget = Budget::new(1 << 20);
         let (reply, _answer) = tokio::sync::oneshot::channel();
-        let body = one_span();
+        let body = crate::testing::one_span_request();
         let permit = budget.try_acquire(body.len() as u64).unwrap();
-        queue.send(Export { body, format: crate::decode::Format::Protobuf, reply, permit }).unwrap();
+        queue.send(Export { body, format: Format::Protobuf, reply, permit }).unwrap();
 
-        // The file is sealed by age and handed over with its one pending request.
-        let sealed = sealed_rx.blocking_recv().expect("a sealed file");
-        assert_eq!(sealed.pending.len(), 1);
-        let SealedOutput::File { upload, stats } = sealed.output else { panic!("a file output makes files") };
-        assert_eq!(stats.num_records, 1);
-        assert!(runtime.block_on(upload.wait()).unwrap() > 0, "the file reached the store");
+        // The output is sealed by age and handed over with its one pending request.
+        let sealed = sealed_rx.blocking_recv().expect("a sealed output");
+        assert_eq!(sealed.requests.len(), 1);
+        assert_eq!(sealed.output, 1, "one row");
+        sealed.requests.succeed_all();
         // Then, once quiet, the idle hook runs (waited for, not timed), and only once.
         let deadline = Instant::now() + Duration::from_secs(60);
         while IDLE_CALLS.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {

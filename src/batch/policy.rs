@@ -5,26 +5,25 @@ use std::time::{Duration, Instant};
 
 /// Limits of one worker's open file.
 #[derive(Debug, Clone, Copy)]
-pub struct FlushPolicy {
+pub(crate) struct FlushPolicy {
     /// Seal the file once this many OTLP request bytes went into it.
-    pub target_file_bytes: u64,
+    pub(crate) target_file_bytes: u64,
     /// Seal the file once its oldest request waited this long (the ack latency bound).
-    pub max_age: Duration,
+    pub(crate) max_age: Duration,
     /// Hand the rows built so far to the Parquet encoder once this many request bytes went into them. Keeps
     /// builder memory and string offsets small (far below Arrow's 2 GiB per-array limit).
-    pub batch_bytes: u64,
+    pub(crate) batch_bytes: u64,
 }
 
 /// Bytes a record batch may take before it is encoded, whatever the configuration. Batches are encoded into the
 /// open row group as they are cut, so smaller ones spread the Parquet work over the flush window instead of
-/// piling it up at the seal, where every request of the file waits for it. Measured (`otel-delta-load`, 2 cores,
-/// 15 s, release): small spans at 512 connections 199k spans/s, p50 1.31 s, RSS 880 MiB with 64 MiB batches;
-/// 241k, p50 1.08 s, RSS 597 MiB with 16 MiB; 8 and 4 MiB no faster; large spans 274 → 294 MB/s.
-pub const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// piling it up at the seal, where every request of the file waits for it (measurements:
+/// `docs/design-notes.md#record-batch-size`).
+pub(crate) const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What the worker must do after taking a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     Nothing,
     EncodeBatch,
     SealFile,
@@ -32,7 +31,7 @@ pub enum Step {
 
 /// Fill state of the open file.
 #[derive(Debug, Default, Clone)]
-pub struct OpenFile {
+pub(crate) struct OpenFile {
     opened_at: Option<Instant>,
     file_bytes: u64,
     batch_bytes: u64,
@@ -40,7 +39,7 @@ pub struct OpenFile {
 
 impl OpenFile {
     /// Count a request of `bytes` taken at `now`; say what the limits ask for.
-    pub fn add(&mut self, policy: &FlushPolicy, bytes: u64, now: Instant) -> Step {
+    pub(crate) fn add(&mut self, policy: &FlushPolicy, bytes: u64, now: Instant) -> Step {
         self.opened_at.get_or_insert(now);
         self.file_bytes += bytes;
         self.batch_bytes += bytes;
@@ -54,25 +53,25 @@ impl OpenFile {
     }
 
     /// The rows of the current batch went to the encoder.
-    pub fn batch_encoded(&mut self) {
+    pub(crate) fn batch_encoded(&mut self) {
         self.batch_bytes = 0;
     }
 
     /// The file was sealed (or discarded): start empty.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         *self = OpenFile::default();
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.opened_at.is_none()
     }
 
     /// When the open file must be sealed, if anything is in it.
-    pub fn deadline(&self, policy: &FlushPolicy) -> Option<Instant> {
+    pub(crate) fn deadline(&self, policy: &FlushPolicy) -> Option<Instant> {
         self.opened_at.map(|t| t + policy.max_age)
     }
 
-    pub fn is_due(&self, policy: &FlushPolicy, now: Instant) -> bool {
+    pub(crate) fn is_due(&self, policy: &FlushPolicy, now: Instant) -> bool {
         self.deadline(policy).is_some_and(|d| now >= d)
     }
 }

@@ -16,16 +16,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, PROTOCOL};
-use deltalake::kernel::{Action, Add, Remove, StructType};
+use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
 use url::Url;
 
-use crate::batch::schema::{delta_schema, SCHEMA_VERSION, SCHEMA_VERSION_PROPERTY};
 use crate::encode::FileStats;
 use crate::store::Store;
+use crate::table::{Contract, CONTRACTS};
 
 /// Why the table could not be opened or appended to.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +43,10 @@ pub enum CommitError {
         source: Box<DeltaTableError>,
     },
     #[error(
-        "the table at {url} is not an otel-delta v1 spans table: {difference}. \
+        "the table at {url} is not an otel-delta {contract} table: {difference}. \
          Point --table at another location, or migrate the table; it is never altered"
     )]
-    SchemaMismatch { url: Url, difference: String },
+    SchemaMismatch { url: Url, contract: &'static Contract, difference: String },
     #[error("the table at {url} needs a Delta protocol feature this writer lacks: {reason}")]
     Unwritable { url: Url, reason: String },
     #[error("committing {files} file(s) to the Delta log: {source}")]
@@ -59,6 +59,12 @@ pub enum CommitError {
     Read(#[source] Box<DeltaTableError>),
     #[error("rearranging files: {0} of the replaced files left the table meanwhile (another compaction?)")]
     Rearranged(usize),
+    #[error("syncing log entry {version} to disk: {source}")]
+    Sync {
+        version: u64,
+        #[source]
+        source: crate::store::StoreError,
+    },
 }
 
 /// A data file the table currently holds.
@@ -100,6 +106,9 @@ pub fn register_object_stores() {
 /// The spans table, as of the last version this process committed or read.
 pub struct Table {
     url: Url,
+    contract: &'static Contract,
+    /// How the table was reached, to open another handle on it.
+    backend: Backend,
     table: DeltaTable,
     store: Store,
     checkpoint_interval: u64,
@@ -113,27 +122,41 @@ pub struct Table {
 const CHECKPOINT_DRAIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Table {
-    /// Open the table at `url`, creating it with the v1 spans schema if no table is there.
-    pub async fn open_or_create(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
-        Table::open_checked(url, &Backend::Options(storage_options), true).await
+    /// Open the table of `contract` at `url`, creating it if no table is there.
+    pub async fn open_or_create(
+        url: &Url,
+        storage_options: HashMap<String, String>,
+        contract: &'static Contract,
+    ) -> Result<Self, CommitError> {
+        Table::open_checked(url, &Backend::Options(storage_options), Some(contract)).await
     }
 
-    /// Open the existing table at `url` (for upkeep: never creates one).
+    /// Open the existing table at `url`, whichever otel-delta table it is (for upkeep: never creates one).
     pub async fn open(url: &Url, storage_options: HashMap<String, String>) -> Result<Self, CommitError> {
-        Table::open_checked(url, &Backend::Options(storage_options), false).await
+        Table::open_checked(url, &Backend::Options(storage_options), None).await
     }
 
     /// Like [`Table::open_or_create`], through an object store built by the caller (rooted at the bucket or
     /// container of `url`), e.g. one whose credentials Unity Catalog vends.
-    pub async fn open_or_create_on(url: &Url, store: Arc<dyn ObjectStore>) -> Result<Self, CommitError> {
-        Table::open_checked(url, &Backend::Store(store), true).await
+    pub(crate) async fn open_or_create_on(
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+        contract: &'static Contract,
+    ) -> Result<Self, CommitError> {
+        Table::open_checked(url, &Backend::Store(store), Some(contract)).await
     }
 
-    async fn open_checked(url: &Url, backend: &Backend, create_if_missing: bool) -> Result<Self, CommitError> {
+    /// Open the table at `url`. With `expected`: create it as that contract's table if none is there, and refuse
+    /// it unless it holds that contract's rows; without: recognize which contract's rows it holds.
+    async fn open_checked(
+        url: &Url,
+        backend: &Backend,
+        expected: Option<&'static Contract>,
+    ) -> Result<Self, CommitError> {
         register_object_stores();
-        let table = match backend.open(url).await {
-            Ok(table) => table,
-            Err(DeltaTableError::NotATable(_)) if create_if_missing => match create(url, backend).await {
+        let table = match (backend.open(url).await, expected) {
+            (Ok(table), _) => table,
+            (Err(DeltaTableError::NotATable(_)), Some(contract)) => match create_table(url, backend, contract).await {
                 Ok(table) => table,
                 // Another writer created it first: use theirs (and check it below).
                 Err(_) => backend
@@ -141,11 +164,15 @@ impl Table {
                     .await
                     .map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?,
             },
-            Err(source) => return Err(CommitError::Open { url: url.clone(), source: Box::new(source) }),
+            (Err(source), _) => return Err(CommitError::Open { url: url.clone(), source: Box::new(source) }),
         };
         let state =
             table.snapshot().map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?;
-        check_schema(state).map_err(|difference| CommitError::SchemaMismatch { url: url.clone(), difference })?;
+        let contract = recognize(state, expected).map_err(|(contract, difference)| CommitError::SchemaMismatch {
+            url: url.clone(),
+            contract,
+            difference,
+        })?;
         PROTOCOL
             .can_write_to(state)
             .map_err(|e| CommitError::Unwritable { url: url.clone(), reason: e.to_string() })?;
@@ -159,6 +186,8 @@ impl Table {
         let store = Store::new(table.log_store().object_store(None), url);
         Ok(Table {
             url: url.clone(),
+            contract,
+            backend: backend.clone(),
             table,
             store,
             checkpoint_interval,
@@ -172,8 +201,18 @@ impl Table {
     }
 
     /// The table root's object store, for data files.
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Another handle on the same table, through the same store (its own commits, e.g. for compaction).
+    pub(crate) async fn open_again(&self) -> Result<Table, CommitError> {
+        Table::open_checked(&self.url, &self.backend, Some(self.contract)).await
+    }
+
+    /// The contract of the table's rows.
+    pub(crate) fn contract(&self) -> &'static Contract {
+        self.contract
     }
 
     /// The version this process last saw.
@@ -182,7 +221,7 @@ impl Table {
     }
 
     /// The underlying Delta table (for upkeep operations).
-    pub fn delta(&self) -> &DeltaTable {
+    pub(crate) fn delta(&self) -> &DeltaTable {
         &self.table
     }
 
@@ -209,7 +248,7 @@ impl Table {
 
     /// Replace `removed` by `added` (the same rows, laid out anew) in one commit that changes no data. Appends
     /// committed meanwhile are kept; if any of `removed` is no longer in the table, nothing is committed.
-    pub async fn rearrange(
+    pub(crate) async fn rearrange(
         &mut self,
         removed: &[ActiveFile],
         added: &[UploadedFile],
@@ -258,10 +297,7 @@ impl Table {
                 Ok(finalized) => {
                     let version = finalized.version();
                     self.table.state = Some(finalized.snapshot());
-                    self.store
-                        .sync_log_entry(&format!("_delta_log/{version:020}.json"))
-                        .await
-                        .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
+                    self.sync(version).await?;
                     return Ok(version);
                 }
                 Err(e) => {
@@ -301,11 +337,16 @@ impl Table {
             }
         };
         // The log entry is the commit: on a local disk it must reach the platter before we acknowledge.
+        self.sync(version).await?;
+        Ok(version)
+    }
+
+    /// Make log entry `version` durable (on a local disk, fsync'd with its folder).
+    async fn sync(&self, version: u64) -> Result<(), CommitError> {
         self.store
             .sync_log_entry(&format!("_delta_log/{version:020}.json"))
             .await
-            .map_err(|e| err(DeltaTableError::Generic(e.to_string())))?;
-        Ok(version)
+            .map_err(|source| CommitError::Sync { version, source })
     }
 
     async fn commit_appends(&mut self, actions: Vec<Action>) -> Result<u64, DeltaTableError> {
@@ -329,12 +370,16 @@ impl Table {
         self.refresh().await?;
         let url = self.url.clone();
         let state = self.table.snapshot().map_err(|e| CommitError::Read(Box::new(e)))?;
-        check_schema(state).map_err(|difference| CommitError::SchemaMismatch { url: url.clone(), difference })?;
+        recognize(state, Some(self.contract)).map_err(|(contract, difference)| CommitError::SchemaMismatch {
+            url: url.clone(),
+            contract,
+            difference,
+        })?;
         PROTOCOL.can_write_to(state).map_err(|e| CommitError::Unwritable { url, reason: e.to_string() })
     }
 
     /// Write a checkpoint in the background when `version` completes a checkpoint interval.
-    pub fn checkpoint_if_due(&mut self, version: u64) {
+    pub(crate) fn checkpoint_if_due(&mut self, version: u64) {
         while self.checkpoints.try_join_next().is_some() {}
         if !(version + 1).is_multiple_of(self.checkpoint_interval) {
             return;
@@ -396,6 +441,7 @@ fn min_start_time(stats: &str) -> Option<i64> {
 }
 
 /// How a table's storage is reached.
+#[derive(Clone)]
 enum Backend {
     /// Built by delta-rs from the URL scheme, these options and the environment.
     Options(HashMap<String, String>),
@@ -417,17 +463,17 @@ impl Backend {
     }
 }
 
-async fn create(url: &Url, backend: &Backend) -> Result<DeltaTable, CommitError> {
+async fn create_table(url: &Url, backend: &Backend, contract: &'static Contract) -> Result<DeltaTable, CommitError> {
     let err = |source| CommitError::Create { url: url.clone(), source: Box::new(source) };
     backend
         .builder(url)
         .and_then(|b| b.build())
         .map_err(err)?
         .create()
-        .with_table_name(table_name(url))
-        .with_comment("OpenTelemetry spans (otel-delta, v1 layout)")
-        .with_columns(delta_schema().fields().cloned())
-        .with_configuration([(SCHEMA_VERSION_PROPERTY, Some(SCHEMA_VERSION))])
+        .with_table_name(table_name(url, contract))
+        .with_comment(contract.comment)
+        .with_columns(contract.delta_schema().fields().cloned())
+        .with_configuration(contract.properties().map(|(k, v)| (k, Some(v))))
         .with_raise_if_key_not_exists(false)
         .with_save_mode(SaveMode::ErrorIfExists)
         // Two collectors starting on a new table race to create it: the loser must fail (and open the winner's
@@ -437,94 +483,34 @@ async fn create(url: &Url, backend: &Backend) -> Result<DeltaTable, CommitError>
         .map_err(err)
 }
 
-fn table_name(url: &Url) -> String {
-    url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty())).unwrap_or("otel_spans").to_owned()
+fn table_name(url: &Url, contract: &Contract) -> String {
+    url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty())).unwrap_or(contract.name_suffix).to_owned()
 }
 
-/// `Err(difference)` unless the table holds the v1 spans schema (field metadata aside) and, if it names a
-/// layout, names v1.
-fn check_schema(state: &DeltaTableState) -> Result<(), String> {
-    if let Some(version) = state.metadata().configuration().get(SCHEMA_VERSION_PROPERTY) {
-        if version != SCHEMA_VERSION {
-            return Err(format!("{SCHEMA_VERSION_PROPERTY} is {version:?}, this writer writes {SCHEMA_VERSION:?}"));
+/// The contract the table's rows follow: `expected`'s if it holds them (else that contract and the difference),
+/// or, with none expected, the first contract whose rows it holds (else the difference from the first one).
+fn recognize(
+    state: &DeltaTableState,
+    expected: Option<&'static Contract>,
+) -> Result<&'static Contract, (&'static Contract, String)> {
+    let metadata = state.metadata();
+    let schema = state.schema();
+    let one;
+    let candidates = match expected {
+        Some(contract) => {
+            one = [contract];
+            &one[..]
         }
-    }
-    if !state.metadata().partition_columns().is_empty() {
-        return Err(format!("it is partitioned by {:?}; the spans table is not", state.metadata().partition_columns()));
-    }
-    let theirs = state.schema();
-    schema_difference(&theirs, delta_schema()).map_or(Ok(()), Err)
-}
-
-/// The first difference between two schemas, ignoring field metadata.
-fn schema_difference(theirs: &StructType, ours: &StructType) -> Option<String> {
-    fn strip(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                map.remove("metadata");
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let json = |s: &StructType| {
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        strip(&mut v);
-        v
+        None => CONTRACTS,
     };
-    let (theirs_json, ours_json) = (json(theirs), json(ours));
-    if theirs_json == ours_json {
-        return None;
-    }
-    let names = |s: &StructType| s.fields().map(|f| f.name().clone()).collect::<Vec<_>>();
-    for field in ours.fields() {
-        match theirs.field(field.name()) {
-            None => return Some(format!("column {} is missing", field.name())),
-            Some(t) if t.data_type() != field.data_type() || t.is_nullable() != field.is_nullable() => {
-                return Some(format!(
-                    "column {} is {} (nullable: {}), expected {} (nullable: {})",
-                    field.name(),
-                    t.data_type(),
-                    t.is_nullable(),
-                    field.data_type(),
-                    field.is_nullable()
-                ))
+    let mut first = None;
+    for &contract in candidates {
+        match contract.difference(metadata.configuration(), metadata.partition_columns(), &schema) {
+            None => return Ok(contract),
+            Some(difference) => {
+                first.get_or_insert((contract, difference));
             }
-            Some(_) => {}
         }
     }
-    Some(format!("columns are {:?}, expected {:?}", names(theirs), names(ours)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use deltalake::kernel::{DataType, StructField};
-
-    #[test]
-    fn identical_schemas_have_no_difference() {
-        assert_eq!(schema_difference(delta_schema(), delta_schema()), None);
-    }
-
-    #[test]
-    fn a_changed_column_is_named() {
-        let fields = delta_schema().fields().map(|f| {
-            if f.name() == "flags" {
-                StructField::new("flags", DataType::LONG, true)
-            } else {
-                f.clone()
-            }
-        });
-        let theirs = StructType::try_new(fields).unwrap();
-        let diff = schema_difference(&theirs, delta_schema()).unwrap();
-        assert!(diff.contains("column flags is long"), "{diff}");
-    }
-
-    #[test]
-    fn a_missing_column_is_named() {
-        let theirs = StructType::try_new(delta_schema().fields().filter(|f| f.name() != "links").cloned()).unwrap();
-        let diff = schema_difference(&theirs, delta_schema()).unwrap();
-        assert!(diff.contains("column links is missing"), "{diff}");
-    }
+    Err(first.unwrap_or((Contract::spans_v1(), "no otel-delta table has these columns".to_owned())))
 }

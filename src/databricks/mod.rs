@@ -10,10 +10,10 @@
 //! Everything here is written to the documented REST shapes and tested against local servers that speak them
 //! (`tests/it/databricks.rs`); no real workspace was reachable while it was written.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod mlflow;
 pub mod unity;
-pub mod zerobus;
+pub(crate) mod zerobus;
 
 use std::time::{Duration, Instant};
 
@@ -26,22 +26,22 @@ pub use auth::Auth;
 use std::sync::Arc;
 
 use crate::commit::{CommitError, Table};
-use crate::pipeline::Sink;
+use crate::table::Contract;
 
 /// The Databricks side of `serve`: which experiment to link, and whether spans go to the Unity Catalog table.
 #[derive(Debug, Clone)]
-pub struct DatabricksConfig {
+pub(crate) struct DatabricksConfig {
     /// `MLFLOW_EXPERIMENT_NAME`: link this experiment to the trace tables at start-up.
-    pub experiment: Option<String>,
+    pub(crate) experiment: Option<String>,
     /// Write the Unity Catalog table (with vended credentials) instead of `--table`.
-    pub unity_catalog_sink: bool,
-    pub catalog: String,
-    pub schema: String,
-    pub table_prefix: String,
+    pub(crate) unity_catalog_sink: bool,
+    pub(crate) catalog: String,
+    pub(crate) schema: String,
+    pub(crate) table_prefix: String,
     /// Where to create the table (EXTERNAL) when Unity Catalog has none.
-    pub storage_location: Option<String>,
+    pub(crate) storage_location: Option<String>,
     /// Zerobus sink: stream rows to the table through this Zerobus endpoint.
-    pub zerobus_endpoint: Option<String>,
+    pub(crate) zerobus_endpoint: Option<String>,
 }
 
 /// Why start-up against Databricks failed.
@@ -56,14 +56,27 @@ pub enum StartError {
     #[error(transparent)]
     Open(#[from] Box<CommitError>),
     #[error(transparent)]
-    Zerobus(#[from] zerobus::ZerobusSinkError),
+    Zerobus(#[from] zerobus::ZerobusTableError),
 }
 
-/// Link the experiment (if configured); for the Unity Catalog sink, resolve (or create) the spans table and open
-/// it through its vended credentials. Returns the table to write, or `None` when spans go to `--table`.
-pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Option<Sink>, StartError> {
+/// Where Databricks start-up says rows go.
+pub(crate) enum Destination {
+    /// The Unity Catalog table, written directly with vended credentials.
+    UnityCatalog(Box<Table>),
+    /// The Unity Catalog table, through a Zerobus stream.
+    Zerobus(Box<zerobus::ZerobusTable>),
+}
+
+/// Link the experiment (if configured); for the Unity Catalog sink, resolve (or create) `contract`'s table and
+/// open it through its vended credentials; for the Zerobus sink, open a stream into it. `None` when rows go to
+/// `--table`.
+pub(crate) async fn start(
+    ws: Arc<Workspace>,
+    config: &DatabricksConfig,
+    contract: &'static Contract,
+) -> Result<Option<Destination>, StartError> {
     let (catalog, schema, prefix) = (&config.catalog, &config.schema, &config.table_prefix);
-    let mut spans_table = format!("{catalog}.{schema}.{prefix}_otel_spans");
+    let mut spans_table = format!("{catalog}.{schema}.{prefix}_{}", contract.name_suffix);
     if let Some(name) = &config.experiment {
         let experiment = mlflow::get_or_create_experiment(&ws, name).await?;
         let tables = mlflow::link_trace_tables(&ws, &experiment, catalog, schema, prefix).await?;
@@ -84,9 +97,9 @@ pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Opti
                 "does not exist; MLflow creates it when the experiment is linked (set MLFLOW_EXPERIMENT_NAME)".into(),
             )
         })?;
-        let sink = zerobus::ZerobusSink::connect(&ws, endpoint, &spans_table, &info.columns).await?;
+        let sink = zerobus::ZerobusTable::connect(&ws, endpoint, &spans_table, &info.columns, contract).await?;
         tracing::info!(table = spans_table, endpoint, "ingesting through Zerobus");
-        return Ok(Some(Sink::Zerobus(Box::new(sink))));
+        return Ok(Some(Destination::Zerobus(Box::new(sink))));
     }
     if !config.unity_catalog_sink {
         return Ok(None);
@@ -95,7 +108,7 @@ pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Opti
         match unity::get_table(&ws, &spans_table).await? {
             Some(info) => info,
             None => match &config.storage_location {
-                Some(location) => unity::create_external_table(&ws, &spans_table, location).await?,
+                Some(location) => unity::create_external_table(&ws, &spans_table, location, contract).await?,
                 None => return Err(refused(
                     "does not exist; create it, or set --uc-storage-location to have it created as an EXTERNAL Delta \
                      table there"
@@ -103,7 +116,8 @@ pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Opti
                 )),
             },
         };
-    unity::refuse_unwritable(&info).map_err(|reason| refused(format!("cannot be written by otel-delta: {reason}")))?;
+    unity::refuse_unwritable(&info, contract)
+        .map_err(|reason| refused(format!("cannot be written by otel-delta: {reason}")))?;
     let location = info.storage_location.as_deref().unwrap_or_default();
     let mut url = Url::parse(location).map_err(|e| refused(format!("storage location {location:?}: {e}")))?;
     if !url.path().ends_with('/') {
@@ -111,8 +125,8 @@ pub async fn start(ws: Arc<Workspace>, config: &DatabricksConfig) -> Result<Opti
     }
     let store = unity::object_store(ws, &info.table_id, &url).map_err(refused)?;
     tracing::info!(table = spans_table, location = %url, "writing the Unity Catalog table directly");
-    let table = Table::open_or_create_on(&url, store).await.map_err(|e| StartError::Open(Box::new(e)))?;
-    Ok(Some(Sink::Delta(table)))
+    let table = Table::open_or_create_on(&url, store, contract).await.map_err(|e| StartError::Open(Box::new(e)))?;
+    Ok(Some(Destination::UnityCatalog(Box::new(table))))
 }
 
 /// Why a Databricks call failed.
@@ -128,6 +142,11 @@ pub enum DatabricksError {
     Token { url: String, reason: String },
     #[error("Databricks configuration: {0}")]
     Config(String),
+    #[error(
+        "Databricks configuration: MLFLOW_EXPERIMENT_NAME, --sink unity-catalog and --sink zerobus need \
+         DATABRICKS_HOST (and a token)"
+    )]
+    NoHost,
     #[error("{call}: unexpected answer: {reason}")]
     Answer { call: String, reason: String },
 }
@@ -215,7 +234,7 @@ impl Workspace {
     }
 
     /// The credentials (the Zerobus sink authenticates its stream with them).
-    pub(crate) fn credentials(&self) -> &Auth {
+    pub fn credentials(&self) -> &Auth {
         &self.auth
     }
 

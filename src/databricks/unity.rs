@@ -1,4 +1,4 @@
-//! Unity Catalog: resolve the spans table (get it, or create it as an EXTERNAL Delta table with our schema), refuse
+//! Unity Catalog: resolve a table otel-delta writes (get it, or create it as an EXTERNAL Delta table with our schema), refuse
 //! tables we must not write, and reach its storage with temporary READ_WRITE credentials that are vended again
 //! before they expire (an object store credential provider asks for new ones when due).
 
@@ -14,10 +14,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use url::Url;
 
-pub use databricks_zerobus_ingest_sdk::schema::UcColumn;
+pub(crate) use databricks_zerobus_ingest_sdk::schema::UcColumn;
 
 use super::{DatabricksError, Workspace};
-use crate::batch::schema::{delta_schema, SCHEMA_VERSION, SCHEMA_VERSION_PROPERTY};
+use crate::table::{Contract, LAYOUT_PROPERTY};
 
 /// What Unity Catalog says about a table.
 #[derive(Debug, Clone)]
@@ -42,31 +42,34 @@ pub async fn get_table(ws: &Workspace, full_name: &str) -> Result<Option<TableIn
     }
 }
 
-/// Create `full_name` as an EXTERNAL Delta table at `storage_location` with the v1 spans columns (the only kind
+/// Create `full_name` as an EXTERNAL Delta table at `storage_location` with `contract`'s columns (the only kind
 /// of table this API lets external clients create). The Delta log itself is written by the first commit.
 pub async fn create_external_table(
     ws: &Workspace,
     full_name: &str,
     storage_location: &str,
+    contract: &'static Contract,
 ) -> Result<TableInfo, DatabricksError> {
     let path = "/api/2.1/unity-catalog/tables";
     let [catalog, schema, name] = split_name(full_name)?;
-    let columns = v1_columns_json();
+    let properties: serde_json::Map<String, Value> =
+        contract.properties().iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
     let body = json!({
         "name": name, "catalog_name": catalog, "schema_name": schema,
         "table_type": "EXTERNAL", "data_source_format": "DELTA", "storage_location": storage_location,
-        "columns": columns,
-        "properties": { SCHEMA_VERSION_PROPERTY: SCHEMA_VERSION },
-        "comment": "OpenTelemetry spans (otel-delta, v1 layout)",
+        "columns": columns_json(contract),
+        "properties": properties,
+        "comment": contract.comment,
     });
     let answer = ws.call(Method::POST, path, &[], Some(&body)).await?;
     table_info(path, &answer)
 }
 
-/// The v1 spans columns as Unity Catalog describes columns (`name`, `type_text`, `type_name`, `type_json`,
+/// `contract`'s columns as Unity Catalog describes columns (`name`, `type_text`, `type_name`, `type_json`,
 /// `position`, `nullable`).
-pub fn v1_columns_json() -> Vec<Value> {
-    delta_schema()
+pub fn columns_json(contract: &Contract) -> Vec<Value> {
+    contract
+        .delta_schema()
         .fields()
         .enumerate()
         .map(|(position, field)| {
@@ -85,14 +88,15 @@ pub fn v1_columns_json() -> Vec<Value> {
         .collect()
 }
 
-/// The v1 spans columns, as [`get_table`] would read them from a table Databricks created with them.
-pub fn v1_columns() -> Vec<UcColumn> {
-    v1_columns_json().into_iter().filter_map(|c| serde_json::from_value(c).ok()).collect()
+/// `contract`'s columns, as [`get_table`] would read them from a table Databricks created with them.
+#[cfg(test)]
+pub(crate) fn uc_columns(contract: &Contract) -> Vec<UcColumn> {
+    columns_json(contract).into_iter().filter_map(|c| serde_json::from_value(c).ok()).collect()
 }
 
-/// `Err(reason)` for a table this writer must not append to: not Delta, a view, no storage location, liquid
-/// clustering (its writers must cluster new files), or another spans layout (MLflow's v2 tables).
-pub fn refuse_unwritable(table: &TableInfo) -> Result<(), String> {
+/// `Err(reason)` for a table this writer must not append to as `contract`'s table: not Delta, a view, no storage
+/// location, liquid clustering (its writers must cluster new files), or another layout (MLflow's v2 tables).
+pub fn refuse_unwritable(table: &TableInfo, contract: &Contract) -> Result<(), String> {
     if !table.data_source_format.eq_ignore_ascii_case("DELTA") {
         return Err(format!("its format is {}, not DELTA", table.data_source_format));
     }
@@ -108,10 +112,9 @@ pub fn refuse_unwritable(table: &TableInfo) -> Result<(), String> {
     if table.properties.contains_key("delta.feature.clustering") {
         return Err("it has the Delta clustering feature, which this writer does not maintain".into());
     }
-    match table.properties.get(SCHEMA_VERSION_PROPERTY) {
-        Some(v) if v != SCHEMA_VERSION => {
-            Err(format!("it holds spans layout {SCHEMA_VERSION_PROPERTY}={v}; this writer writes {SCHEMA_VERSION}"))
-        }
+    let ours = contract.layout.name();
+    match table.properties.get(LAYOUT_PROPERTY) {
+        Some(v) if v != ours => Err(format!("it holds layout {LAYOUT_PROPERTY}={v}; this writer writes {ours}")),
         _ => Ok(()),
     }
 }
@@ -157,7 +160,7 @@ pub async fn temporary_credentials(ws: &Workspace, table_id: &str) -> Result<Ven
 /// The table's object store (rooted at its bucket or container, as Delta expects), authenticated with credentials
 /// vended for `table_id` and vended again before they expire. Endpoints and other settings come from the usual
 /// AWS_* / AZURE_* / GOOGLE_* environment.
-pub fn object_store(ws: Arc<Workspace>, table_id: &str, location: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+pub(crate) fn object_store(ws: Arc<Workspace>, table_id: &str, location: &Url) -> Result<Arc<dyn ObjectStore>, String> {
     let store: Arc<dyn ObjectStore> = match location.scheme() {
         "s3" | "s3a" => Arc::new(
             AmazonS3Builder::from_env()
@@ -339,24 +342,31 @@ mod tests {
             data_source_format: "DELTA".into(),
             storage_location: Some("s3://b/t".into()),
             properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            columns: v1_columns(),
+            columns: uc_columns(Contract::spans_v1()),
         }
     }
 
     #[test]
     fn clustered_and_other_layout_tables_are_refused() {
-        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v1")])).is_ok());
-        assert!(refuse_unwritable(&info(&[("clusteringColumns", "[[\"time\"]]")])).unwrap_err().contains("clustering"));
-        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v2")])).unwrap_err().contains("v2"));
+        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v1")]), Contract::spans_v1()).is_ok());
+        assert!(refuse_unwritable(&info(&[("clusteringColumns", "[[\"time\"]]")]), Contract::spans_v1())
+            .unwrap_err()
+            .contains("clustering"));
+        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v2")]), Contract::spans_v1())
+            .unwrap_err()
+            .contains("v2"));
         let mut view = info(&[]);
         view.table_type = "VIEW".into();
-        assert!(refuse_unwritable(&view).is_err());
+        assert!(refuse_unwritable(&view, Contract::spans_v1()).is_err());
     }
 
     #[test]
     fn spark_type_text_of_the_spans_schema() {
-        let types: Vec<String> =
-            delta_schema().fields().map(|f| spark_type_text(&serde_json::to_value(f.data_type()).unwrap())).collect();
+        let types: Vec<String> = Contract::spans_v1()
+            .delta_schema()
+            .fields()
+            .map(|f| spark_type_text(&serde_json::to_value(f.data_type()).unwrap()))
+            .collect();
         assert_eq!(types[0], "string");
         assert!(types.contains(&"bigint".to_owned()));
         assert!(types.contains(&"map<string,string>".to_owned()));

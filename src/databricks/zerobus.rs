@@ -1,7 +1,7 @@
-//! The Zerobus sink: rows go to the spans table through Databricks Zerobus Ingest (a gRPC stream per collector,
-//! the official SDK), for tables Databricks manages itself (MLflow's managed trace tables), as the original app did.
+//! Zerobus: rows go to a Unity Catalog table through Databricks Zerobus Ingest (a gRPC stream per collector, the
+//! official SDK), for tables Databricks manages itself (MLflow's managed trace tables), as the original app did.
 //!
-//! Contract: [`ZerobusSink::send`] queues one sealed batch's rows on the stream and returns a future that resolves
+//! Contract: [`ZerobusTable::send`] queues one sealed batch's rows on the stream and returns a future that resolves
 //! `Ok` only once Zerobus has acknowledged every one of those records as durable (its acks are cumulative: the
 //! offset of the batch's last ingest call covers all of them). A dropped connection is recovered by the SDK, which
 //! replays the records not yet acknowledged; a stream that fails for good answers its waiting batches with an
@@ -24,15 +24,15 @@ use databricks_zerobus_ingest_sdk::{
 use prost_types::DescriptorProto;
 
 use super::{Auth, Workspace};
-use crate::batch::schema::arrow_schema;
 use crate::encode::rows::RowEncoder;
+use crate::table::Contract;
 
 /// Records per ingest call stay under this many bytes: Zerobus refuses calls above 10 MiB.
 const MAX_CALL_BYTES: usize = 8 << 20;
 
 /// Why the Zerobus sink could not start or send.
 #[derive(Debug, thiserror::Error)]
-pub enum ZerobusSinkError {
+pub enum ZerobusTableError {
     #[error("Zerobus table {table}: {reason}")]
     Table { table: String, reason: String },
     #[error("Zerobus endpoint {endpoint}: {source}")]
@@ -76,7 +76,8 @@ enum Credentials {
 }
 
 /// One Zerobus stream into one table, reopened when it fails.
-pub struct ZerobusSink {
+pub(crate) struct ZerobusTable {
+    contract: &'static Contract,
     sdk: ZerobusSdk,
     endpoint: String,
     table: String,
@@ -86,25 +87,26 @@ pub struct ZerobusSink {
     stream: Option<Arc<ZerobusStream>>,
 }
 
-impl ZerobusSink {
+impl ZerobusTable {
     /// Derive the record descriptor from the table's Unity Catalog columns, check that it can hold every column
     /// we write, and open the first stream (so bad credentials or a missing table stop start-up).
-    pub async fn connect(
+    pub(crate) async fn connect(
         ws: &Workspace,
         endpoint: &str,
         table: &str,
         columns: &[UcColumn],
-    ) -> Result<ZerobusSink, ZerobusSinkError> {
-        let refused = |reason: String| ZerobusSinkError::Table { table: table.to_owned(), reason };
-        let descriptor = descriptor_from_uc_columns(columns, "otel_spans")
+        contract: &'static Contract,
+    ) -> Result<ZerobusTable, ZerobusTableError> {
+        let refused = |reason: String| ZerobusTableError::Table { table: table.to_owned(), reason };
+        let descriptor = descriptor_from_uc_columns(columns, contract.name_suffix)
             .map_err(|e| refused(format!("deriving the record descriptor: {e}")))?;
         let resolved = message_descriptor(&descriptor).map_err(|e| refused(format!("record descriptor: {e}")))?;
-        let encoder = RowEncoder::new(&resolved, arrow_schema().fields())
-            .map_err(|e| refused(format!("cannot hold the spans rows: {e}")))?;
+        let encoder = RowEncoder::new(&resolved, contract.arrow_schema().fields())
+            .map_err(|e| refused(format!("cannot hold the {contract} rows: {e}")))?;
         let tls: Arc<dyn TlsConfig> =
             if endpoint.starts_with("http://") { Arc::new(PlainText) } else { Arc::new(SecureTlsConfig::new()) };
         let connect_error =
-            |e: ZerobusError| ZerobusSinkError::Connect { endpoint: endpoint.to_owned(), source: e.into() };
+            |e: ZerobusError| ZerobusTableError::Connect { endpoint: endpoint.to_owned(), source: e.into() };
         let sdk = ZerobusSdk::builder()
             .endpoint(endpoint)
             .unity_catalog_url(ws.host().as_str().trim_end_matches('/'))
@@ -121,7 +123,8 @@ impl ZerobusSink {
                 Credentials::OAuth { client_id: client_id.to_owned(), client_secret: client_secret.to_owned() }
             }
         };
-        let mut sink = ZerobusSink {
+        let mut sink = ZerobusTable {
+            contract,
             sdk,
             endpoint: endpoint.to_owned(),
             table: table.to_owned(),
@@ -131,27 +134,32 @@ impl ZerobusSink {
             stream: None,
         };
         sink.stream().await.map_err(|e| match e {
-            ZerobusSinkError::Stream(source) => ZerobusSinkError::Connect { endpoint: endpoint.to_owned(), source },
+            ZerobusTableError::Stream(source) => ZerobusTableError::Connect { endpoint: endpoint.to_owned(), source },
             other => other,
         })?;
         Ok(sink)
     }
 
+    /// The table's rows.
+    pub(crate) fn contract(&self) -> &'static Contract {
+        self.contract
+    }
+
     /// How the pipeline's workers turn record batches into this table's records.
-    pub fn encoder(&self) -> Arc<RowEncoder> {
+    pub(crate) fn encoder(&self) -> Arc<RowEncoder> {
         self.encoder.clone()
     }
 
-    pub fn table(&self) -> &str {
+    pub(crate) fn table(&self) -> &str {
         &self.table
     }
 
-    pub fn endpoint(&self) -> &str {
+    pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     /// The open stream, or a new one if there is none or it has failed.
-    async fn stream(&mut self) -> Result<Arc<ZerobusStream>, ZerobusSinkError> {
+    async fn stream(&mut self) -> Result<Arc<ZerobusStream>, ZerobusTableError> {
         if let Some(stream) = self.stream.as_ref().filter(|s| !s.is_closed()) {
             return Ok(stream.clone());
         }
@@ -174,10 +182,10 @@ impl ZerobusSink {
 
     /// Queue `rows`; the returned future resolves once Zerobus has made all of them durable. A stream found
     /// failed is replaced, and the rows are queued on the new one.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         rows: Vec<Vec<u8>>,
-    ) -> Result<impl Future<Output = Result<(), ZerobusSinkError>> + Send + 'static, ZerobusSinkError> {
+    ) -> Result<impl Future<Output = Result<(), ZerobusTableError>> + Send + 'static, ZerobusTableError> {
         let calls = split(rows)?;
         let mut retried = false;
         loop {
@@ -196,13 +204,13 @@ impl ZerobusSink {
                     self.stream = None;
                     retried = true;
                 }
-                Err(e) => return Err(ZerobusSinkError::Stream(Box::new(e))),
+                Err(e) => return Err(ZerobusTableError::Stream(Box::new(e))),
             }
         }
     }
 
     /// Wait for every queued record's acknowledgement and close the stream (at shutdown, after the last send).
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         if let Some(stream) = self.stream.take() {
             match Arc::try_unwrap(stream) {
                 Ok(mut stream) => {
@@ -220,13 +228,13 @@ impl ZerobusSink {
 }
 
 /// Group rows into ingest calls of at most [`MAX_CALL_BYTES`].
-fn split(rows: Vec<Vec<u8>>) -> Result<Vec<Vec<Vec<u8>>>, ZerobusSinkError> {
+fn split(rows: Vec<Vec<u8>>) -> Result<Vec<Vec<Vec<u8>>>, ZerobusTableError> {
     let mut calls = Vec::new();
     let mut call = Vec::new();
     let mut bytes = 0;
     for row in rows {
         if row.len() > MAX_CALL_BYTES {
-            return Err(ZerobusSinkError::RecordTooLarge(row.len()));
+            return Err(ZerobusTableError::RecordTooLarge(row.len()));
         }
         if bytes + row.len() > MAX_CALL_BYTES && !call.is_empty() {
             calls.push(std::mem::take(&mut call));
@@ -261,7 +269,7 @@ mod tests {
         let rows = vec![vec![0u8; MAX_CALL_BYTES / 2]; 5];
         let calls = split(rows).unwrap();
         assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
-        assert!(matches!(split(vec![vec![0; MAX_CALL_BYTES + 1]]), Err(ZerobusSinkError::RecordTooLarge(_))));
+        assert!(matches!(split(vec![vec![0; MAX_CALL_BYTES + 1]]), Err(ZerobusTableError::RecordTooLarge(_))));
         assert!(split(Vec::new()).unwrap().is_empty());
     }
 }

@@ -11,9 +11,9 @@
 //! - Proto3 semantics: unknown fields (and groups) are skipped, the last value of a scalar field wins, missing
 //!   fields read as their defaults.
 
-pub mod fields;
-pub mod json;
-pub mod wire;
+pub(crate) mod fields;
+pub(crate) mod json;
+pub(crate) mod wire;
 
 use bytes::Bytes;
 
@@ -60,7 +60,7 @@ pub fn to_protobuf(format: Format, body: Bytes) -> Result<Bytes, DecodeError> {
 }
 
 /// Deepest `AnyValue` nesting accepted (arrays and kvlists inside attribute values).
-pub const MAX_VALUE_DEPTH: u32 = 64;
+pub(crate) const MAX_VALUE_DEPTH: u32 = 64;
 
 /// What [`validate`] found in a request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -149,7 +149,7 @@ trait Message<'a>: Sized {
 }
 
 /// The values of one repeated message field, parsed lazily from the parent's bytes.
-pub struct Repeated<'a, T> {
+pub(crate) struct Repeated<'a, T> {
     reader: Reader<'a>,
     field: u32,
     done: bool,
@@ -182,25 +182,25 @@ impl<'a, T: Message<'a>> Iterator for Repeated<'a, T> {
 }
 
 /// An `ExportTraceServiceRequest`.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Request<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Request { buf }
     }
 
-    pub fn resource_spans(&self) -> Repeated<'a, ResourceSpansView<'a>> {
+    pub(crate) fn resource_spans(&self) -> Repeated<'a, ResourceSpansView<'a>> {
         Repeated::new(self.buf, fields::request::RESOURCE_SPANS)
     }
 }
 
 /// `ResourceSpans`: a resource, its schema URL, and its scopes.
-pub struct ResourceSpansView<'a> {
+pub(crate) struct ResourceSpansView<'a> {
     buf: &'a [u8],
-    pub resource: ResourceView<'a>,
-    pub schema_url: &'a str,
+    pub(crate) resource: ResourceView<'a>,
+    pub(crate) schema_url: &'a str,
 }
 
 impl<'a> Message<'a> for ResourceSpansView<'a> {
@@ -226,16 +226,16 @@ impl<'a> Message<'a> for ResourceSpansView<'a> {
 }
 
 impl<'a> ResourceSpansView<'a> {
-    pub fn scope_spans(&self) -> Repeated<'a, ScopeSpansView<'a>> {
+    pub(crate) fn scope_spans(&self) -> Repeated<'a, ScopeSpansView<'a>> {
         Repeated::new(self.buf, fields::resource_spans::SCOPE_SPANS)
     }
 }
 
 /// `Resource`.
 #[derive(Default, Clone, Copy)]
-pub struct ResourceView<'a> {
-    pub attributes: Attributes<'a>,
-    pub dropped_attributes_count: u32,
+pub(crate) struct ResourceView<'a> {
+    pub(crate) attributes: Attributes<'a>,
+    pub(crate) dropped_attributes_count: u32,
 }
 
 impl<'a> Message<'a> for ResourceView<'a> {
@@ -260,10 +260,10 @@ impl<'a> Message<'a> for ResourceView<'a> {
 }
 
 /// `ScopeSpans`: an instrumentation scope, its schema URL, and its spans.
-pub struct ScopeSpansView<'a> {
+pub(crate) struct ScopeSpansView<'a> {
     buf: &'a [u8],
-    pub scope: ScopeView<'a>,
-    pub schema_url: &'a str,
+    pub(crate) scope: ScopeView<'a>,
+    pub(crate) schema_url: &'a str,
 }
 
 impl<'a> Message<'a> for ScopeSpansView<'a> {
@@ -289,18 +289,18 @@ impl<'a> Message<'a> for ScopeSpansView<'a> {
 }
 
 impl<'a> ScopeSpansView<'a> {
-    pub fn spans(&self) -> Repeated<'a, SpanView<'a>> {
+    pub(crate) fn spans(&self) -> Repeated<'a, SpanView<'a>> {
         Repeated::new(self.buf, fields::scope_spans::SPANS)
     }
 }
 
 /// `InstrumentationScope`.
 #[derive(Default, Clone, Copy)]
-pub struct ScopeView<'a> {
-    pub name: &'a str,
-    pub version: &'a str,
-    pub attributes: Attributes<'a>,
-    pub dropped_attributes_count: u32,
+pub(crate) struct ScopeView<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) attributes: Attributes<'a>,
+    pub(crate) dropped_attributes_count: u32,
 }
 
 impl<'a> Message<'a> for ScopeView<'a> {
@@ -328,23 +328,23 @@ impl<'a> Message<'a> for ScopeView<'a> {
 
 /// `Span`: scalar fields read eagerly, repeated fields (attributes, events, links) lazily.
 #[derive(Default, Clone, Copy)]
-pub struct SpanView<'a> {
+pub(crate) struct SpanView<'a> {
     attributes_buf: &'a [u8],
     events_buf: &'a [u8],
     links_buf: &'a [u8],
-    pub trace_id: &'a [u8],
-    pub span_id: &'a [u8],
-    pub trace_state: &'a str,
-    pub parent_span_id: &'a [u8],
-    pub flags: u32,
-    pub name: &'a str,
-    pub kind: i32,
-    pub start_time_unix_nano: u64,
-    pub end_time_unix_nano: u64,
-    pub dropped_attributes_count: u32,
-    pub dropped_events_count: u32,
-    pub dropped_links_count: u32,
-    pub status: StatusView<'a>,
+    pub(crate) trace_id: &'a [u8],
+    pub(crate) span_id: &'a [u8],
+    pub(crate) trace_state: &'a str,
+    pub(crate) parent_span_id: &'a [u8],
+    pub(crate) flags: u32,
+    pub(crate) name: &'a str,
+    pub(crate) kind: i32,
+    pub(crate) start_time_unix_nano: u64,
+    pub(crate) end_time_unix_nano: u64,
+    pub(crate) dropped_attributes_count: u32,
+    pub(crate) dropped_events_count: u32,
+    pub(crate) dropped_links_count: u32,
+    pub(crate) status: StatusView<'a>,
 }
 
 impl<'a> Message<'a> for SpanView<'a> {
@@ -388,20 +388,20 @@ impl<'a> Message<'a> for SpanView<'a> {
 }
 
 impl<'a> SpanView<'a> {
-    pub fn attributes(&self) -> Attributes<'a> {
+    pub(crate) fn attributes(&self) -> Attributes<'a> {
         Attributes::new(self.attributes_buf, fields::span::ATTRIBUTES)
     }
 
-    pub fn events(&self) -> Repeated<'a, EventView<'a>> {
+    pub(crate) fn events(&self) -> Repeated<'a, EventView<'a>> {
         Repeated::new(self.events_buf, fields::span::EVENTS)
     }
 
-    pub fn links(&self) -> Repeated<'a, LinkView<'a>> {
+    pub(crate) fn links(&self) -> Repeated<'a, LinkView<'a>> {
         Repeated::new(self.links_buf, fields::span::LINKS)
     }
 
     /// Why this span cannot be stored on its own, if it cannot: the table keys rows by valid ids.
-    pub fn rejection(&self) -> Option<&'static str> {
+    pub(crate) fn rejection(&self) -> Option<&'static str> {
         if self.trace_id.len() != 16 {
             Some("trace_id must be 16 bytes")
         } else if self.span_id.len() != 8 {
@@ -416,9 +416,9 @@ impl<'a> SpanView<'a> {
 
 /// `Status`.
 #[derive(Default, Clone, Copy)]
-pub struct StatusView<'a> {
-    pub message: &'a str,
-    pub code: i32,
+pub(crate) struct StatusView<'a> {
+    pub(crate) message: &'a str,
+    pub(crate) code: i32,
 }
 
 impl<'a> Message<'a> for StatusView<'a> {
@@ -438,11 +438,11 @@ impl<'a> Message<'a> for StatusView<'a> {
 }
 
 /// `Span.Event`.
-pub struct EventView<'a> {
-    pub time_unix_nano: u64,
-    pub name: &'a str,
-    pub attributes: Attributes<'a>,
-    pub dropped_attributes_count: u32,
+pub(crate) struct EventView<'a> {
+    pub(crate) time_unix_nano: u64,
+    pub(crate) name: &'a str,
+    pub(crate) attributes: Attributes<'a>,
+    pub(crate) dropped_attributes_count: u32,
 }
 
 impl<'a> Message<'a> for EventView<'a> {
@@ -470,13 +470,13 @@ impl<'a> Message<'a> for EventView<'a> {
 }
 
 /// `Span.Link`.
-pub struct LinkView<'a> {
-    pub trace_id: &'a [u8],
-    pub span_id: &'a [u8],
-    pub trace_state: &'a str,
-    pub attributes: Attributes<'a>,
-    pub dropped_attributes_count: u32,
-    pub flags: u32,
+pub(crate) struct LinkView<'a> {
+    pub(crate) trace_id: &'a [u8],
+    pub(crate) span_id: &'a [u8],
+    pub(crate) trace_state: &'a str,
+    pub(crate) attributes: Attributes<'a>,
+    pub(crate) dropped_attributes_count: u32,
+    pub(crate) flags: u32,
 }
 
 impl<'a> Message<'a> for LinkView<'a> {
@@ -513,7 +513,7 @@ impl<'a> Message<'a> for LinkView<'a> {
 
 /// A list of `KeyValue`s: one repeated field of some parent message.
 #[derive(Default, Clone, Copy)]
-pub struct Attributes<'a> {
+pub(crate) struct Attributes<'a> {
     parent: &'a [u8],
     field: u32,
 }
@@ -536,9 +536,9 @@ impl<'a> IntoIterator for Attributes<'a> {
 
 /// `KeyValue`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KeyValueView<'a> {
-    pub key: &'a str,
-    pub value: AnyValue<'a>,
+pub(crate) struct KeyValueView<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) value: AnyValue<'a>,
 }
 
 impl<'a> Message<'a> for KeyValueView<'a> {
@@ -559,7 +559,7 @@ impl<'a> Message<'a> for KeyValueView<'a> {
 
 /// `AnyValue`: scalars read, arrays and kvlists kept as their bytes and read on demand.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AnyValue<'a> {
+pub(crate) enum AnyValue<'a> {
     /// No value set.
     Empty,
     String(&'a str),
@@ -595,13 +595,13 @@ impl<'a> Message<'a> for AnyValue<'a> {
 
 /// `ArrayValue`, not yet read.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ArrayValue<'a> {
+pub(crate) struct ArrayValue<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> ArrayValue<'a> {
     /// The elements; `depth` is this array's nesting level, refused beyond [`MAX_VALUE_DEPTH`].
-    pub fn iter(&self, depth: u32) -> Result<Repeated<'a, AnyValue<'a>>, DecodeError> {
+    pub(crate) fn iter(&self, depth: u32) -> Result<Repeated<'a, AnyValue<'a>>, DecodeError> {
         if depth > MAX_VALUE_DEPTH {
             return Err(DecodeError::TooDeep);
         }
@@ -611,13 +611,13 @@ impl<'a> ArrayValue<'a> {
 
 /// `KeyValueList`, not yet read.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KvListValue<'a> {
+pub(crate) struct KvListValue<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> KvListValue<'a> {
     /// The entries; `depth` is this list's nesting level, refused beyond [`MAX_VALUE_DEPTH`].
-    pub fn iter(&self, depth: u32) -> Result<Repeated<'a, KeyValueView<'a>>, DecodeError> {
+    pub(crate) fn iter(&self, depth: u32) -> Result<Repeated<'a, KeyValueView<'a>>, DecodeError> {
         if depth > MAX_VALUE_DEPTH {
             return Err(DecodeError::TooDeep);
         }

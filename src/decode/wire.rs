@@ -10,7 +10,7 @@ use super::DecodeError;
 
 /// The four wire types OTLP uses, plus groups (deprecated, skipped when unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value<'a> {
+pub(crate) enum Value<'a> {
     Varint(u64),
     Fixed64(u64),
     Bytes(&'a [u8]),
@@ -18,7 +18,7 @@ pub enum Value<'a> {
 }
 
 /// A cursor over one protobuf message.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
@@ -27,7 +27,7 @@ pub struct Reader<'a> {
 const MAX_GROUP_DEPTH: u32 = 32;
 
 impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
@@ -74,13 +74,13 @@ impl<'a> Reader<'a> {
 
     /// The next field of the message, or `None` at its end. Groups of unknown fields are skipped here, since
     /// OTLP defines none.
-    pub fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, DecodeError> {
+    pub(crate) fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, DecodeError> {
         Ok(self.next_field_at()?.map(|(field, value, _)| (field, value)))
     }
 
     /// [`next_field`](Self::next_field), with where the field lies in the message (its tag to the end of its
     /// value), for callers that remember where a repeated field's occurrences are.
-    pub fn next_field_at(&mut self) -> Result<Option<(u32, Value<'a>, Range<usize>)>, DecodeError> {
+    pub(crate) fn next_field_at(&mut self) -> Result<Option<(u32, Value<'a>, Range<usize>)>, DecodeError> {
         loop {
             if self.pos >= self.buf.len() {
                 return Ok(None);
@@ -142,18 +142,18 @@ impl<'a> Reader<'a> {
 }
 
 impl<'a> Value<'a> {
-    pub fn bytes(self, field: u32) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(self, field: u32) -> Result<&'a [u8], DecodeError> {
         match self {
             Value::Bytes(b) => Ok(b),
             _ => Err(DecodeError::WrongWireType { field }),
         }
     }
 
-    pub fn string(self, field: u32) -> Result<&'a str, DecodeError> {
+    pub(crate) fn string(self, field: u32) -> Result<&'a str, DecodeError> {
         std::str::from_utf8(self.bytes(field)?).map_err(|_| DecodeError::InvalidUtf8 { field })
     }
 
-    pub fn varint(self, field: u32) -> Result<u64, DecodeError> {
+    pub(crate) fn varint(self, field: u32) -> Result<u64, DecodeError> {
         match self {
             Value::Varint(v) => Ok(v),
             _ => Err(DecodeError::WrongWireType { field }),
@@ -161,18 +161,18 @@ impl<'a> Value<'a> {
     }
 
     /// `uint32` / `int32` / enum fields: protobuf truncates the varint to 32 bits.
-    pub fn varint32(self, field: u32) -> Result<u32, DecodeError> {
+    pub(crate) fn varint32(self, field: u32) -> Result<u32, DecodeError> {
         Ok(self.varint(field)? as u32)
     }
 
-    pub fn fixed64(self, field: u32) -> Result<u64, DecodeError> {
+    pub(crate) fn fixed64(self, field: u32) -> Result<u64, DecodeError> {
         match self {
             Value::Fixed64(v) => Ok(v),
             _ => Err(DecodeError::WrongWireType { field }),
         }
     }
 
-    pub fn fixed32(self, field: u32) -> Result<u32, DecodeError> {
+    pub(crate) fn fixed32(self, field: u32) -> Result<u32, DecodeError> {
         match self {
             Value::Fixed32(v) => Ok(v),
             _ => Err(DecodeError::WrongWireType { field }),

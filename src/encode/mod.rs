@@ -7,12 +7,11 @@
 //! a row group reaches the sink once its encoded pages reach [`ROW_GROUP_BYTES`] (large files stream in
 //! row groups; most files are one row group and go up when sealed).
 //!
-//! Layout for trace lookups: every row group carries a bloom filter on `trace_id` (a lookup by trace id skips
-//! row groups that cannot hold it); trace ids and times have min/max statistics (Delta file stats and Parquet
-//! page statistics; `NO_STATISTICS` lists the columns without); rows keep their arrival order, which is close
-//! to start-time order, so a file's time range is narrow and time-range queries skip most files.
+//! Layout for lookups: the table contract names the columns with bloom filters, without dictionaries and without
+//! min/max statistics ([`crate::table::ParquetTuning`]); rows keep their arrival order, which is close to
+//! start-time order, so a file's time range is narrow and time-range queries skip most files.
 
-pub mod rows;
+pub(crate) mod rows;
 mod stats;
 
 use arrow::array::RecordBatch;
@@ -25,7 +24,7 @@ use parquet::schema::types::ColumnPath;
 
 pub use stats::FileStats;
 
-use crate::batch::schema::arrow_schema;
+use crate::table::{Contract, ParquetTuning};
 
 /// Parquet compression codec of the data files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,76 +100,26 @@ impl Codec {
 }
 
 /// Row groups are cut when their encoded size in memory reaches this: it bounds the pages a file holds in memory
-/// before they can be streamed to the store. 32 MiB cost 27% of small-span throughput end to end (191k vs 262k
-/// spans/s, `otel-delta-load --profile small`, 2 cores), so row groups stay large and most files are one row group.
-pub const ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
+/// before they can be streamed to the store. Large, so most files are one row group (why:
+/// `docs/design-notes.md#row-groups`).
+pub(crate) const ROW_GROUP_BYTES: usize = 128 * 1024 * 1024;
 
-/// Bloom filter sizing for `trace_id`: 100k distinct traces per row group at 1% false positives (~120 KiB), folded
-/// down by the writer when fewer ids were seen. Sizing for 1M cost +7% instructions on small files (zeroing and
-/// folding a 1.2 MiB bitset, perf/icount.sh); beyond 100k traces in one row group the false-positive rate rises.
-const TRACE_ID_BLOOM_NDV: u64 = 100_000;
-const TRACE_ID_BLOOM_FPP: f64 = 0.01;
-
-/// Leaf columns whose values are (nearly) all distinct: a dictionary only costs time before the writer falls
-/// back to plain encoding.
-const NO_DICTIONARY: &[&str] = &[
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "events.list.element.time_unix_nano",
-    "links.list.element.trace_id",
-    "links.list.element.span_id",
-];
-
-/// Leaves without min/max statistics. Computing them compares every string against the running min and max
-/// (with dictionary lookups, `memcmp` was the collector's top symbol under small-span load, 14% of its CPU, perf
-/// record), so they are kept only where a reader can skip pages or row groups by them: ids used to find a trace
-/// (`trace_id`, also bloom-filtered), times, `name`, `kind`, `status.code`, the scope name. Not here:
-/// - attribute maps: the keys and values of every key share one column, so min/max bound nothing a query can use
-///   (`attributes['k'] = 'v'` cannot skip on them);
-/// - span ids: random, so a page's range covers nearly all of them (looked up with their `trace_id` anyway);
-/// - free text and near-constant strings nobody filters by (trace state, status message, schema URLs, scope
-///   version).
-const NO_STATISTICS: &[&str] = &[
-    "attributes.key_value.key",
-    "attributes.key_value.value",
-    "events.list.element.attributes.key_value.key",
-    "events.list.element.attributes.key_value.value",
-    "links.list.element.attributes.key_value.key",
-    "links.list.element.attributes.key_value.value",
-    "resource.attributes.key_value.key",
-    "resource.attributes.key_value.value",
-    "instrumentation_scope.attributes.key_value.key",
-    "instrumentation_scope.attributes.key_value.value",
-    "span_id",
-    "parent_span_id",
-    "links.list.element.trace_id",
-    "links.list.element.span_id",
-    "trace_state",
-    "links.list.element.trace_state",
-    "status.message",
-    "resource_schema_url",
-    "span_schema_url",
-    "instrumentation_scope.version",
-];
-
-fn writer_properties(codec: Codec) -> Result<WriterProperties, ParquetError> {
+fn writer_properties(tuning: &ParquetTuning, codec: Codec) -> Result<WriterProperties, ParquetError> {
     let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_owned).collect());
     let mut props =
         WriterProperties::builder().set_compression(codec.to_parquet()?).set_max_row_group_bytes(Some(ROW_GROUP_BYTES));
-    for column in NO_DICTIONARY {
+    for column in tuning.no_dictionary {
         props = props.set_column_dictionary_enabled(path(column), false);
     }
-    for column in NO_STATISTICS {
+    for column in tuning.no_statistics {
         props = props.set_column_statistics_enabled(path(column), EnabledStatistics::None);
     }
-    let trace_id = path("trace_id");
-    props = props
-        .set_column_bloom_filter_enabled(trace_id.clone(), true)
-        .set_column_bloom_filter_max_ndv(trace_id.clone(), TRACE_ID_BLOOM_NDV)
-        .set_column_bloom_filter_fpp(trace_id, TRACE_ID_BLOOM_FPP);
+    for &(column, ndv, fpp) in tuning.bloom_filters {
+        props = props
+            .set_column_bloom_filter_enabled(path(column), true)
+            .set_column_bloom_filter_max_ndv(path(column), ndv)
+            .set_column_bloom_filter_fpp(path(column), fpp);
+    }
     Ok(props.build())
 }
 
@@ -188,9 +137,11 @@ pub struct EncodedFile {
 }
 
 impl ParquetFile {
-    pub fn new(codec: Codec) -> Result<Self, ParquetError> {
-        let writer = ArrowWriter::try_new(Vec::new(), arrow_schema(), Some(writer_properties(codec)?))?;
-        Ok(ParquetFile { writer, stats: FileStats::default() })
+    /// An empty file of `contract`'s table, compressed with `codec`.
+    pub fn new(contract: &'static Contract, codec: Codec) -> Result<Self, ParquetError> {
+        let properties = writer_properties(&contract.parquet, codec)?;
+        let writer = ArrowWriter::try_new(Vec::new(), contract.arrow_schema(), Some(properties))?;
+        Ok(ParquetFile { writer, stats: FileStats::new(&contract.file_stats) })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
@@ -220,48 +171,49 @@ mod tests {
     #[test]
     fn tuned_columns_exist_in_the_file_schema() {
         // A misspelt path would silently tune nothing: every one must name a leaf of the written file.
-        let file = ParquetFile::new(Codec::default()).unwrap();
-        let bytes = file.finish().unwrap().tail;
-        let reader = SerializedFileReader::new(bytes).unwrap();
-        let schema = reader.metadata().file_metadata().schema_descr_ptr();
-        let leaves: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
-        for column in NO_DICTIONARY.iter().chain(NO_STATISTICS) {
-            assert!(leaves.iter().any(|l| l == column), "{column} is not among {leaves:?}");
+        for contract in crate::table::CONTRACTS {
+            let file = ParquetFile::new(contract, Codec::default()).unwrap();
+            let bytes = file.finish().unwrap().tail;
+            let reader = SerializedFileReader::new(bytes).unwrap();
+            let schema = reader.metadata().file_metadata().schema_descr_ptr();
+            let leaves: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+            let tuning = &contract.parquet;
+            let blooms = tuning.bloom_filters.iter().map(|(c, _, _)| c);
+            for column in tuning.no_dictionary.iter().chain(tuning.no_statistics).chain(blooms) {
+                assert!(leaves.iter().any(|l| l == column), "{contract}: {column} is not among {leaves:?}");
+            }
         }
     }
 
     /// A request of `n` spans with distinct trace ids, hand-encoded.
     fn request(n: u8) -> Vec<u8> {
-        let mut scope_spans = crate::decode::wire::Writer::new();
-        for i in 0..n {
-            let mut span = crate::decode::wire::Writer::new();
-            span.bytes_field(1, &[i; 16]);
-            span.bytes_field(2, &[i; 8]);
-            // A name of 4 KiB of poorly compressible text, so a row group outgrows the writer's 8 KiB buffer.
-            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(i);
-            let name: String = (0..4096)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    char::from(b'a' + (x % 26) as u8)
-                })
-                .collect();
-            span.bytes_field(5, name.as_bytes());
-            scope_spans.bytes_field(2, &span.buf);
-        }
-        let mut resource_spans = crate::decode::wire::Writer::new();
-        resource_spans.bytes_field(2, &scope_spans.buf);
-        let mut request = crate::decode::wire::Writer::new();
-        request.bytes_field(1, &resource_spans.buf);
-        request.buf
+        let spans: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let mut span = crate::decode::wire::Writer::new();
+                span.bytes_field(1, &[i; 16]);
+                span.bytes_field(2, &[i; 8]);
+                // A name of 4 KiB of poorly compressible text, so a row group outgrows the writer's 8 KiB buffer.
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(i);
+                let name: String = (0..4096)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        char::from(b'a' + (x % 26) as u8)
+                    })
+                    .collect();
+                span.bytes_field(5, name.as_bytes());
+                span.buf
+            })
+            .collect();
+        crate::testing::request_of_spans(&spans)
     }
 
     #[test]
     fn streamed_bytes_and_tail_form_one_file_whose_trace_ids_have_a_bloom_filter() {
         use parquet::file::serialized_reader::ReadOptionsBuilder;
-        let mut columns = crate::batch::columns::SpanColumns::new();
-        let mut file = ParquetFile::new(Codec::default()).unwrap();
+        let mut columns = crate::table::SpanColumns::new();
+        let mut file = ParquetFile::new(Contract::spans_v1(), Codec::default()).unwrap();
         let mut bytes = Vec::new();
         for round in 0..3u8 {
             columns.append_request(&request(10 + round)).unwrap();

@@ -14,7 +14,7 @@ use prost_reflect::{Cardinality, FieldDescriptor, Kind, MessageDescriptor};
 
 /// Why a descriptor cannot carry the batch's rows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RowSchemaError {
+pub(crate) enum RowSchemaError {
     #[error("column {0} is not in the table")]
     MissingInTable(String),
     #[error("the table's column {0} is required but otel-delta has no value for it")]
@@ -49,18 +49,18 @@ struct Field {
 
 /// Encodes rows of batches in one schema for one descriptor.
 #[derive(Debug, Clone)]
-pub struct RowEncoder {
+pub(crate) struct RowEncoder {
     fields: Vec<Field>,
 }
 
 impl RowEncoder {
     /// Plan the encoding of rows with `schema` (the batch's fields) as messages of `descriptor`.
-    pub fn new(descriptor: &MessageDescriptor, schema: &Fields) -> Result<Self, RowSchemaError> {
+    pub(crate) fn new(descriptor: &MessageDescriptor, schema: &Fields) -> Result<Self, RowSchemaError> {
         Ok(RowEncoder { fields: plan(descriptor, schema, "")? })
     }
 
     /// Append one encoded message per row of `batch` to `out`; returns the bytes appended.
-    pub fn encode(&self, batch: &RecordBatch, out: &mut Vec<Vec<u8>>) -> usize {
+    pub(crate) fn encode(&self, batch: &RecordBatch, out: &mut Vec<Vec<u8>>) -> usize {
         let mut total = 0;
         for row in 0..batch.num_rows() {
             let mut message = Vec::with_capacity(256);
@@ -227,8 +227,7 @@ mod tests {
     use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
     use super::*;
-    use crate::batch::columns::SpanColumns;
-    use crate::batch::schema::arrow_schema;
+    use crate::table::{Contract, SpanColumns};
 
     fn field(name: &str, number: i32, kind: Type, type_name: Option<&str>, label: Label) -> FieldDescriptorProto {
         FieldDescriptorProto {
@@ -244,7 +243,7 @@ mod tests {
     /// A descriptor the way Databricks derives one from the v1 spans table's columns (position + 1, nested types
     /// for structs and map entries): built from the same Unity Catalog column JSON we create tables with.
     fn v1_descriptor() -> MessageDescriptor {
-        let columns = crate::databricks::unity::v1_columns();
+        let columns = crate::databricks::unity::uc_columns(crate::table::Contract::spans_v1());
         let proto = databricks_zerobus_ingest_sdk::schema::descriptor_from_uc_columns(&columns, "spans").unwrap();
         databricks_zerobus_ingest_sdk::message_descriptor(&proto).unwrap()
     }
@@ -268,19 +267,13 @@ mod tests {
         span.fixed64_field(8, 20);
         span.bytes_field(9, &kv.buf);
         span.bytes_field(11, &event.buf);
-        let mut scope_spans = Writer::new();
-        scope_spans.bytes_field(2, &span.buf);
-        let mut resource_spans = Writer::new();
-        resource_spans.bytes_field(2, &scope_spans.buf);
-        let mut request = Writer::new();
-        request.bytes_field(1, &resource_spans.buf);
-        bytes::Bytes::from(request.buf)
+        bytes::Bytes::from(crate::testing::request_of_spans(&[span.buf]))
     }
 
     #[test]
     fn rows_decode_with_the_descriptor_databricks_derives_from_the_table() {
         let descriptor = v1_descriptor();
-        let encoder = RowEncoder::new(&descriptor, arrow_schema().fields()).unwrap();
+        let encoder = RowEncoder::new(&descriptor, Contract::spans_v1().arrow_schema().fields()).unwrap();
         let mut columns = SpanColumns::new();
         columns.append_request(&one_request()).unwrap();
         let batch = columns.finish().unwrap();

@@ -1,7 +1,7 @@
 //! Delta per-file statistics (`add.stats`, PROTOCOL.md "Per-file Statistics"), accumulated batch by batch.
 //!
-//! min/max cover the scalar columns readers filter on (ids, times, name, kind, status); nullCount covers those
-//! and the nested columns. Strings longer than [`MAX_STRING_STAT`] characters keep a truncated min (still a lower
+//! Which columns get min/max and which only a null count is the table contract's choice
+//! ([`FileStatColumns`]). Strings longer than [`MAX_STRING_STAT`] characters keep a truncated min (still a lower
 //! bound) and no max, as a truncated max would not be an upper bound.
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -9,41 +9,10 @@ use arrow::compute;
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use serde_json::{Map, Value};
 
+use crate::table::FileStatColumns;
+
 /// Longest string kept in min/max statistics (Spark and delta-rs use 32 as well).
-pub const MAX_STRING_STAT: usize = 32;
-
-/// Columns with min/max: `path` into the schema (a struct child has two parts).
-const MIN_MAX_COLUMNS: &[&[&str]] = &[
-    &["trace_id"],
-    &["span_id"],
-    &["parent_span_id"],
-    &["flags"],
-    &["name"],
-    &["kind"],
-    &["start_time_unix_nano"],
-    &["end_time_unix_nano"],
-    &["dropped_attributes_count"],
-    &["dropped_events_count"],
-    &["dropped_links_count"],
-    &["status", "code"],
-    &["resource_schema_url"],
-    &["instrumentation_scope", "name"],
-    &["span_schema_url"],
-];
-
-/// Columns with only a null count (nested or long free text).
-const NULL_COUNT_COLUMNS: &[&[&str]] = &[
-    &["trace_state"],
-    &["attributes"],
-    &["events"],
-    &["links"],
-    &["status", "message"],
-    &["resource", "attributes"],
-    &["resource", "dropped_attributes_count"],
-    &["instrumentation_scope", "version"],
-    &["instrumentation_scope", "attributes"],
-    &["instrumentation_scope", "dropped_attributes_count"],
-];
+pub(crate) const MAX_STRING_STAT: usize = 32;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Bound {
@@ -61,25 +30,37 @@ struct ColumnStats {
 }
 
 /// Statistics of one data file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FileStats {
     pub num_records: u64,
+    of: &'static FileStatColumns,
     columns: Vec<ColumnStats>,
 }
 
+static NO_COLUMNS: FileStatColumns = FileStatColumns { min_max: &[], null_count: &[] };
+
+impl Default for FileStats {
+    /// A row count only (no column statistics).
+    fn default() -> Self {
+        FileStats::new(&NO_COLUMNS)
+    }
+}
+
 impl FileStats {
-    /// Fold a batch of the spans schema into the statistics.
+    /// Statistics of these columns.
+    pub(crate) fn new(of: &'static FileStatColumns) -> Self {
+        FileStats { num_records: 0, of, columns: vec![ColumnStats::default(); of.min_max.len() + of.null_count.len()] }
+    }
+
+    /// Fold a batch (of the schema the columns were chosen from) into the statistics.
     pub fn update(&mut self, batch: &RecordBatch) {
-        let all = MIN_MAX_COLUMNS.iter().chain(NULL_COUNT_COLUMNS);
-        if self.columns.is_empty() {
-            self.columns = vec![ColumnStats::default(); MIN_MAX_COLUMNS.len() + NULL_COUNT_COLUMNS.len()];
-        }
+        let all = self.of.min_max.iter().chain(self.of.null_count);
         self.num_records += batch.num_rows() as u64;
         for (i, path) in all.enumerate() {
             let Some(array) = column(batch, path) else { continue };
             let stats = &mut self.columns[i];
             stats.null_count += array.null_count() as u64;
-            if i < MIN_MAX_COLUMNS.len() {
+            if i < self.of.min_max.len() {
                 let (min, max) = min_max(array.as_ref());
                 merge(&mut stats.min, min, |new, old| new < old);
                 if let Some(Bound::Str(s)) = &max {
@@ -97,7 +78,7 @@ impl FileStats {
         let mut min_values = Map::new();
         let mut max_values = Map::new();
         let mut null_count = Map::new();
-        let all = MIN_MAX_COLUMNS.iter().chain(NULL_COUNT_COLUMNS);
+        let all = self.of.min_max.iter().chain(self.of.null_count);
         for (path, stats) in all.zip(&self.columns) {
             insert(&mut null_count, path, Value::from(stats.null_count));
             if let Some(min) = &stats.min {

@@ -10,6 +10,24 @@ use hyper::body::Incoming;
 
 use super::response::ReceiveError;
 
+/// Why a body could not be read or decompressed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request exceeds the limit of {limit} bytes (after decompression)")]
+    TooLarge { limit: u64 },
+    #[error("reading the request body: {0}")]
+    Bad(String),
+}
+
+impl From<BodyError> for ReceiveError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { limit } => ReceiveError::TooLarge { limit },
+            BodyError::Bad(reason) => ReceiveError::BadBody(reason),
+        }
+    }
+}
+
 /// `Content-Encoding` (and `grpc-encoding`) values the receiver accepts: those the OpenTelemetry Collector
 /// accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +44,7 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    pub fn from_header(value: Option<&str>) -> Result<Self, ReceiveError> {
+    pub(crate) fn from_header(value: Option<&str>) -> Result<Self, ReceiveError> {
         let Some(value) = value else { return Ok(Encoding::Identity) };
         match value.trim().to_ascii_lowercase().as_str() {
             "" | "identity" => Ok(Encoding::Identity),
@@ -41,19 +59,19 @@ impl Encoding {
 }
 
 /// Read the whole body, at most `limit` bytes.
-pub async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, ReceiveError> {
+pub(crate) async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, BodyError> {
     match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ReceiveError::TooLarge { limit }),
-        Err(e) => Err(ReceiveError::BadBody(e.to_string())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
+        Err(e) => Err(BodyError::Bad(e.to_string())),
     }
 }
 
 /// Undo `encoding`, producing at most `limit` bytes.
-pub fn decode(encoding: Encoding, body: Bytes, limit: u64) -> Result<Bytes, ReceiveError> {
+pub fn decompress(encoding: Encoding, body: Bytes, limit: u64) -> Result<Bytes, BodyError> {
     let input = &body[..];
     match encoding {
-        Encoding::Identity if body.len() as u64 > limit => Err(ReceiveError::TooLarge { limit }),
+        Encoding::Identity if body.len() as u64 > limit => Err(BodyError::TooLarge { limit }),
         Encoding::Identity => Ok(body),
         Encoding::Gzip => inflate(flate2::read::MultiGzDecoder::new(input), limit, "gzip"),
         Encoding::Deflate => {
@@ -67,8 +85,8 @@ pub fn decode(encoding: Encoding, body: Bytes, limit: u64) -> Result<Bytes, Rece
             }
         }
         Encoding::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(input)
-                .map_err(|e| ReceiveError::BadBody(format!("zstd: {e}")))?;
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(input).map_err(|e| BodyError::Bad(format!("zstd: {e}")))?;
             inflate(decoder, limit, "zstd")
         }
         Encoding::Snappy => {
@@ -76,14 +94,13 @@ pub fn decode(encoding: Encoding, body: Bytes, limit: u64) -> Result<Bytes, Rece
             if input.starts_with(FRAME_MAGIC) {
                 inflate(snap::read::FrameDecoder::new(input), limit, "snappy")
             } else {
-                let len =
-                    snap::raw::decompress_len(input).map_err(|e| ReceiveError::BadBody(format!("snappy: {e}")))?;
+                let len = snap::raw::decompress_len(input).map_err(|e| BodyError::Bad(format!("snappy: {e}")))?;
                 if len as u64 > limit {
-                    return Err(ReceiveError::TooLarge { limit });
+                    return Err(BodyError::TooLarge { limit });
                 }
                 let out = snap::raw::Decoder::new()
                     .decompress_vec(input)
-                    .map_err(|e| ReceiveError::BadBody(format!("snappy: {e}")))?;
+                    .map_err(|e| BodyError::Bad(format!("snappy: {e}")))?;
                 Ok(Bytes::from(out))
             }
         }
@@ -92,15 +109,12 @@ pub fn decode(encoding: Encoding, body: Bytes, limit: u64) -> Result<Bytes, Rece
 }
 
 /// Read a decompressing reader to its end or one byte past `limit`, whichever comes first.
-fn inflate(reader: impl Read, limit: u64, name: &str) -> Result<Bytes, ReceiveError> {
+fn inflate(reader: impl Read, limit: u64, name: &str) -> Result<Bytes, BodyError> {
     let mut out = Vec::new();
     // One byte past the limit tells "exactly at the limit" from "over it".
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| ReceiveError::BadBody(format!("{name}: {e}")))?;
+    reader.take(limit.saturating_add(1)).read_to_end(&mut out).map_err(|e| BodyError::Bad(format!("{name}: {e}")))?;
     if out.len() as u64 > limit {
-        return Err(ReceiveError::TooLarge { limit });
+        return Err(BodyError::TooLarge { limit });
     }
     Ok(Bytes::from(out))
 }
@@ -145,7 +159,7 @@ mod tests {
     fn every_encoding_round_trips_within_the_limit() {
         let data = b"hello otlp hello otlp hello otlp".repeat(100);
         for encoding in ALL {
-            let out = decode(encoding, compress(encoding, &data), data.len() as u64).unwrap();
+            let out = decompress(encoding, compress(encoding, &data), data.len() as u64).unwrap();
             assert_eq!(&out[..], &data[..], "{encoding:?}");
         }
     }
@@ -155,8 +169,8 @@ mod tests {
         let zeros = vec![0u8; 8 << 20];
         for encoding in ALL {
             let body = compress(encoding, &zeros);
-            let result = decode(encoding, body, 1 << 20);
-            assert!(matches!(result, Err(ReceiveError::TooLarge { .. })), "{encoding:?}: {result:?}");
+            let result = decompress(encoding, body, 1 << 20);
+            assert!(matches!(result, Err(BodyError::TooLarge { .. })), "{encoding:?}: {result:?}");
         }
     }
 
@@ -165,16 +179,16 @@ mod tests {
         let data = b"raw formats".repeat(10);
         let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(&data).unwrap();
-        assert_eq!(&decode(Encoding::Deflate, Bytes::from(e.finish().unwrap()), 1000).unwrap()[..], &data[..]);
+        assert_eq!(&decompress(Encoding::Deflate, Bytes::from(e.finish().unwrap()), 1000).unwrap()[..], &data[..]);
         let raw = snap::raw::Encoder::new().compress_vec(&data).unwrap();
-        assert_eq!(&decode(Encoding::Snappy, Bytes::from(raw), 1000).unwrap()[..], &data[..]);
+        assert_eq!(&decompress(Encoding::Snappy, Bytes::from(raw), 1000).unwrap()[..], &data[..]);
     }
 
     #[test]
     fn corrupt_bodies_are_bad_requests() {
         for encoding in [Encoding::Gzip, Encoding::Deflate, Encoding::Zstd, Encoding::Snappy, Encoding::Lz4] {
-            let result = decode(encoding, Bytes::from_static(b"definitely not compressed"), 1000);
-            assert!(matches!(result, Err(ReceiveError::BadBody(_))), "{encoding:?}: {result:?}");
+            let result = decompress(encoding, Bytes::from_static(b"definitely not compressed"), 1000);
+            assert!(matches!(result, Err(BodyError::Bad(_))), "{encoding:?}: {result:?}");
         }
     }
 

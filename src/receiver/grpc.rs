@@ -15,7 +15,7 @@ use super::State;
 use crate::decode::Format;
 
 /// The one method served.
-pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+pub(crate) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Answer one gRPC call.
 pub(super) async fn call(req: Request<Incoming>, state: &State) -> http::Response<Body> {
@@ -29,7 +29,7 @@ pub(super) async fn call(req: Request<Incoming>, state: &State) -> http::Respons
     }
 }
 
-async fn export(req: Request<Incoming>, state: &State) -> Result<crate::pipeline::Accepted, ReceiveError> {
+async fn export(req: Request<Incoming>, state: &State) -> Result<crate::ack::Accepted, ReceiveError> {
     if req.uri().path() != EXPORT_PATH {
         return Err(ReceiveError::UnknownGrpcMethod(req.uri().path().to_owned()));
     }
@@ -67,7 +67,7 @@ fn unframe(framed: Bytes, encoding: Encoding, limit: u64) -> Result<Bytes, Recei
         (1, Encoding::Identity) => {
             Err(ReceiveError::BadBody("gRPC message flagged compressed without a grpc-encoding".into()))
         }
-        (1, encoding) => body::decode(encoding, message, limit),
+        (1, encoding) => body::decompress(encoding, message, limit).map_err(ReceiveError::from),
         (flag, _) => Err(ReceiveError::BadBody(format!("gRPC frame has unknown flag {flag}"))),
     }
 }

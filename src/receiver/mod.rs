@@ -6,9 +6,11 @@
 //! UNAVAILABLE + RetryInfo when full). The answer waits for the request's commit (see [`crate::pipeline`]).
 //! `GET /` and `GET /health` answer 200 once serving. CORS preflights are answered for configured origins.
 
-pub mod body;
-pub mod grpc;
-pub mod response;
+mod body;
+mod grpc;
+mod response;
+
+pub use body::{decompress, BodyError, Encoding};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,23 +30,23 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::ack::{Accepted, ExportError, Failure, Stopped};
 use crate::decode::Format;
-use crate::pipeline::{Accepted, ExportError, Submitter};
-use body::Encoding;
+use crate::pipeline::Submitter;
 use response::{Body, ReceiveError, GRPC, JSON, PROTOBUF};
 
 /// The OTLP/HTTP traces path.
-pub const TRACES_PATH: &str = "/v1/traces";
+pub(crate) const TRACES_PATH: &str = "/v1/traces";
 
 /// Receiver settings.
 #[derive(Debug, Clone)]
-pub struct HttpConfig {
-    pub max_request_bytes: u64,
-    pub retry_after: Duration,
+pub(crate) struct HttpConfig {
+    pub(crate) max_request_bytes: u64,
+    pub(crate) retry_after: Duration,
     /// How long shutdown waits for in-flight requests.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// Origins allowed to send from browsers (`*` for any); empty: no CORS.
-    pub cors_allowed_origins: Vec<String>,
+    pub(crate) cors_allowed_origins: Vec<String>,
 }
 
 struct State {
@@ -60,15 +62,15 @@ impl State {
             return Ok(Accepted::default());
         }
         let answer = {
-            let guard =
-                self.submitter.read().map_err(|_| ExportError::Unavailable("receiver state poisoned".into()))?;
-            let submitter =
-                guard.as_ref().ok_or_else(|| ExportError::Unavailable("the collector is shutting down".into()))?;
+            let shutting_down = || ExportError::Unavailable(Failure::new(Stopped::ShuttingDown));
+            // Poisoned only if a thread panicked while taking the submitter at shutdown.
+            let guard = self.submitter.read().map_err(|_| shutting_down())?;
+            let submitter = guard.as_ref().ok_or_else(shutting_down)?;
             submitter.submit(body, format)?
         };
         match answer.await {
             Ok(result) => Ok(result?),
-            Err(_) => Err(ExportError::Unavailable("the request was dropped before its commit".into()).into()),
+            Err(_) => Err(ExportError::Unavailable(Failure::new(Stopped::Dropped)).into()),
         }
     }
 }
@@ -188,7 +190,7 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, Recei
         return Err(ReceiveError::TooLarge { limit });
     }
     let raw = body::read_limited(req.into_body(), limit).await?;
-    let body = body::decode(encoding, raw, limit)?;
+    let body = body::decompress(encoding, raw, limit)?;
     state.submit(body, format).await
 }
 

@@ -16,19 +16,19 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full};
 
+use crate::ack::{Accepted, ExportError};
 use crate::decode::wire::Writer;
 use crate::decode::Format;
-use crate::pipeline::{Accepted, ExportError};
 
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-pub const PROTOBUF: &str = "application/x-protobuf";
-pub const JSON: &str = "application/json";
-pub const GRPC: &str = "application/grpc";
+pub(crate) const PROTOBUF: &str = "application/x-protobuf";
+pub(crate) const JSON: &str = "application/json";
+pub(crate) const GRPC: &str = "application/grpc";
 
 /// Why a request was not acknowledged, as the receiver sees it.
 #[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
+pub(crate) enum ReceiveError {
     #[error("unsupported Content-Type {0:?}: send application/x-protobuf or application/json")]
     UnsupportedMediaType(String),
     #[error("unsupported Content-Encoding {0:?}: send identity, gzip, deflate, zstd, snappy or lz4")]
@@ -50,13 +50,13 @@ pub enum ReceiveError {
 }
 
 /// gRPC status codes.
-pub mod code {
-    pub const OK: u32 = 0;
-    pub const INVALID_ARGUMENT: u32 = 3;
-    pub const NOT_FOUND: u32 = 5;
-    pub const RESOURCE_EXHAUSTED: u32 = 8;
-    pub const UNIMPLEMENTED: u32 = 12;
-    pub const UNAVAILABLE: u32 = 14;
+pub(crate) mod code {
+    pub(crate) const OK: u32 = 0;
+    pub(crate) const INVALID_ARGUMENT: u32 = 3;
+    pub(crate) const NOT_FOUND: u32 = 5;
+    pub(crate) const RESOURCE_EXHAUSTED: u32 = 8;
+    pub(crate) const UNIMPLEMENTED: u32 = 12;
+    pub(crate) const UNAVAILABLE: u32 = 14;
 }
 
 impl ReceiveError {
@@ -82,7 +82,7 @@ impl ReceiveError {
 
     /// The OTLP/HTTP answer: a `google.rpc.Status` body in `format`, `Retry-After` when the client should come
     /// back.
-    pub fn into_http(self, format: Format, retry_after: Duration) -> Response<Body> {
+    pub(crate) fn into_http(self, format: Format, retry_after: Duration) -> Response<Body> {
         let (status, grpc_code, retryable) = self.status();
         let message = self.to_string();
         let body = match format {
@@ -101,7 +101,7 @@ impl ReceiveError {
 
     /// The OTLP/gRPC answer: a trailers-only response with `grpc-status`, `grpc-message` and, when the client
     /// should retry, a `RetryInfo` in `grpc-status-details-bin`.
-    pub fn into_grpc(self, retry_after: Duration) -> Response<Body> {
+    pub(crate) fn into_grpc(self, retry_after: Duration) -> Response<Body> {
         let (_, grpc_code, retryable) = self.status();
         let message = self.to_string();
         let mut response = Response::new(empty());
@@ -175,7 +175,7 @@ fn export_response(accepted: &Accepted) -> Vec<u8> {
 }
 
 /// HTTP `200` with an `ExportTraceServiceResponse` in `format`; `partial_success` only when spans were rejected.
-pub fn export_ok(accepted: &Accepted, format: Format) -> Response<Body> {
+pub(crate) fn export_ok(accepted: &Accepted, format: Format) -> Response<Body> {
     let body = match format {
         Format::Protobuf => export_response(accepted),
         Format::Json if accepted.rejected == 0 && accepted.message.is_none() => b"{}".to_vec(),
@@ -190,7 +190,7 @@ pub fn export_ok(accepted: &Accepted, format: Format) -> Response<Body> {
 }
 
 /// gRPC OK: one length-prefixed `ExportTraceServiceResponse`, then the `grpc-status: 0` trailer.
-pub fn grpc_ok(accepted: &Accepted) -> Response<Body> {
+pub(crate) fn grpc_ok(accepted: &Accepted) -> Response<Body> {
     let message = export_response(accepted);
     let mut framed = Vec::with_capacity(message.len() + 5);
     framed.push(0);
@@ -205,12 +205,12 @@ pub fn grpc_ok(accepted: &Accepted) -> Response<Body> {
 }
 
 /// `200` with `{"status":"ok"}`, as the original app's health check.
-pub fn health() -> Response<Body> {
+pub(crate) fn health() -> Response<Body> {
     full(StatusCode::OK, Format::Json, b"{\"status\":\"ok\"}".to_vec())
 }
 
 /// `204` to a CORS preflight.
-pub fn no_content() -> Response<Body> {
+pub(crate) fn no_content() -> Response<Body> {
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
@@ -261,13 +261,15 @@ mod tests {
         assert_eq!(v["code"], 8);
     }
 
+    use crate::ack::Failure;
+
     #[test]
     fn retryable_errors_are_503_with_retry_after() {
         let r = ReceiveError::Export(ExportError::Overloaded).into_http(Format::Protobuf, Duration::from_secs(2));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[RETRY_AFTER], "2");
-        let r =
-            ReceiveError::Export(ExportError::Unavailable("disk".into())).into_http(Format::Protobuf, Duration::ZERO);
+        let r = ReceiveError::Export(ExportError::Unavailable(Failure::new(std::io::Error::other("disk"))))
+            .into_http(Format::Protobuf, Duration::ZERO);
         assert_eq!(r.headers()[RETRY_AFTER], "1");
         let r = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Protobuf, Duration::from_secs(1));
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);

@@ -13,6 +13,10 @@
 //!   Retry-After) instead of hanging it. Transient errors are retried with backoff by the object store client
 //!   itself (`max_retries`, `retry_timeout` storage options) before that.
 
+mod file;
+
+pub(crate) use file::{FileDestination, StreamedFile};
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,11 +53,11 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy)]
 pub struct UploadConfig {
     /// Multipart part size (S3 needs at least 5 MiB for every part but the last).
-    pub part_size: usize,
+    pub(crate) part_size: usize,
     /// Parts of one file in flight at once.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Longest wait for any one store operation before the upload is failed.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Default for UploadConfig {
@@ -63,11 +67,11 @@ impl Default for UploadConfig {
 }
 
 /// Smallest part S3 (and so every store we target) accepts for all parts but the last.
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+pub(crate) const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// The table root's object store.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     object_store: Arc<dyn ObjectStore>,
     /// The table root on local disk, when the table is local: files are fsync'd there.
     local_root: Option<PathBuf>,
@@ -75,31 +79,20 @@ pub struct Store {
 
 impl Store {
     /// `object_store` must be rooted at the table (paths are relative to the table root).
-    pub fn new(object_store: Arc<dyn ObjectStore>, table_url: &Url) -> Self {
+    pub(crate) fn new(object_store: Arc<dyn ObjectStore>, table_url: &Url) -> Self {
         let local_root = (table_url.scheme() == "file").then(|| table_url.to_file_path().ok()).flatten();
         Store { object_store, local_root }
     }
 
-    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
-        &self.object_store
-    }
-
-    /// Write a whole file at `relative_path` under the table root.
-    pub async fn put(&self, relative_path: &str, bytes: Bytes, timeout: Duration) -> Result<(), StoreError> {
-        let path = Path::from(relative_path);
-        bounded(relative_path, timeout, self.object_store.put(&path, PutPayload::from_bytes(bytes))).await?;
-        self.sync_local_file(relative_path).await
-    }
-
     /// Read a whole file under the table root.
-    pub async fn get(&self, relative_path: &str) -> Result<Bytes, StoreError> {
+    pub(crate) async fn get(&self, relative_path: &str) -> Result<Bytes, StoreError> {
         let err = |source| StoreError::Upload { path: relative_path.to_owned(), source };
         let path = Path::from(relative_path);
         self.object_store.get(&path).await.map_err(err)?.bytes().await.map_err(err)
     }
 
     /// Delete a file under the table root (one never committed).
-    pub async fn delete(&self, relative_path: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete(&self, relative_path: &str) -> Result<(), StoreError> {
         let path = Path::from(relative_path);
         self.object_store
             .delete(&path)
@@ -108,7 +101,12 @@ impl Store {
     }
 
     /// Start streaming a file to `relative_path` on `runtime`; feed it from any thread with [`Upload::send`].
-    pub fn begin(&self, runtime: &tokio::runtime::Handle, relative_path: String, config: UploadConfig) -> Upload {
+    pub(crate) fn begin(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        relative_path: String,
+        config: UploadConfig,
+    ) -> Upload {
         // Two parts may wait in the channel beside the `concurrency` in flight: the encoder never runs far ahead.
         let (chunks, rx) = mpsc::channel(2);
         let task = runtime.spawn(self.clone().upload(relative_path.clone(), rx, config));
@@ -175,7 +173,7 @@ impl Store {
     }
 
     /// Flush a file the Delta log wrote (a commit) to disk, for local tables.
-    pub async fn sync_log_entry(&self, relative_path: &str) -> Result<(), StoreError> {
+    pub(crate) async fn sync_log_entry(&self, relative_path: &str) -> Result<(), StoreError> {
         self.sync_local_file(relative_path).await
     }
 
@@ -195,26 +193,27 @@ enum Chunk {
 }
 
 /// A file being streamed to the store. Dropping it without [`Upload::finish`] aborts the upload.
-pub struct Upload {
+pub(crate) struct Upload {
     path: String,
     chunks: Option<mpsc::Sender<Chunk>>,
     task: tokio::task::JoinHandle<UploadResult>,
 }
 
 /// A file whose last bytes were handed over: await it for the outcome.
-pub struct FinishedUpload {
-    pub path: String,
+pub(crate) struct FinishedUpload {
+    pub(crate) path: String,
     task: tokio::task::JoinHandle<UploadResult>,
 }
 
 impl Upload {
-    pub fn path(&self) -> &str {
+    #[cfg(test)]
+    fn path(&self) -> &str {
         &self.path
     }
 
     /// Hand the next bytes of the file over; blocks while the store is behind. Call from a plain thread, not
     /// from the runtime. After a failure further bytes are dropped: the outcome is reported by `finish`.
-    pub fn send(&mut self, bytes: Bytes) {
+    pub(crate) fn send(&mut self, bytes: Bytes) {
         if let Some(chunks) = &self.chunks {
             if chunks.blocking_send(Chunk::Bytes(bytes)).is_err() {
                 self.chunks = None;
@@ -223,7 +222,7 @@ impl Upload {
     }
 
     /// Hand the file's last bytes over.
-    pub fn finish(mut self, tail: Bytes) -> FinishedUpload {
+    pub(crate) fn finish(mut self, tail: Bytes) -> FinishedUpload {
         if let Some(chunks) = self.chunks.take() {
             let _ = chunks.blocking_send(Chunk::Last(tail));
         }
@@ -233,7 +232,7 @@ impl Upload {
 
 impl FinishedUpload {
     /// The file's size once it is complete in the store.
-    pub async fn wait(self) -> Result<u64, StoreError> {
+    pub(crate) async fn wait(self) -> Result<u64, StoreError> {
         match self.task.await {
             Ok(result) => result,
             Err(e) => Err(StoreError::Upload { path: self.path, source: object_store::Error::JoinError { source: e } }),

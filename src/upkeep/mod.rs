@@ -1,4 +1,4 @@
-//! upkeep: keeping the spans table healthy for years of appends, without a Spark cluster. Off the ack path.
+//! upkeep: keeping otel-delta's tables healthy for years of appends, without a Spark cluster. Off the ack path.
 //!
 //! - [`optimize`] compacts small files: files below the target size are packed, in start-time order, into bins
 //!   of about the target size; each bin is rewritten as one file (same rows, same order, our writer settings:
@@ -17,11 +17,9 @@ use arrow::array::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::batch::schema::arrow_schema;
-use crate::batch::Destination;
 use crate::commit::{ActiveFile, CommitError, Table, UploadedFile};
 use crate::encode::Codec;
-use crate::store::{StoreError, UploadConfig};
+use crate::store::{FileDestination, StoreError, UploadConfig};
 
 /// Why upkeep failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +28,24 @@ pub enum UpkeepError {
     Commit(#[from] Box<CommitError>),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("reading {path}: {reason}")]
-    Read { path: String, reason: String },
-    #[error("rewriting: {0}")]
-    Write(String),
+    #[error("reading {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{path} is not in the table's layout")]
+    Layout {
+        path: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    #[error("rewriting")]
+    Write(#[source] parquet::errors::ParquetError),
+    #[error("the rewrite task stopped")]
+    Task(#[source] tokio::task::JoinError),
+    #[error("retention {0:?} is out of range")]
+    Retention(Duration),
     #[error("{path} holds {found} rows but the log says {expected}; not compacting it")]
     RowCount { path: String, found: u64, expected: u64 },
     #[error("vacuum: {0}")]
@@ -95,7 +107,7 @@ impl std::fmt::Display for OptimizeReport {
 
 /// Group the files worth compacting: below the target size, in start-time order (so rewritten files keep
 /// narrow time ranges), greedily packed up to the target. Only bins of two or more files are returned.
-pub fn plan(files: &[ActiveFile], target_file_size: u64) -> Vec<Vec<ActiveFile>> {
+pub(crate) fn plan(files: &[ActiveFile], target_file_size: u64) -> Vec<Vec<ActiveFile>> {
     let mut small: Vec<&ActiveFile> =
         files.iter().filter(|f| f.size < target_file_size && !f.has_deletion_vector).collect();
     small.sort_by(|a, b| {
@@ -123,16 +135,17 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
     let files = table.files().map_err(Box::new)?;
     let mut report = OptimizeReport { files_before: files.len(), ..Default::default() };
     for bin in plan(&files, options.target_file_size) {
-        let destination = Destination {
+        let destination = FileDestination {
             store: table.store().clone(),
             runtime: tokio::runtime::Handle::current(),
             upload: options.upload,
+            contract: table.contract(),
+            codec: options.codec,
         };
-        let codec = options.codec;
         let inputs = bin.clone();
-        let rewritten = tokio::task::spawn_blocking(move || rewrite(&inputs, &destination, codec))
+        let rewritten = tokio::task::spawn_blocking(move || rewrite(&inputs, &destination))
             .await
-            .map_err(|e| UpkeepError::Write(e.to_string()))
+            .map_err(UpkeepError::Task)
             .and_then(|r| r);
         let (file, rows) = match rewritten {
             Ok(done) => done,
@@ -166,31 +179,31 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
 }
 
 /// Rewrite `bin` as one file (on a blocking thread: reads and uploads go through the destination's runtime).
-fn rewrite(bin: &[ActiveFile], destination: &Destination, codec: Codec) -> Result<(UploadedFile, u64), UpkeepError> {
-    let write_err = |e: parquet::errors::ParquetError| UpkeepError::Write(e.to_string());
-    let mut out = destination.create_file(codec).map_err(write_err)?;
+fn rewrite(bin: &[ActiveFile], destination: &FileDestination) -> Result<(UploadedFile, u64), UpkeepError> {
+    let mut out = destination.create_file().map_err(UpkeepError::Write)?;
+    let schema = destination.contract.arrow_schema();
     let mut rows = 0u64;
     for input in bin {
-        let read_err = |reason: String| UpkeepError::Read { path: input.path.clone(), reason };
+        let read_err = |source| UpkeepError::Read { path: input.path.clone(), source };
         let bytes: Bytes = destination.runtime.block_on(destination.store.get(&input.path))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.with_batch_size(8192).build())
-            .map_err(|e| read_err(e.to_string()))?;
+            .map_err(read_err)?;
         let mut found = 0u64;
         for batch in reader {
-            let batch = batch.map_err(|e| read_err(e.to_string()))?;
+            let batch = batch.map_err(|e| read_err(e.into()))?;
             // Same columns, our schema (and field metadata): a file of another layout is refused here.
-            let batch = RecordBatch::try_new(arrow_schema(), batch.columns().to_vec())
-                .map_err(|e| read_err(format!("not in the spans layout: {e}")))?;
+            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                .map_err(|source| UpkeepError::Layout { path: input.path.clone(), source })?;
             found += batch.num_rows() as u64;
-            out.write(&batch).map_err(write_err)?;
+            out.write(&batch).map_err(UpkeepError::Write)?;
         }
         if let Some(expected) = input.num_records.filter(|&n| n != found) {
             return Err(UpkeepError::RowCount { path: input.path.clone(), found, expected });
         }
         rows += found;
     }
-    let (upload, stats) = out.finish().map_err(write_err)?;
+    let (upload, stats) = out.finish().map_err(UpkeepError::Write)?;
     let path = upload.path.clone();
     let size = destination.runtime.block_on(upload.wait())?;
     Ok((UploadedFile { path, size, stats }, rows))
@@ -211,8 +224,7 @@ pub async fn vacuum(
     dry_run: bool,
     allow_short_retention: bool,
 ) -> Result<VacuumReport, UpkeepError> {
-    let retention = chrono::Duration::from_std(retention)
-        .map_err(|e| UpkeepError::Vacuum(deltalake::DeltaTableError::Generic(e.to_string())))?;
+    let retention = chrono::Duration::from_std(retention).map_err(|_| UpkeepError::Retention(retention))?;
     let (_, metrics) = table
         .delta()
         .clone()
@@ -227,7 +239,7 @@ pub async fn vacuum(
 }
 
 /// Compact every `interval` until `stop` resolves (inside `serve`, on its own handle to the table).
-pub async fn optimize_periodically(
+pub(crate) async fn optimize_periodically(
     mut table: Table,
     options: OptimizeOptions,
     interval: Duration,

@@ -12,8 +12,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response};
-use otel_delta::databricks::mlflow::{self, LinkError, TRACE_LOCATION_TAG};
-use otel_delta::databricks::{unity, Auth, RetryPolicy, Workspace};
+use otel_delta::testing::databricks::mlflow::{self, LinkError, TRACE_LOCATION_TAG};
+use otel_delta::testing::databricks::{unity, Auth, RetryPolicy, Workspace};
+use otel_delta::Contract;
 use serde_json::{json, Value};
 
 pub const PAT: &str = "dapi-test-token";
@@ -368,10 +369,13 @@ async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustere
     let fake = FakeDatabricks::start(v5()).await;
     let ws = fake.workspace(Auth::Pat(PAT.into()));
     assert!(unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap().is_none());
-    let created = unity::create_external_table(&ws, "main.default.otel_otel_spans", "s3://bucket/spans").await.unwrap();
+    let created =
+        unity::create_external_table(&ws, "main.default.otel_otel_spans", "s3://bucket/spans", Contract::spans_v1())
+            .await
+            .unwrap();
     assert_eq!(created.storage_location.as_deref(), Some("s3://bucket/spans"));
     assert_eq!(created.properties["otel.schemaVersion"], "v1");
-    assert!(unity::refuse_unwritable(&created).is_ok());
+    assert!(unity::refuse_unwritable(&created, Contract::spans_v1()).is_ok());
     let fetched = unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap().unwrap();
     assert_eq!(fetched.table_id, created.table_id);
 
@@ -379,7 +383,7 @@ async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustere
     clustered["properties"]["clusteringColumns"] = json!("[[\"start_time_unix_nano\"]]");
     fake.state.lock().unwrap().tables.insert("main.default.clustered".into(), clustered);
     let info = unity::get_table(&ws, "main.default.clustered").await.unwrap().unwrap();
-    assert!(unity::refuse_unwritable(&info).unwrap_err().contains("liquid clustering"));
+    assert!(unity::refuse_unwritable(&info, Contract::spans_v1()).unwrap_err().contains("liquid clustering"));
 
     let vended = unity::temporary_credentials(&ws, &created.table_id).await.unwrap();
     assert!(matches!(vended.credential, unity::VendedCredential::Aws { .. }));

@@ -10,8 +10,8 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use otel_delta::batch::columns::SpanColumns;
-use otel_delta::decode;
+use otel_delta::testing::ProtobufWriter;
+use otel_delta::{to_protobuf, validate, Codec, Contract, DecodeError, Format, ParquetFile, SpanColumns, Summary};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use prost::Message as _;
@@ -135,16 +135,16 @@ pub fn expected_rows(request: &ExportTraceServiceRequest) -> Vec<Value> {
 }
 
 /// Our JSON path: transcode, then the protobuf path.
-pub fn our_json_rows(json: &[u8]) -> (decode::Summary, Vec<Value>) {
-    let body = decode::to_protobuf(decode::Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
+pub fn our_json_rows(json: &[u8]) -> (Summary, Vec<Value>) {
+    let body = to_protobuf(Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
     our_rows(&body)
 }
 
 /// Our decoder: build columns (checking the request on the way), then read them back as rows.
-pub fn our_rows(body: &[u8]) -> (decode::Summary, Vec<Value>) {
+pub fn our_rows(body: &[u8]) -> (Summary, Vec<Value>) {
     let mut columns = SpanColumns::new();
     let summary = columns.append_request(body).expect("valid request");
-    assert_eq!(Ok(summary), decode::validate(body), "the row builder checks what validation checks");
+    assert_eq!(Ok(summary), validate(body), "the row builder checks what validation checks");
     (summary, batch_rows(&columns.finish().unwrap()))
 }
 
@@ -320,8 +320,8 @@ fn appends_as_validation_says(body: &[u8]) -> Result<(), proptest::test_runner::
     let mut columns = SpanColumns::new();
     let before = columns.append_request(&valid).expect("a valid request").accepted;
     let appended = columns.append_request(body);
-    prop_assert_eq!(appended.is_ok(), decode::validate(body).is_ok());
-    if let (Ok(summary), Ok(validated)) = (appended, decode::validate(body)) {
+    prop_assert_eq!(appended.is_ok(), validate(body).is_ok());
+    if let (Ok(summary), Ok(validated)) = (appended, validate(body)) {
         prop_assert_eq!(summary, validated);
     }
     let after = columns.append_request(&valid).expect("a valid request").accepted;
@@ -347,12 +347,11 @@ fn unknown_fields_are_skipped() {
     let mut tampered = request.clone();
     tampered.resource_spans[0].scope_spans[0].spans.remove(0);
     // ScopeSpans { ...the other span, the tampered span } inside ResourceSpans inside the request.
-    let mut scope_spans =
-        otel_delta::decode::wire::Writer { buf: tampered.resource_spans[0].scope_spans[0].encode_to_vec() };
+    let mut scope_spans = ProtobufWriter { buf: tampered.resource_spans[0].scope_spans[0].encode_to_vec() };
     scope_spans.bytes_field(2, &span);
-    let mut resource_spans = otel_delta::decode::wire::Writer::new();
+    let mut resource_spans = ProtobufWriter::new();
     resource_spans.bytes_field(2, &scope_spans.buf);
-    let mut top = otel_delta::decode::wire::Writer::new();
+    let mut top = ProtobufWriter::new();
     top.bytes_field(1, &resource_spans.buf);
     let mut top = top.buf;
     top.extend_from_slice(unknown);
@@ -386,9 +385,9 @@ fn deep_nesting_is_refused_not_overflowed() {
     let kv = [wrap(1, b"deep"), wrap(2, &value)].concat();
     let span = [wrap(1, &[1; 16]), wrap(2, &[2; 8]), wrap(9, &kv)].concat();
     let body = wrap(1, &wrap(2, &wrap(2, &span)));
-    assert_eq!(decode::validate(&body), Err(decode::DecodeError::TooDeep));
+    assert_eq!(validate(&body), Err(DecodeError::TooDeep));
     let mut columns = SpanColumns::new();
-    assert_eq!(columns.append_request(&body), Err(decode::DecodeError::TooDeep));
+    assert_eq!(columns.append_request(&body), Err(DecodeError::TooDeep));
 
     // Refused half-way through its rows: after a good span, in a span's attributes (its ids and times already
     // appended), or in its second event's attributes (the first event appended): no row of it is kept.
@@ -413,7 +412,7 @@ fn deep_nesting_is_refused_not_overflowed() {
         assert!(columns.append_request(&body).is_err());
         columns.append_request(&valid).expect("a valid request");
         let batch = columns.finish().expect("a batch");
-        let mut file = otel_delta::encode::ParquetFile::new(otel_delta::encode::Codec::default()).unwrap();
+        let mut file = ParquetFile::new(Contract::spans_v1(), Codec::default()).unwrap();
         file.write(&batch).unwrap();
         let bytes = file.finish().unwrap().tail;
         let reader =

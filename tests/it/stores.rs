@@ -65,7 +65,7 @@ fn base_url(var: &str, scheme: &str) -> Option<String> {
         format!("{scheme}://otel-delta-test")
     };
     static REGISTER: Once = Once::new();
-    REGISTER.call_once(otel_delta::commit::register_object_stores);
+    REGISTER.call_once(otel_delta::register_object_stores);
     Some(base)
 }
 

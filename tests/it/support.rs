@@ -7,21 +7,14 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
-use clap::Parser;
 use otel_delta::{ServeArgs, ServeError};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
 /// `ServeArgs` as the command line would give them.
 pub fn serve_args(args: &[&str]) -> ServeArgs {
-    Cli::try_parse_from(std::iter::once("otel-delta").chain(args.iter().copied())).expect("test arguments parse").serve
+    ServeArgs::try_parse_from(args).expect("test arguments parse")
 }
 
 /// A collector serving on 127.0.0.1:0 in this process.
@@ -130,7 +123,7 @@ pub async fn read_rows(table: impl AsRef<Path>) -> Vec<Value> {
 
 /// Every row of the table at `url` (any store deltalake opens: `s3://`, `az://`, `file://`), as JSON objects in
 /// file order. Each data file is read through the table's own object store, so this works where the files are
-/// not on local disk. Call `otel_delta::commit::register_object_stores()` before opening cloud URLs.
+/// not on local disk. Call `otel_delta::register_object_stores()` before opening cloud URLs.
 pub async fn read_rows_at(url: &url::Url, storage_options: HashMap<String, String>) -> Vec<Value> {
     use object_store::ObjectStoreExt as _;
     let table = deltalake::open_table_with_storage_options(url.clone(), storage_options)

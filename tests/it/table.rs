@@ -19,7 +19,7 @@ async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
     let table = deltalake::open_table(url).await.unwrap();
     let snapshot = table.snapshot().unwrap();
     assert_eq!(snapshot.metadata().configuration().get("otel.schemaVersion").map(String::as_str), Some("v1"));
-    assert_eq!(snapshot.schema().as_ref(), otel_delta::batch::schema::delta_schema());
+    assert_eq!(snapshot.schema().as_ref(), otel_delta::Contract::spans_v1().delta_schema());
     // Each add carries stats readers can skip files with.
     let log = std::fs::read_to_string(path.join("_delta_log").join(format!("{:020}.json", 1))).unwrap();
     let add: serde_json::Value = log
@@ -81,7 +81,7 @@ async fn a_table_of_another_layout_version_is_refused() {
         .await
         .unwrap()
         .create()
-        .with_columns(otel_delta::batch::schema::delta_schema().fields().cloned())
+        .with_columns(otel_delta::Contract::spans_v1().delta_schema().fields().cloned())
         .with_configuration([("otel.schemaVersion", Some("v2"))])
         .with_raise_if_key_not_exists(false)
         .await

@@ -8,8 +8,7 @@ use reqwest::StatusCode;
 
 use crate::http::{post, request};
 use crate::support::{read_rows, table_url, Collector};
-use otel_delta::commit::Table;
-use otel_delta::upkeep::{optimize, vacuum, OptimizeOptions};
+use otel_delta::{optimize, vacuum, Contract, OptimizeOptions, Table};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
@@ -99,7 +98,7 @@ async fn the_collector_writes_checkpoints_at_the_table_interval() {
         .await
         .unwrap()
         .create()
-        .with_columns(otel_delta::batch::schema::delta_schema().fields().cloned())
+        .with_columns(Contract::spans_v1().delta_schema().fields().cloned())
         .with_configuration_property(deltalake::TableProperty::CheckpointInterval, Some("3"))
         .await
         .unwrap();

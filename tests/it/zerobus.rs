@@ -184,7 +184,7 @@ async fn start_zerobus(state: ZerobusState) -> ZerobusServerHandle {
 /// The spans table as Databricks describes a managed table MLflow created (the v1 columns).
 fn managed_spans_table() -> Value {
     json!({ "full_name": SPANS, "table_id": "t-managed", "table_type": "MANAGED", "data_source_format": "DELTA",
-        "storage_location": "s3://databricks-managed/t-managed", "columns": otel_delta::databricks::unity::v1_columns_json() })
+        "storage_location": "s3://databricks-managed/t-managed", "columns": otel_delta::testing::databricks::unity::columns_json(otel_delta::Contract::spans_v1()) })
 }
 
 /// The fake Zerobus server and workspace (holding the managed spans table), and the binary started with app.yaml's

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use crate::decode::{AnyValue, DecodeError};
 
 /// Render `value` as the table stores it, into `out` (cleared first). `None`: the value is unset (NULL).
-pub fn render_attribute<'v>(value: &AnyValue<'v>, out: &'v mut String) -> Result<Option<&'v str>, DecodeError> {
+pub(crate) fn render_attribute<'v>(value: &AnyValue<'v>, out: &'v mut String) -> Result<Option<&'v str>, DecodeError> {
     out.clear();
     match value {
         AnyValue::Empty => return Ok(None),
@@ -18,7 +18,7 @@ pub fn render_attribute<'v>(value: &AnyValue<'v>, out: &'v mut String) -> Result
 }
 
 /// Write `value` as a JSON value. `depth` is the nesting level of `value`, bounded by the decoder.
-pub fn write_json(value: &AnyValue<'_>, out: &mut String, depth: u32) -> Result<(), DecodeError> {
+pub(crate) fn write_json(value: &AnyValue<'_>, out: &mut String, depth: u32) -> Result<(), DecodeError> {
     match value {
         AnyValue::Empty => out.push_str("null"),
         AnyValue::String(s) => write_json_string(s, out),

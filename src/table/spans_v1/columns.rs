@@ -16,7 +16,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{ArrowPrimitiveType, DataType, FieldRef, Fields, SchemaRef};
 use arrow::error::ArrowError;
 
-use super::schema::arrow_schema;
+use super::arrow_schema;
 use super::values::render_attribute;
 use crate::decode::{AnyValue, Attributes, DecodeError, Request, SpanView, Summary};
 
@@ -294,7 +294,7 @@ fn render_all(attributes: Attributes<'_>) -> Result<Rendered<'_>, DecodeError> {
 }
 
 /// Span kind as the v1 table names it; unknown kinds are `INTERNAL`, as in the original app.
-pub fn kind_name(kind: i32) -> &'static str {
+pub(crate) fn kind_name(kind: i32) -> &'static str {
     match kind {
         0 => "UNSPECIFIED",
         2 => "SERVER",
@@ -306,7 +306,7 @@ pub fn kind_name(kind: i32) -> &'static str {
 }
 
 /// Status code as the v1 table names it; unknown codes are `UNSET`.
-pub fn status_code_name(code: i32) -> &'static str {
+pub(crate) fn status_code_name(code: i32) -> &'static str {
     match code {
         1 => "OK",
         2 => "ERROR",

@@ -1,8 +1,12 @@
-//! The v1 OpenTelemetry spans table (`otel-tables.md`), as a Delta schema and the Arrow schema derived from it.
+//! The v1 OpenTelemetry spans table (Databricks' legacy layout): its Delta schema, the Arrow schema derived from
+//! it, its row builder ([`SpanColumns`]), how its Parquet files are tuned and which columns carry file statistics.
 //!
 //! Every column is nullable, as Spark/Databricks create them from the SQL DDL (`STRING`, `MAP<STRING,STRING>`
 //! with nullable values, arrays with nullable elements): a table we create is one Databricks would create, and a
 //! table Databricks created passes our check.
+
+mod columns;
+mod values;
 
 use std::sync::{Arc, LazyLock};
 
@@ -10,9 +14,115 @@ use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
 
-/// Table property that marks the layout (`v1`: MAP attributes).
-pub const SCHEMA_VERSION_PROPERTY: &str = "otel.schemaVersion";
-pub const SCHEMA_VERSION: &str = "v1";
+use super::{Contract, FileStatColumns, Layout, ParquetTuning, RowBuilder, Signal};
+pub use columns::SpanColumns;
+
+pub(super) static CONTRACT: Contract = Contract {
+    signal: Signal::Traces,
+    layout: Layout::V1,
+    name_suffix: "otel_spans",
+    comment: "OpenTelemetry spans (otel-delta, v1 layout)",
+    delta_schema,
+    arrow_schema,
+    row_builder: || Box::new(SpanColumns::new()),
+    parquet: ParquetTuning { no_dictionary: NO_DICTIONARY, no_statistics: NO_STATISTICS, bloom_filters: BLOOM_FILTERS },
+    file_stats: FileStatColumns { min_max: MIN_MAX_COLUMNS, null_count: NULL_COUNT_COLUMNS },
+};
+
+impl RowBuilder for SpanColumns {
+    fn append_request(&mut self, body: &[u8]) -> Result<crate::decode::Summary, crate::decode::DecodeError> {
+        SpanColumns::append_request(self, body)
+    }
+
+    fn rows(&self) -> usize {
+        SpanColumns::rows(self)
+    }
+
+    fn finish(&mut self) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
+        SpanColumns::finish(self)
+    }
+}
+
+/// `trace_id` is looked up: a bloom filter per row group sized for 100k distinct traces at 1% false positives
+/// (~120 KiB, folded down by the writer when fewer ids were seen). Sizing and its cost:
+/// `docs/design-notes.md#bloom-filter`.
+const BLOOM_FILTERS: &[(&str, u64, f64)] = &[("trace_id", 100_000, 0.01)];
+
+/// Leaves whose values are (nearly) all distinct: a dictionary only costs time before the writer falls back to
+/// plain encoding.
+const NO_DICTIONARY: &[&str] = &[
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "events.list.element.time_unix_nano",
+    "links.list.element.trace_id",
+    "links.list.element.span_id",
+];
+
+/// Leaves without min/max statistics (computing them compares every string): they are kept only where a reader
+/// can skip pages or row groups by them: ids used to find a trace, times, `name`, `kind`, `status.code`, the scope
+/// name. Not here:
+/// - attribute maps: the keys and values of every key share one column, so min/max bound nothing a query can use;
+/// - span ids: random, so a page's range covers nearly all of them (looked up with their `trace_id` anyway);
+/// - free text and near-constant strings nobody filters by (trace state, status message, schema URLs, scope
+///   version).
+const NO_STATISTICS: &[&str] = &[
+    "attributes.key_value.key",
+    "attributes.key_value.value",
+    "events.list.element.attributes.key_value.key",
+    "events.list.element.attributes.key_value.value",
+    "links.list.element.attributes.key_value.key",
+    "links.list.element.attributes.key_value.value",
+    "resource.attributes.key_value.key",
+    "resource.attributes.key_value.value",
+    "instrumentation_scope.attributes.key_value.key",
+    "instrumentation_scope.attributes.key_value.value",
+    "span_id",
+    "parent_span_id",
+    "links.list.element.trace_id",
+    "links.list.element.span_id",
+    "trace_state",
+    "links.list.element.trace_state",
+    "status.message",
+    "resource_schema_url",
+    "span_schema_url",
+    "instrumentation_scope.version",
+];
+
+/// Delta file statistics with min/max: the scalar columns readers filter on.
+const MIN_MAX_COLUMNS: &[&[&str]] = &[
+    &["trace_id"],
+    &["span_id"],
+    &["parent_span_id"],
+    &["flags"],
+    &["name"],
+    &["kind"],
+    &["start_time_unix_nano"],
+    &["end_time_unix_nano"],
+    &["dropped_attributes_count"],
+    &["dropped_events_count"],
+    &["dropped_links_count"],
+    &["status", "code"],
+    &["resource_schema_url"],
+    &["instrumentation_scope", "name"],
+    &["span_schema_url"],
+];
+
+/// Delta file statistics with only a null count (nested or long free text).
+const NULL_COUNT_COLUMNS: &[&[&str]] = &[
+    &["trace_state"],
+    &["attributes"],
+    &["events"],
+    &["links"],
+    &["status", "message"],
+    &["resource", "attributes"],
+    &["resource", "dropped_attributes_count"],
+    &["instrumentation_scope", "version"],
+    &["instrumentation_scope", "attributes"],
+    &["instrumentation_scope", "dropped_attributes_count"],
+];
 
 fn attributes() -> DataType {
     MapType::new(DataType::STRING, DataType::STRING, true).into()
@@ -84,13 +194,13 @@ static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// The Delta schema of the spans table.
-pub fn delta_schema() -> &'static StructType {
+fn delta_schema() -> &'static StructType {
     &DELTA
 }
 
 /// The Arrow schema record batches are built in: the Delta kernel's own conversion of [`delta_schema`], so
 /// child names (`element`, `key_value`) are what Delta readers expect.
-pub fn arrow_schema() -> SchemaRef {
+pub(super) fn arrow_schema() -> SchemaRef {
     ARROW.clone()
 }
 

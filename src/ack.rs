@@ -1,0 +1,233 @@
+//! ack: what an export request is owed, and how it is paid. A leaf: every step that holds requests (batch,
+//! sinks, pipeline, receiver) imports these types; this module imports none of them.
+//!
+//! ```text
+//!  Budget ──try_acquire──▶ Permit ─┐
+//!                                  ├─▶ Pending (in a worker's open output) ─▶ Requests (sealed with the output)
+//!  Reply (oneshot to the receiver) ┘        settled once: succeed_all (committed) / fail_all(Failure) (503)
+//! ```
+//!
+//! Contract: every admitted request is answered exactly once. A [`Pending`] answers when settled and, if it is
+//! dropped unsettled (a task died), the receiver sees its reply channel close and answers 503: nothing is acked
+//! that was not stored. Its [`Permit`] goes back to the [`Budget`] with it.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::decode::{DecodeError, Summary};
+
+/// A successful export: how many spans were refused alone (partial success).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Accepted {
+    pub(crate) rejected: u64,
+    pub(crate) message: Option<String>,
+}
+
+impl From<Summary> for Accepted {
+    fn from(s: Summary) -> Self {
+        Accepted {
+            rejected: s.rejected,
+            message: s.first_rejection.map(|r| format!("{} span(s) rejected: {r}", s.rejected)),
+        }
+    }
+}
+
+/// Why an export was not acknowledged.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum ExportError {
+    /// The body is not a valid request: the client must not retry.
+    #[error("invalid ExportTraceServiceRequest: {0}")]
+    Invalid(#[source] DecodeError),
+    /// Too much accepted data is waiting for its commit: retry later.
+    #[error("the collector is at capacity; retry later")]
+    Overloaded,
+    /// Accepted, but storing failed: retry later.
+    #[error("spans could not be stored: {0}")]
+    Unavailable(Failure),
+}
+
+/// Why accepted rows were not stored: one typed error, shared by every request it fails. Its text is the whole
+/// source chain (`a: b: c`, so it reports no source of its own), so a client's message and the log name the root
+/// cause.
+#[derive(Clone)]
+pub(crate) struct Failure(Arc<dyn Error + Send + Sync>);
+
+impl Failure {
+    pub(crate) fn new(error: impl Error + Send + Sync + 'static) -> Self {
+        Failure(Arc::new(error))
+    }
+}
+
+impl Error for Failure {}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// Failures that are not another module's error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Stopped {
+    #[error("the collector is shutting down")]
+    ShuttingDown,
+    #[error("the committer stopped")]
+    CommitterGone,
+    #[error("the request was dropped before its commit")]
+    Dropped,
+}
+
+/// Where a request's answer goes (the receiver waits on the other end).
+pub(crate) type Reply = oneshot::Sender<Result<Accepted, ExportError>>;
+
+/// A request whose rows are in an open or sealed output, waiting to be stored.
+pub(crate) struct Pending {
+    reply: Reply,
+    accepted: Accepted,
+    /// Released when the request is answered.
+    _permit: Permit,
+}
+
+impl Pending {
+    pub(crate) fn new(reply: Reply, accepted: Accepted, permit: Permit) -> Self {
+        Pending { reply, accepted, _permit: permit }
+    }
+}
+
+/// The requests whose rows one output holds: settled together, by one call, when the output is stored or lost.
+#[derive(Default)]
+#[must_use = "requests must be settled: succeed_all or fail_all"]
+pub(crate) struct Requests(Vec<Pending>);
+
+impl Requests {
+    pub(crate) fn push(&mut self, pending: Pending) {
+        self.0.push(pending);
+    }
+
+    /// Add `other`'s requests to these (settled together from now on).
+    pub(crate) fn extend(&mut self, other: Requests) {
+        self.0.extend(other.0);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Take every request out, leaving this empty (a worker hands its requests over with its sealed output).
+    pub(crate) fn take(&mut self) -> Requests {
+        Requests(std::mem::take(&mut self.0))
+    }
+
+    /// Their rows are stored: answer each with its partial-success summary.
+    pub(crate) fn succeed_all(self) {
+        for p in self.0 {
+            let _ = p.reply.send(Ok(p.accepted));
+        }
+    }
+
+    /// Their rows were not stored: answer each "unavailable" (retryable) with this reason.
+    pub(crate) fn fail_all(self, reason: Failure) {
+        for p in self.0 {
+            let _ = p.reply.send(Err(ExportError::Unavailable(reason.clone())));
+        }
+    }
+}
+
+/// Byte budget for accepted-but-unacknowledged requests.
+#[derive(Clone)]
+pub(crate) struct Budget {
+    used: Arc<AtomicU64>,
+    limit: u64,
+}
+
+/// A share of the [`Budget`], given back on drop.
+pub(crate) struct Permit {
+    used: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: u64) -> Self {
+        Budget { used: Arc::new(AtomicU64::new(0)), limit }
+    }
+
+    pub(crate) fn try_acquire(&self, bytes: u64) -> Option<Permit> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.limit)
+            })
+            .ok()
+            .map(|_| Permit { used: self.used.clone(), bytes })
+    }
+
+    #[cfg(test)]
+    fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_refuses_beyond_its_limit_and_returns_on_drop() {
+        let budget = Budget::new(100);
+        let a = budget.try_acquire(60).unwrap();
+        assert!(budget.try_acquire(41).is_none());
+        let b = budget.try_acquire(40).unwrap();
+        assert_eq!(budget.used(), 100);
+        drop(a);
+        assert_eq!(budget.used(), 40);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        assert!(budget.try_acquire(u64::MAX).is_none());
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn requests_settle_together_and_failures_name_their_sources() {
+        let budget = Budget::new(10);
+        let mut requests = Requests::default();
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let (reply, answer) = oneshot::channel();
+            requests.push(Pending::new(reply, Accepted::default(), budget.try_acquire(5).unwrap()));
+            answers.push(answer);
+        }
+        assert!(budget.try_acquire(1).is_none());
+        requests.fail_all(Failure::new(Outer(std::io::Error::other("inner"))));
+        for mut answer in answers {
+            match answer.try_recv().unwrap() {
+                Err(ExportError::Unavailable(reason)) => assert_eq!(reason.to_string(), "outer: inner"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(budget.try_acquire(10).is_some(), "permits are given back once answered");
+    }
+}

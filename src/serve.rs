@@ -1,0 +1,127 @@
+//! serve: the collector put together. Opens the sink the configuration chose (after Databricks start-up when
+//! configured), starts the pipeline, serves OTLP until told to stop, then drains.
+//!
+//! Contract: [`Collector::open`] returns only once the destination is writable (the table opened or created and
+//! checked, or the Zerobus stream open), so a collector that starts serving can store what it accepts.
+//! [`Collector::serve`] returns after every accepted request has been answered.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::commit::{CommitError, Table};
+use crate::config::Config;
+use crate::databricks::{self, DatabricksError, Destination, StartError, Workspace};
+use crate::pipeline::Pipeline;
+use crate::sink::{DeltaSink, Target, ZerobusSink};
+use crate::table::Contract;
+use crate::{receiver, upkeep};
+
+/// Why the collector could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Table(#[from] CommitError),
+    #[error("Databricks: {0}")]
+    Databricks(#[from] StartError),
+    #[error("Databricks: {0}")]
+    DatabricksConfig(#[from] DatabricksError),
+    #[error("starting worker threads: {0}")]
+    Threads(#[from] std::io::Error),
+}
+
+/// A collector whose destination is open, ready to serve.
+pub struct Collector {
+    config: Config,
+    target: Target,
+}
+
+impl Collector {
+    /// Open where the configuration sends spans: `--table`, or with Databricks configured, after linking the
+    /// MLflow experiment, the Unity Catalog table (through its vended credentials) or a Zerobus stream into it.
+    pub async fn open(config: Config) -> Result<Collector, ServeError> {
+        let contract = Contract::spans_v1();
+        let pipeline = &config.pipeline;
+        if let Some(db) = &config.databricks {
+            let ws = Workspace::from_env(|name| std::env::var(name).ok())?.ok_or(DatabricksError::NoHost)?;
+            tracing::info!(host = %ws.host(), auth = ws.auth_kind(), "Databricks workspace");
+            match databricks::start(Arc::new(ws), db, contract).await? {
+                Some(Destination::UnityCatalog(table)) => {
+                    let target = Target::Delta(Box::new(DeltaSink::new(*table, pipeline.codec, pipeline.upload)));
+                    return Ok(Collector { config, target });
+                }
+                Some(Destination::Zerobus(stream)) => {
+                    let target = Target::Zerobus(Box::new(ZerobusSink::new(*stream)));
+                    return Ok(Collector { config, target });
+                }
+                None => {}
+            }
+        }
+        let table = Table::open_or_create(&config.table_url, config.storage_options.clone(), contract).await?;
+        let target = Target::Delta(Box::new(DeltaSink::new(table, pipeline.codec, pipeline.upload)));
+        Ok(Collector { config, target })
+    }
+
+    /// Serve OTLP (HTTP and gRPC, on every listener) until `shutdown` resolves. On shutdown: stop accepting,
+    /// store everything accepted, answer those requests, return. Tests bind port 0 and pass their own `shutdown`.
+    pub async fn serve(
+        self,
+        listeners: Vec<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let Collector { config, target } = self;
+        match &target {
+            Target::Delta(sink) => {
+                tracing::info!(table = %sink.table().url(), version = ?sink.table().version(), "table open")
+            }
+            Target::Zerobus(sink) => {
+                tracing::info!(table = sink.table(), endpoint = sink.endpoint(), "Zerobus sink open")
+            }
+        }
+        let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
+        let upkeep = match (config.optimize_interval, &target) {
+            (Some(interval), Target::Delta(sink)) => {
+                // Its own handle on the table: compaction commits never wait behind (or delay) the append path.
+                let own = sink.table().open_again().await?;
+                let options = upkeep::OptimizeOptions {
+                    codec: config.pipeline.codec,
+                    upload: config.pipeline.upload,
+                    ..Default::default()
+                };
+                Some(tokio::spawn(upkeep::optimize_periodically(own, options, interval, upkeep_stopped)))
+            }
+            // Configuration refuses --optimize-interval with the Zerobus sink: Databricks manages those tables.
+            _ => None,
+        };
+        let (submitter, drain, pipeline) = Pipeline::start(target, &config.pipeline)?;
+        let shutdown = async move {
+            shutdown.await;
+            // Requests waiting for their commit are answered now, not at the flush interval.
+            drain.now();
+        };
+        receiver::serve(listeners, submitter, config.http.clone(), shutdown).await;
+        pipeline.join().await;
+        let _ = stop_upkeep.send(true);
+        if let Some(task) = upkeep {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Collector {
+    /// Where rows go, for the start-up line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.target.fmt(f)
+    }
+}
+
+/// Open the configured destination, then serve until `shutdown` resolves (see [`Collector`]).
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    Collector::open(config).await?.serve(listeners, shutdown).await
+}

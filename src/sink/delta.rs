@@ -1,0 +1,120 @@
+//! The Delta sink: workers write Parquet files streamed to the table's store; the committer awaits their uploads
+//! and adds every file sealed meanwhile to the table in one commit (one commit per round, not per request), then
+//! answers their requests.
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{Sealed, Sink, WriteError, Writer};
+use crate::ack::{Failure, Requests};
+use crate::commit::{Table, UploadedFile};
+use crate::encode::{Codec, FileStats};
+use crate::store::{FileDestination, FinishedUpload, StreamedFile, UploadConfig};
+use crate::table::Contract;
+
+/// A Delta table, written with these file settings.
+pub(crate) struct DeltaSink {
+    table: Table,
+    codec: Codec,
+    upload: UploadConfig,
+}
+
+impl DeltaSink {
+    pub(crate) fn new(table: Table, codec: Codec, upload: UploadConfig) -> Self {
+        DeltaSink { table, codec, upload }
+    }
+
+    pub(crate) fn table(&self) -> &Table {
+        &self.table
+    }
+}
+
+/// A sealed data file: its upload (perhaps still completing) and statistics.
+pub(crate) struct SealedFile {
+    upload: FinishedUpload,
+    stats: FileStats,
+}
+
+impl Writer for FileDestination {
+    type Open = Box<StreamedFile>;
+    type Output = SealedFile;
+
+    fn open(&self) -> Result<Self::Open, WriteError> {
+        Ok(Box::new(self.create_file()?))
+    }
+
+    fn write(&self, open: &mut Self::Open, batch: &arrow::array::RecordBatch) -> Result<(), WriteError> {
+        Ok(open.write(batch)?)
+    }
+
+    fn seal(&self, open: Self::Open) -> Result<SealedFile, WriteError> {
+        let (upload, stats) = open.finish()?;
+        Ok(SealedFile { upload, stats })
+    }
+}
+
+impl Sink for DeltaSink {
+    type Writer = FileDestination;
+
+    fn contract(&self) -> &'static Contract {
+        self.table.contract()
+    }
+
+    fn writer(&self) -> FileDestination {
+        FileDestination {
+            store: self.table.store().clone(),
+            runtime: tokio::runtime::Handle::current(),
+            upload: self.upload,
+            contract: self.table.contract(),
+            codec: self.codec,
+        }
+    }
+
+    /// Take every sealed file that is ready, wait for their uploads, commit them in one Delta version, answer
+    /// their requests. Files sealed meanwhile wait for the next round.
+    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<SealedFile>>) {
+        let mut table = self.table;
+        while let Some(first) = sealed.recv().await {
+            let mut round = vec![first];
+            while let Ok(more) = sealed.try_recv() {
+                round.push(more);
+            }
+            let mut uploads = Vec::new();
+            let mut held = Vec::new();
+            for Sealed { output: SealedFile { upload, stats }, requests } in round {
+                held.push((upload.path.clone(), stats, requests));
+                uploads.push(upload.wait());
+            }
+            let results = futures::future::join_all(uploads).await;
+            let mut files = Vec::new();
+            let mut waiting = Requests::default();
+            for ((path, stats, requests), result) in held.into_iter().zip(results) {
+                match result {
+                    Ok(size) => {
+                        files.push(UploadedFile { path, size, stats });
+                        waiting.extend(requests);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "data file upload failed");
+                        requests.fail_all(Failure::new(e));
+                    }
+                }
+            }
+            if files.is_empty() {
+                continue;
+            }
+            match table.append(&files).await {
+                Ok(version) => {
+                    let rows: u64 = files.iter().map(|f| f.stats.num_records).sum();
+                    tracing::debug!(version, files = files.len(), rows, requests = waiting.len(), "committed");
+                    waiting.succeed_all();
+                    table.checkpoint_if_due(version);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Delta commit failed; answering 503");
+                    waiting.fail_all(Failure::new(e));
+                }
+            }
+        }
+        table.finish().await;
+    }
+}

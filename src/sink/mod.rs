@@ -1,0 +1,89 @@
+//! sink: where sealed rows go. One [`Sink`] per destination, each pairing what the batch workers make of record
+//! batches (its [`Writer`]) with how the committer task stores that and settles the requests it holds
+//! ([`Sink::deliver`]):
+//!
+//! ```text
+//!                 worker threads (Writer)                      committer task (Sink::deliver)
+//!  DeltaSink      Parquet file streamed to the table's store   await uploads → one Delta commit per round
+//!  ZerobusSink    one protobuf record per row                  queue on the Zerobus stream → await its ack
+//! ```
+//!
+//! The pipeline is generic over the sink, so a worker's output can only reach the sink that made its writer:
+//! a mismatch does not compile. [`Target`] is the one run-time choice (from the configuration), made once at
+//! start-up.
+//!
+//! Contract of every sink: [`Sink::deliver`] settles each [`Sealed`] it receives exactly once, `succeed_all`
+//! only after the output is durable in the destination (committed, or acknowledged durable by Zerobus), and
+//! returns only after the channel closed and every output it received is settled.
+
+mod delta;
+mod zerobus;
+
+use std::future::Future;
+
+use arrow::array::RecordBatch;
+use parquet::errors::ParquetError;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::ack::Requests;
+use crate::table::Contract;
+
+pub(crate) use delta::DeltaSink;
+pub(crate) use zerobus::ZerobusSink;
+
+/// Why a worker could not write its output.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    #[error("encoding Parquet")]
+    Parquet(#[from] ParquetError),
+}
+
+/// The worker side of a sink: turns record batches into one output, batch by batch.
+pub trait Writer: Clone + Send + 'static {
+    /// An output being filled.
+    type Open: Send;
+    /// A finished output, on its way to [`Sink::deliver`].
+    type Output: Send + 'static;
+
+    fn open(&self) -> Result<Self::Open, WriteError>;
+    fn write(&self, open: &mut Self::Open, batch: &RecordBatch) -> Result<(), WriteError>;
+    fn seal(&self, open: Self::Open) -> Result<Self::Output, WriteError>;
+}
+
+/// A worker's finished output and the requests whose rows it holds.
+pub(crate) struct Sealed<O> {
+    pub(crate) output: O,
+    pub(crate) requests: Requests,
+}
+
+/// A destination for sealed rows.
+pub(crate) trait Sink: Send + Sized + 'static {
+    type Writer: Writer;
+
+    /// The table whose rows this sink takes.
+    fn contract(&self) -> &'static Contract;
+
+    /// A writer for one worker thread. Called on the runtime that will run the sink.
+    fn writer(&self) -> Self::Writer;
+
+    /// Store every sealed output in order and settle its requests; return once `sealed` is closed and drained.
+    fn deliver(
+        self,
+        sealed: UnboundedReceiver<Sealed<<Self::Writer as Writer>::Output>>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The sink the configuration chose.
+pub(crate) enum Target {
+    Delta(Box<DeltaSink>),
+    Zerobus(Box<ZerobusSink>),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Delta(sink) => write!(f, "table {}", sink.table().url()),
+            Target::Zerobus(sink) => write!(f, "table {} through Zerobus at {}", sink.table(), sink.endpoint()),
+        }
+    }
+}

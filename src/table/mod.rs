@@ -1,0 +1,279 @@
+//! table: the contract between otel-delta and the tables it writes, one [`Contract`] per signal and layout.
+//!
+//! A contract says everything the rest of the tree needs to know about a table and nothing else does:
+//!
+//! ```text
+//!            Contract (signal × layout)
+//!   ┌───────────────┬──────────────────┬─────────────────────┬───────────────────────────┐
+//!   │ Delta schema  │ Arrow schema     │ table properties    │ row builder               │
+//!   │ (commit,      │ (batches, encode,│ (otel.schemaVersion:│ (decoded request → Arrow  │
+//!   │  databricks)  │  Zerobus records)│  create, recognize) │  rows, on the workers)    │
+//!   └───────────────┴──────────────────┴─────────────────────┴───────────────────────────┘
+//!            + Parquet tuning (dictionary, statistics, bloom filters) and Delta file-stat columns (encode)
+//! ```
+//!
+//! Guarantees: a contract's row builder makes record batches of exactly its Arrow schema, which is the Delta
+//! kernel's own conversion of its Delta schema (child names `element`, `key_value` as Delta readers expect);
+//! [`Contract::difference`] accepts a table only if it holds that schema (field metadata aside) and names no other
+//! layout. Adding a signal or a layout is one more [`Contract`] in [`CONTRACTS`] and its row builder.
+
+mod spans_v1;
+
+use std::fmt;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use deltalake::kernel::StructType;
+
+use crate::decode::{DecodeError, Summary};
+
+pub use spans_v1::SpanColumns;
+
+/// Table property that names the layout (`v1`: MAP attributes, as Databricks' legacy OpenTelemetry tables).
+pub(crate) const LAYOUT_PROPERTY: &str = "otel.schemaVersion";
+
+/// An OpenTelemetry signal, each in its own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Traces,
+}
+
+impl Signal {
+    /// What one row of its table holds, in the plural: `spans`.
+    pub(crate) fn rows(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+        }
+    }
+}
+
+/// A table layout, named as Databricks names them in `otel.schemaVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    V1,
+}
+
+impl Layout {
+    /// The value of [`LAYOUT_PROPERTY`].
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Layout::V1 => "v1",
+        }
+    }
+}
+
+/// Rows of one table under construction, appended request by request on a worker thread.
+pub trait RowBuilder: Send {
+    /// Append the rows of one OTLP export request (protobuf), checking the whole request on the way. An invalid
+    /// request adds no row: the rows before it are kept.
+    fn append_request(&mut self, body: &[u8]) -> Result<Summary, DecodeError>;
+    /// Rows appended since the last [`finish`](Self::finish).
+    fn rows(&self) -> usize;
+    /// The rows so far as a record batch of the contract's Arrow schema; the builder starts empty again.
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError>;
+}
+
+/// How a table's Parquet files are tuned, by leaf column path (`a.b.c`).
+#[derive(Debug)]
+pub(crate) struct ParquetTuning {
+    /// Leaves whose values are (nearly) all distinct: a dictionary only costs time.
+    pub(crate) no_dictionary: &'static [&'static str],
+    /// Leaves without min/max statistics: no reader can skip pages by them.
+    pub(crate) no_statistics: &'static [&'static str],
+    /// Leaves with a bloom filter per row group: (column, distinct values it is sized for, false-positive rate).
+    pub(crate) bloom_filters: &'static [(&'static str, u64, f64)],
+}
+
+/// Which columns get Delta per-file statistics (`add.stats`): a path into the schema (a struct child has two
+/// parts).
+#[derive(Debug)]
+pub(crate) struct FileStatColumns {
+    /// min, max and null count.
+    pub(crate) min_max: &'static [&'static [&'static str]],
+    /// Null count only (nested, or long free text).
+    pub(crate) null_count: &'static [&'static [&'static str]],
+}
+
+/// One table layout of one signal: what otel-delta writes there.
+pub struct Contract {
+    pub(crate) signal: Signal,
+    pub(crate) layout: Layout,
+    /// The table's name after `<prefix>_`, e.g. `otel_spans`.
+    pub(crate) name_suffix: &'static str,
+    /// The comment on tables otel-delta creates.
+    pub(crate) comment: &'static str,
+    delta_schema: fn() -> &'static StructType,
+    arrow_schema: fn() -> SchemaRef,
+    row_builder: fn() -> Box<dyn RowBuilder>,
+    pub(crate) parquet: ParquetTuning,
+    pub(crate) file_stats: FileStatColumns,
+}
+
+impl fmt::Debug for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.layout.name(), self.signal.rows())
+    }
+}
+
+impl PartialEq for Contract {
+    fn eq(&self, other: &Self) -> bool {
+        (self.signal, self.layout) == (other.signal, other.layout)
+    }
+}
+
+/// Every table otel-delta writes.
+pub(crate) static CONTRACTS: &[&Contract] = &[&spans_v1::CONTRACT];
+
+impl Contract {
+    /// The contract of `signal` in `layout`, if otel-delta writes it.
+    pub fn of(signal: Signal, layout: Layout) -> Option<&'static Contract> {
+        CONTRACTS.iter().copied().find(|c| c.signal == signal && c.layout == layout)
+    }
+
+    /// The v1 spans table (today's only table).
+    pub fn spans_v1() -> &'static Contract {
+        &spans_v1::CONTRACT
+    }
+
+    /// The table's Delta schema.
+    pub fn delta_schema(&self) -> &'static StructType {
+        (self.delta_schema)()
+    }
+
+    /// The Arrow schema of its record batches.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        (self.arrow_schema)()
+    }
+
+    /// A new, empty row builder.
+    pub fn row_builder(&self) -> Box<dyn RowBuilder> {
+        (self.row_builder)()
+    }
+
+    /// The table properties otel-delta sets when it creates the table.
+    pub(crate) fn properties(&self) -> [(&'static str, &'static str); 1] {
+        [(LAYOUT_PROPERTY, self.layout.name())]
+    }
+
+    /// `Some(difference)` unless a table with these properties, partition columns and schema holds this
+    /// contract's rows: the same columns (field metadata aside), not partitioned, and no other layout named.
+    pub(crate) fn difference<'a>(
+        &self,
+        properties: impl IntoIterator<Item = (&'a String, &'a String)>,
+        partition_columns: &[String],
+        schema: &StructType,
+    ) -> Option<String> {
+        if let Some((_, layout)) = properties.into_iter().find(|(k, _)| *k == LAYOUT_PROPERTY) {
+            if layout != self.layout.name() {
+                return Some(format!("{LAYOUT_PROPERTY} is {layout:?}, this writer writes {:?}", self.layout.name()));
+            }
+        }
+        if !partition_columns.is_empty() {
+            return Some(format!("it is partitioned by {partition_columns:?}; the {} table is not", self.name_suffix));
+        }
+        schema_difference(schema, self.delta_schema())
+    }
+}
+
+/// The first difference between two schemas, ignoring field metadata.
+fn schema_difference(theirs: &StructType, ours: &StructType) -> Option<String> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("metadata");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let json = |s: &StructType| {
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        strip(&mut v);
+        v
+    };
+    if json(theirs) == json(ours) {
+        return None;
+    }
+    let names = |s: &StructType| s.fields().map(|f| f.name().clone()).collect::<Vec<_>>();
+    for field in ours.fields() {
+        match theirs.field(field.name()) {
+            None => return Some(format!("column {} is missing", field.name())),
+            Some(t) if t.data_type() != field.data_type() || t.is_nullable() != field.is_nullable() => {
+                return Some(format!(
+                    "column {} is {} (nullable: {}), expected {} (nullable: {})",
+                    field.name(),
+                    t.data_type(),
+                    t.is_nullable(),
+                    field.data_type(),
+                    field.is_nullable()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Some(format!("columns are {:?}, expected {:?}", names(theirs), names(ours)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::kernel::StructField;
+
+    #[test]
+    fn every_contract_is_found_by_its_signal_and_layout() {
+        for contract in CONTRACTS {
+            assert_eq!(Contract::of(contract.signal, contract.layout), Some(*contract));
+        }
+    }
+
+    #[test]
+    fn every_row_builder_makes_batches_of_its_arrow_schema() {
+        for contract in CONTRACTS {
+            let batch = contract.row_builder().finish().unwrap();
+            assert_eq!(batch.schema(), contract.arrow_schema(), "{contract}");
+        }
+    }
+
+    #[test]
+    fn identical_schemas_have_no_difference() {
+        let ours = Contract::spans_v1().delta_schema();
+        assert_eq!(schema_difference(ours, ours), None);
+    }
+
+    #[test]
+    fn a_changed_type_or_missing_column_is_named() {
+        let ours = Contract::spans_v1().delta_schema();
+        let fields = ours.fields().map(|f| {
+            if f.name() == "flags" {
+                StructField::new("flags", deltalake::kernel::DataType::LONG, true)
+            } else {
+                f.clone()
+            }
+        });
+        let theirs = StructType::try_new(fields).unwrap();
+        let diff = schema_difference(&theirs, ours).unwrap();
+        assert!(diff.contains("flags") && diff.contains("long"), "{diff}");
+        let theirs = StructType::try_new(ours.fields().filter(|f| f.name() != "links").cloned()).unwrap();
+        let diff = schema_difference(&theirs, ours).unwrap();
+        assert!(diff.contains("links") && diff.contains("missing"), "{diff}");
+    }
+
+    #[test]
+    fn another_layout_or_a_partitioned_table_is_refused() {
+        let spans = Contract::spans_v1();
+        let v2 = [(LAYOUT_PROPERTY.to_owned(), "v2".to_owned())];
+        let diff = spans.difference(v2.iter().map(|(k, v)| (k, v)), &[], spans.delta_schema()).unwrap();
+        assert!(diff.contains("v2"), "{diff}");
+        let diff = spans.difference([], &["name".to_owned()], spans.delta_schema()).unwrap();
+        assert!(diff.contains("partitioned"), "{diff}");
+        assert_eq!(spans.difference([], &[], spans.delta_schema()), None);
+    }
+}
