@@ -1,5 +1,9 @@
-//! Configuration: command-line flags, each with an environment variable (the original app's `app.yaml` names
-//! for the table location), resolved and validated into a [`Config`] before anything starts.
+//! Configuration: command-line flags, each with an environment variable, resolved and validated into a [`Config`]
+//! before anything starts. The table location reads the environment names of the Python Databricks App this
+//! replaces (`UC_CATALOG_NAME`, `UC_SCHEMA_NAME`, `UC_TABLE_PREFIX_NAME`), so its `app.yaml` keeps working.
+//!
+//! Each component owns its section of flags (receiver, pipeline, store uploads, Databricks), their defaults and
+//! their validation; this module puts the sections together and checks what spans two of them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,16 +12,11 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::batch::{FlushPolicy, MAX_BATCH_BYTES};
-use crate::databricks::DatabricksConfig;
+use crate::databricks::{DatabricksArgs, DatabricksConfig, DatabricksSink};
 use crate::encode::Codec;
-use crate::pipeline::{retry_after, PipelineConfig};
-use crate::receiver::HttpConfig;
-use crate::store::{UploadConfig, MIN_PART_SIZE};
-
-/// Largest accepted `--max-request-size`: one request's strings must fit Arrow's 2 GiB array offsets even
-/// after JSON escaping of nested values (up to 6x).
-pub(crate) const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
+use crate::pipeline::{PipelineArgs, PipelineConfig};
+use crate::receiver::{HttpConfig, ReceiverArgs};
+use crate::settings::{parse_duration, parse_size, InvalidSetting};
 
 /// Where the spans table is: flags shared by `serve`, `optimize` and `vacuum`.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,7 +28,7 @@ pub struct TableArgs {
     /// Warehouse holding <catalog>/<schema>/<prefix>_otel_spans: a local folder or an object store URL.
     #[arg(long, env = "OTEL_DELTA_WAREHOUSE", default_value = "./otel-warehouse")]
     pub warehouse: String,
-    /// Catalog name (Unity Catalog naming, as in the original app.yaml).
+    /// Catalog name (Unity Catalog naming; `UC_CATALOG_NAME` as the Python app's app.yaml sets it).
     #[arg(long, env = "UC_CATALOG_NAME", default_value = "main")]
     pub catalog: String,
     /// Schema name.
@@ -90,70 +89,20 @@ impl TableArgs {
     }
 }
 
-/// Flags of `otel-delta serve`, as parsed (raw).
+/// Flags of `otel-delta serve`, as parsed (raw): each component's section, and the table.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address of the OTLP/HTTP listener.
-    #[arg(long, env = "OTEL_DELTA_HTTP_ADDR", default_value = "127.0.0.1:4318")]
-    pub http_addr: SocketAddr,
-    /// Port of the OTLP/HTTP listener, replacing the port of --http-addr (for platforms that hand out a port, like
-    /// Databricks Apps' $DATABRICKS_APP_PORT).
-    #[arg(long, env = "OTEL_DELTA_HTTP_PORT")]
-    pub http_port: Option<u16>,
-    /// Address of the OTLP/gRPC listener (OTLP/HTTP is served there too); `off` to disable.
-    #[arg(long, env = "OTEL_DELTA_GRPC_ADDR", default_value = "127.0.0.1:4317")]
-    pub grpc_addr: String,
-    /// Origins browsers may send spans from (CORS), comma-separated; `*` for any.
-    #[arg(long, env = "OTEL_DELTA_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
-    pub cors_allowed_origins: Vec<String>,
     #[command(flatten)]
-    pub table: TableArgs,
-    /// Longest a request waits for its file to be sealed and committed (e.g. 1s, 500ms).
-    #[arg(long, env = "OTEL_DELTA_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
-    pub flush_interval: Duration,
-    /// Seal a data file once this much OTLP request data went into it (e.g. 128MiB).
-    #[arg(long, env = "OTEL_DELTA_TARGET_FILE_SIZE", default_value = "128MiB", value_parser = parse_size)]
-    pub target_file_size: u64,
-    /// Parquet compression: zstd[:level], snappy, lz4, gzip[:level], none.
-    #[arg(long, env = "OTEL_DELTA_COMPRESSION", default_value = "zstd:1")]
-    pub compression: Codec,
-    /// Largest request body, after decompression; larger ones get 413.
-    #[arg(long, env = "OTEL_DELTA_MAX_REQUEST_SIZE", default_value = "64MiB", value_parser = parse_size)]
-    pub max_request_size: u64,
-    /// Request bytes accepted but not yet committed; beyond it requests get 503 + Retry-After.
-    #[arg(long, env = "OTEL_DELTA_MAX_INFLIGHT_SIZE", default_value = "512MiB", value_parser = parse_size)]
-    pub max_inflight_size: u64,
-    /// Batching worker threads (decode, columns, Parquet). Default: one per CPU.
-    #[arg(long, env = "OTEL_DELTA_WORKERS")]
-    pub workers: Option<usize>,
-    /// Data files larger than this go to the store as multipart uploads in parts of this size (at least 5MiB).
-    #[arg(long, env = "OTEL_DELTA_UPLOAD_PART_SIZE", default_value = "16MiB", value_parser = parse_size)]
-    pub upload_part_size: u64,
-    /// Parts of one file uploaded at once.
-    #[arg(long, env = "OTEL_DELTA_UPLOAD_CONCURRENCY", default_value = "4")]
-    pub upload_concurrency: usize,
-    /// Longest wait for any one store operation; past it the upload fails and its requests get 503.
-    #[arg(long, env = "OTEL_DELTA_UPLOAD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
-    pub upload_timeout: Duration,
+    receiver: ReceiverArgs,
+    #[command(flatten)]
+    table: TableArgs,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    #[command(flatten)]
+    databricks: DatabricksArgs,
     /// Compact small files every this often while serving (e.g. 10m); off by default (run `otel-delta optimize`).
     #[arg(long, env = "OTEL_DELTA_OPTIMIZE_INTERVAL", value_parser = parse_duration)]
-    pub optimize_interval: Option<Duration>,
-    /// Where spans go: `delta` (the table of --table / --warehouse), `unity-catalog` (the Unity Catalog table
-    /// <catalog>.<schema>.<prefix>_otel_spans, or the one MLflow linking names, written directly with credentials
-    /// Unity Catalog vends; needs DATABRICKS_HOST) or `zerobus` (that table, through Databricks Zerobus Ingest:
-    /// for managed tables; needs DATABRICKS_HOST and --zerobus-endpoint).
-    #[arg(long, env = "OTEL_DELTA_SINK", default_value = "delta", value_parser = ["delta", "unity-catalog", "zerobus"])]
-    pub sink: String,
-    /// zerobus sink: the workspace's Zerobus endpoint, https://<workspace-id>.zerobus.<region>.cloud.databricks.com
-    /// (Azure: …azuredatabricks.net).
-    #[arg(long, env = "ZEROBUS_ENDPOINT")]
-    pub zerobus_endpoint: Option<String>,
-    /// MLflow experiment to link to the Unity Catalog trace tables at start-up (needs DATABRICKS_HOST).
-    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME")]
-    pub experiment: Option<String>,
-    /// unity-catalog sink: create the table as an EXTERNAL Delta table at this location if it is missing.
-    #[arg(long, env = "OTEL_DELTA_UC_STORAGE_LOCATION")]
-    pub uc_storage_location: Option<String>,
+    optimize_interval: Option<Duration>,
 }
 
 /// Flags of `otel-delta optimize`.
@@ -193,8 +142,8 @@ pub enum ConfigError {
     BadName { name: &'static str, value: String },
     #[error("--table {0:?}: {1}")]
     BadTable(String, String),
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Setting(#[from] InvalidSetting),
 }
 
 /// Validated configuration of `serve`.
@@ -256,97 +205,33 @@ impl ServeArgs {
         ServeCommand::try_parse_from(program.chain(args.into_iter().map(Into::into))).map(|c| c.serve)
     }
 
-    /// Check every value and derive the table location.
+    /// Check every section, then what spans two of them, and derive the table location.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let TableLocation { url: table_url, storage_options } = self.table.resolve()?;
-        if self.max_request_size == 0 || self.max_request_size > MAX_REQUEST_LIMIT {
-            return Err(ConfigError::Invalid(format!(
-                "--max-request-size must be between 1 byte and {MAX_REQUEST_LIMIT} bytes"
-            )));
+        let pipeline = self.pipeline.resolve()?;
+        let receiver = self.receiver.resolve(pipeline.retry_after())?;
+        let table = &self.table;
+        let databricks = self.databricks.resolve(&table.catalog, &table.schema, &table.table_prefix)?;
+        if pipeline.max_inflight_bytes < receiver.http.max_request_bytes {
+            let reason = "must be at least --max-request-size, or a largest request could never be admitted";
+            return Err(InvalidSetting::new("--max-inflight-size", reason).into());
         }
-        if self.max_inflight_size < self.max_request_size {
-            return Err(ConfigError::Invalid(
-                "--max-inflight-size must be at least --max-request-size, or a largest request could never be admitted"
-                    .into(),
-            ));
-        }
-        if self.flush_interval.is_zero() {
-            return Err(ConfigError::Invalid("--flush-interval must be above zero".into()));
-        }
-        if self.target_file_size == 0 {
-            return Err(ConfigError::Invalid("--target-file-size must be above zero".into()));
-        }
-        if (self.upload_part_size as usize) < MIN_PART_SIZE || self.upload_part_size > 5 * 1024 * 1024 * 1024 {
-            return Err(ConfigError::Invalid("--upload-part-size must be between 5MiB and 5GiB (S3's limits)".into()));
-        }
-        if self.upload_concurrency == 0 || self.upload_timeout.is_zero() {
-            return Err(ConfigError::Invalid("--upload-concurrency and --upload-timeout must be above zero".into()));
-        }
-        if self.optimize_interval.is_some_and(|i| i.is_zero()) {
-            return Err(ConfigError::Invalid("--optimize-interval must be above zero".into()));
-        }
-        let unity_catalog_sink = self.sink == "unity-catalog";
-        let zerobus_endpoint = match (self.sink == "zerobus", self.zerobus_endpoint.as_deref().map(str::trim)) {
-            (false, _) => None,
-            (true, Some(endpoint)) if !endpoint.is_empty() => Some(endpoint.to_owned()),
-            (true, _) => {
-                return Err(ConfigError::Invalid("--sink zerobus needs --zerobus-endpoint (ZEROBUS_ENDPOINT)".into()))
+        if let Some(interval) = self.optimize_interval {
+            if interval.is_zero() {
+                return Err(InvalidSetting::new("--optimize-interval", "must be above zero").into());
             }
-        };
-        if zerobus_endpoint.is_some() && self.optimize_interval.is_some() {
-            return Err(ConfigError::Invalid(
-                "--optimize-interval compacts Delta tables otel-delta writes; Zerobus tables are managed by Databricks"
-                    .into(),
-            ));
-        }
-        let experiment = self.experiment.clone().filter(|e| !e.trim().is_empty());
-        let databricks =
-            (unity_catalog_sink || zerobus_endpoint.is_some() || experiment.is_some()).then(|| DatabricksConfig {
-                experiment,
-                unity_catalog_sink,
-                zerobus_endpoint,
-                catalog: self.table.catalog.clone(),
-                schema: self.table.schema.clone(),
-                table_prefix: self.table.table_prefix.clone(),
-                storage_location: self.uc_storage_location.clone(),
-            });
-        let workers = match self.workers {
-            Some(0) => return Err(ConfigError::Invalid("--workers must be at least 1".into())),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-        let mut http_addr = self.http_addr;
-        if let Some(port) = self.http_port {
-            http_addr.set_port(port);
+            if databricks.as_ref().is_some_and(|d| matches!(d.sink, DatabricksSink::Zerobus { .. })) {
+                let reason = "compacts Delta tables otel-delta writes; Zerobus tables are managed by Databricks";
+                return Err(InvalidSetting::new("--optimize-interval", reason).into());
+            }
         }
         Ok(Config {
-            http_addr,
-            grpc_addr: parse_optional_addr(&self.grpc_addr).map_err(ConfigError::Invalid)?,
+            http_addr: receiver.http_addr,
+            grpc_addr: receiver.grpc_addr,
             table_url,
             storage_options,
-            http: HttpConfig {
-                max_request_bytes: self.max_request_size,
-                retry_after: retry_after(self.flush_interval),
-                drain_timeout: Duration::from_secs(30),
-                cors_allowed_origins: self.cors_allowed_origins.iter().map(|o| o.trim().to_owned()).collect(),
-            },
-            pipeline: PipelineConfig {
-                workers,
-                codec: self.compression,
-                flush: FlushPolicy {
-                    target_file_bytes: self.target_file_size,
-                    max_age: self.flush_interval,
-                    batch_bytes: MAX_BATCH_BYTES.min(self.target_file_size),
-                },
-                upload: UploadConfig {
-                    part_size: self.upload_part_size as usize,
-                    concurrency: self.upload_concurrency,
-                    timeout: self.upload_timeout,
-                },
-                max_inflight_bytes: self.max_inflight_size,
-                queue_depth: 1024,
-                on_idle: None,
-            },
+            http: receiver.http,
+            pipeline,
             optimize_interval: self.optimize_interval,
             databricks,
         })
@@ -391,53 +276,6 @@ fn local_table_url(path: &Path) -> Result<Url, String> {
     Url::from_directory_path(&path).map_err(|()| format!("{} is not an absolute path", path.display()))
 }
 
-/// `1s`, `500ms`, `2m`, `1.5s`, `168h`, `7d`, or a plain number of seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number.trim().parse().map_err(|_| format!("bad duration {s:?}: use e.g. 1s, 500ms, 2m"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        _ => return Err(format!("bad duration unit in {s:?}: use ms, s, m, h or d")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {s:?}: {e}"))
-}
-
-/// `128MiB`, `64MB`, `1GiB`, `512KiB`, `1k`, or a plain number of bytes.
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number.trim().parse().map_err(|_| format!("bad size {s:?}: use e.g. 64MiB"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "kib" => 1024.0,
-        "m" | "mb" => 1e6,
-        "mib" => 1024.0 * 1024.0,
-        "g" | "gb" => 1e9,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("bad size unit in {s:?}: use B, KiB, MiB, GiB, KB, MB or GB")),
-    };
-    let bytes = value * scale;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("size {s:?} out of range"));
-    }
-    Ok(bytes as u64)
-}
-
-fn parse_optional_addr(s: &str) -> Result<Option<SocketAddr>, String> {
-    match s.trim() {
-        "" | "off" | "none" => Ok(None),
-        addr => addr.parse().map(Some).map_err(|e| format!("--grpc-addr {addr:?}: {e}")),
-    }
-}
-
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
@@ -451,20 +289,6 @@ mod tests {
 
     fn args(extra: &[&str]) -> ServeArgs {
         ServeArgs::try_parse_from(extra).unwrap()
-    }
-
-    #[test]
-    fn sizes_and_durations_parse() {
-        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_size("10 MB").unwrap(), 10_000_000);
-        assert_eq!(parse_size("17").unwrap(), 17);
-        assert!(parse_size("lots").is_err());
-        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("168h").unwrap(), Duration::from_secs(7 * 86400));
-        assert!(parse_duration("1y").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]
@@ -483,6 +307,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().to_str().unwrap();
         assert!(matches!(args(&["--warehouse", wh, "--schema", "../x"]).resolve(), Err(ConfigError::BadName { .. })));
+        assert!(args(&["--warehouse", wh, "--sink", "zerobus"]).resolve().is_err(), "needs an endpoint");
+        assert!(args(&[
+            "--warehouse",
+            wh,
+            "--sink",
+            "zerobus",
+            "--zerobus-endpoint",
+            "https://z",
+            "--optimize-interval",
+            "1m"
+        ])
+        .resolve()
+        .is_err());
+        assert!(ServeArgs::try_parse_from(["--sink", "kafka"]).is_err());
         assert!(args(&["--table", "s3:///t"]).resolve().is_err());
         assert!(args(&["--table", "ftp://host/t"]).resolve().is_err());
         assert!(args(&["--warehouse", wh, "--upload-part-size", "1MiB"]).resolve().is_err());

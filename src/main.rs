@@ -22,7 +22,19 @@ enum Command {
     Vacuum(otel_delta::VacuumArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit 1 with the error and its causes on one line of stderr (no backtrace, whatever RUST_BACKTRACE says: these
+/// are configuration and start-up errors, not bugs).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("otel-delta: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     disable_transparent_huge_pages();
     // Logs on stderr: stdout carries only the start-up lines (table, addresses) scripts read.
     tracing_subscriber::fmt()

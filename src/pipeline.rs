@@ -30,11 +30,67 @@ use crossbeam_channel::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ack::{Accepted, Budget, ExportError, Failure, Stopped};
-use crate::batch::{Export, FlushPolicy, Worker};
+use crate::batch::{Export, FlushPolicy, Worker, MAX_BATCH_BYTES};
 use crate::decode::Format;
 use crate::encode::Codec;
+use crate::settings::{parse_duration, parse_size, InvalidSetting};
 use crate::sink::{Sink, Target};
-use crate::store::UploadConfig;
+use crate::store::{UploadArgs, UploadConfig};
+
+/// Flags of batching and acknowledgement.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Batching")]
+pub struct PipelineArgs {
+    /// Longest a request waits for its file to be sealed and committed (e.g. 1s, 500ms).
+    #[arg(long, env = "OTEL_DELTA_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    flush_interval: Duration,
+    /// Seal a data file once this much OTLP request data went into it (e.g. 128MiB).
+    #[arg(long, env = "OTEL_DELTA_TARGET_FILE_SIZE", default_value = "128MiB", value_parser = parse_size)]
+    target_file_size: u64,
+    /// Parquet compression: zstd[:level], snappy, lz4, gzip[:level], none.
+    #[arg(long, env = "OTEL_DELTA_COMPRESSION", default_value = "zstd:1")]
+    compression: Codec,
+    /// Request bytes accepted but not yet committed; beyond it requests get 503 + Retry-After.
+    #[arg(long, env = "OTEL_DELTA_MAX_INFLIGHT_SIZE", default_value = "512MiB", value_parser = parse_size)]
+    max_inflight_size: u64,
+    /// Batching worker threads (decode, columns, Parquet). Default: one per CPU.
+    #[arg(long, env = "OTEL_DELTA_WORKERS")]
+    workers: Option<usize>,
+    #[command(flatten)]
+    upload: UploadArgs,
+}
+
+/// Requests waiting for a worker, beyond which new ones get 503.
+const QUEUE_DEPTH: usize = 1024;
+
+impl PipelineArgs {
+    pub(crate) fn resolve(&self) -> Result<PipelineConfig, InvalidSetting> {
+        if self.flush_interval.is_zero() {
+            return Err(InvalidSetting::new("--flush-interval", "must be above zero"));
+        }
+        if self.target_file_size == 0 {
+            return Err(InvalidSetting::new("--target-file-size", "must be above zero"));
+        }
+        let workers = match self.workers {
+            Some(0) => return Err(InvalidSetting::new("--workers", "must be at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        Ok(PipelineConfig {
+            workers,
+            codec: self.compression,
+            flush: FlushPolicy {
+                target_file_bytes: self.target_file_size,
+                max_age: self.flush_interval,
+                batch_bytes: MAX_BATCH_BYTES.min(self.target_file_size),
+            },
+            upload: self.upload.resolve()?,
+            max_inflight_bytes: self.max_inflight_size,
+            queue_depth: QUEUE_DEPTH,
+            on_idle: None,
+        })
+    }
+}
 
 /// Settings of the pipeline.
 #[derive(Debug, Clone)]
@@ -143,7 +199,10 @@ impl Pipeline {
     }
 }
 
-/// How long clients are asked to wait before retrying a refused or failed export.
-pub(crate) fn retry_after(flush_interval: Duration) -> Duration {
-    Duration::from_secs(flush_interval.as_secs_f64().ceil().max(1.0) as u64)
+impl PipelineConfig {
+    /// How long clients are asked to wait before retrying a refused or failed export: a flush interval, at least
+    /// a second (`Retry-After` counts whole seconds).
+    pub(crate) fn retry_after(&self) -> Duration {
+        Duration::from_secs(self.flush.max_age.as_secs_f64().ceil().max(1.0) as u64)
+    }
 }

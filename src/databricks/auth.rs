@@ -42,8 +42,9 @@ const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
 impl Auth {
     /// From the environment. `DATABRICKS_AUTH_TYPE` (`pat` or `oauth-m2m`) decides when set; otherwise a PAT wins
-    /// over a service principal, as in the original app (Databricks Apps inject the app's own service principal
-    /// beside the `databricks-token` secret the manifest maps to `DATABRICKS_TOKEN`).
+    /// over a service principal: a Databricks App gets its own service principal injected beside the
+    /// `databricks-token` secret its manifest maps to `DATABRICKS_TOKEN`, and the token is the identity the user
+    /// chose (the Python app this replaces behaved the same, so existing deployments keep their identity).
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Auth, DatabricksError> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let pat = || {

@@ -5,7 +5,8 @@
 //! `/api/5.0/mlflow/experiments/{id}/trace-location:link`) and falls back to the older UC-schema location API
 //! (`/api/4.0/mlflow/traces/location`, then `/api/4.0/mlflow/traces/{id}/link-location`) when the workspace does
 //! not serve the first (404). An experiment already linked to another location is refused before anything is
-//! changed, naming that location, with the original app's guidance.
+//! changed, naming that location and the two ways out: another experiment name, or the catalog, schema and
+//! prefix it is already linked to.
 
 use std::collections::HashMap;
 

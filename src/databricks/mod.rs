@@ -26,22 +26,95 @@ pub use auth::Auth;
 use std::sync::Arc;
 
 use crate::commit::{CommitError, Table};
+use crate::settings::InvalidSetting;
 use crate::table::Contract;
 
-/// The Databricks side of `serve`: which experiment to link, and whether spans go to the Unity Catalog table.
+/// Where rows go: `--table`, or a Unity Catalog table written directly or through Zerobus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkKind {
+    /// The Delta table of --table / --warehouse.
+    Delta,
+    /// The Unity Catalog table, written directly with credentials Unity Catalog vends.
+    UnityCatalog,
+    /// The Unity Catalog table, through Databricks Zerobus Ingest (for managed tables).
+    Zerobus,
+}
+
+/// Flags of the destination and of Databricks start-up.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Destination and Databricks")]
+pub struct DatabricksArgs {
+    /// Where spans go: `delta` (the table of --table / --warehouse), `unity-catalog` (the Unity Catalog table
+    /// <catalog>.<schema>.<prefix>_otel_spans, or the one MLflow linking names, written directly with credentials
+    /// Unity Catalog vends; needs DATABRICKS_HOST) or `zerobus` (that table, through Databricks Zerobus Ingest:
+    /// for managed tables; needs DATABRICKS_HOST and --zerobus-endpoint).
+    #[arg(long, env = "OTEL_DELTA_SINK", value_enum, default_value_t = SinkKind::Delta)]
+    sink: SinkKind,
+    /// zerobus sink: the workspace's Zerobus endpoint, https://<workspace-id>.zerobus.<region>.cloud.databricks.com
+    /// (Azure: …azuredatabricks.net).
+    #[arg(long, env = "ZEROBUS_ENDPOINT")]
+    zerobus_endpoint: Option<String>,
+    /// MLflow experiment to link to the Unity Catalog trace tables at start-up (needs DATABRICKS_HOST).
+    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME")]
+    experiment: Option<String>,
+    /// unity-catalog sink: create the table as an EXTERNAL Delta table at this location if it is missing.
+    #[arg(long, env = "OTEL_DELTA_UC_STORAGE_LOCATION")]
+    uc_storage_location: Option<String>,
+}
+
+impl DatabricksArgs {
+    /// What Databricks start-up does for tables named `catalog.schema.<prefix>_…`; `None` when nothing (rows go
+    /// to `--table` and no experiment is linked).
+    pub(crate) fn resolve(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table_prefix: &str,
+    ) -> Result<Option<DatabricksConfig>, InvalidSetting> {
+        let sink = match self.sink {
+            SinkKind::Delta => DatabricksSink::Table,
+            SinkKind::UnityCatalog => {
+                DatabricksSink::UnityCatalog { storage_location: self.uc_storage_location.clone() }
+            }
+            SinkKind::Zerobus => match self.zerobus_endpoint.as_deref().map(str::trim) {
+                Some(endpoint) if !endpoint.is_empty() => DatabricksSink::Zerobus { endpoint: endpoint.to_owned() },
+                _ => return Err(InvalidSetting::new("--sink zerobus", "needs --zerobus-endpoint (ZEROBUS_ENDPOINT)")),
+            },
+        };
+        let experiment = self.experiment.clone().filter(|e| !e.trim().is_empty());
+        if sink == DatabricksSink::Table && experiment.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(DatabricksConfig {
+            experiment,
+            sink,
+            catalog: catalog.to_owned(),
+            schema: schema.to_owned(),
+            table_prefix: table_prefix.to_owned(),
+        }))
+    }
+}
+
+/// Where Databricks start-up sends rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DatabricksSink {
+    /// To `--table`: start-up only links the experiment.
+    Table,
+    /// The Unity Catalog table, written directly; created (EXTERNAL) at `storage_location` if missing and given.
+    UnityCatalog { storage_location: Option<String> },
+    /// The Unity Catalog table, through this Zerobus endpoint.
+    Zerobus { endpoint: String },
+}
+
+/// The Databricks side of `serve`: which experiment to link, and where rows go.
 #[derive(Debug, Clone)]
 pub(crate) struct DatabricksConfig {
     /// `MLFLOW_EXPERIMENT_NAME`: link this experiment to the trace tables at start-up.
     pub(crate) experiment: Option<String>,
-    /// Write the Unity Catalog table (with vended credentials) instead of `--table`.
-    pub(crate) unity_catalog_sink: bool,
+    pub(crate) sink: DatabricksSink,
     pub(crate) catalog: String,
     pub(crate) schema: String,
     pub(crate) table_prefix: String,
-    /// Where to create the table (EXTERNAL) when Unity Catalog has none.
-    pub(crate) storage_location: Option<String>,
-    /// Zerobus sink: stream rows to the table through this Zerobus endpoint.
-    pub(crate) zerobus_endpoint: Option<String>,
 }
 
 /// Why start-up against Databricks failed.
@@ -91,23 +164,25 @@ pub(crate) async fn start(
         spans_table = tables.spans_table;
     }
     let refused = |reason: String| StartError::Table { table: spans_table.clone(), reason };
-    if let Some(endpoint) = &config.zerobus_endpoint {
-        let info = unity::get_table(&ws, &spans_table).await?.ok_or_else(|| {
-            refused(
-                "does not exist; MLflow creates it when the experiment is linked (set MLFLOW_EXPERIMENT_NAME)".into(),
-            )
-        })?;
-        let sink = zerobus::ZerobusTable::connect(&ws, endpoint, &spans_table, &info.columns, contract).await?;
-        tracing::info!(table = spans_table, endpoint, "ingesting through Zerobus");
-        return Ok(Some(Destination::Zerobus(Box::new(sink))));
-    }
-    if !config.unity_catalog_sink {
-        return Ok(None);
-    }
+    let storage_location = match &config.sink {
+        DatabricksSink::Table => return Ok(None),
+        DatabricksSink::Zerobus { endpoint } => {
+            let info = unity::get_table(&ws, &spans_table).await?.ok_or_else(|| {
+                refused(
+                    "does not exist; MLflow creates it when the experiment is linked (set MLFLOW_EXPERIMENT_NAME)"
+                        .into(),
+                )
+            })?;
+            let sink = zerobus::ZerobusTable::connect(&ws, endpoint, &spans_table, &info.columns, contract).await?;
+            tracing::info!(table = spans_table, endpoint, "ingesting through Zerobus");
+            return Ok(Some(Destination::Zerobus(Box::new(sink))));
+        }
+        DatabricksSink::UnityCatalog { storage_location } => storage_location,
+    };
     let info =
         match unity::get_table(&ws, &spans_table).await? {
             Some(info) => info,
-            None => match &config.storage_location {
+            None => match storage_location {
                 Some(location) => unity::create_external_table(&ws, &spans_table, location, contract).await?,
                 None => return Err(refused(
                     "does not exist; create it, or set --uc-storage-location to have it created as an EXTERNAL Delta \

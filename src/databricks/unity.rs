@@ -22,7 +22,6 @@ use crate::table::{Contract, LAYOUT_PROPERTY};
 /// What Unity Catalog says about a table.
 #[derive(Debug, Clone)]
 pub struct TableInfo {
-    pub full_name: String,
     pub table_id: String,
     pub table_type: String,
     pub data_source_format: String,
@@ -274,7 +273,6 @@ fn table_info(call: &str, answer: &Value) -> Result<TableInfo, DatabricksError> 
     let text = |k: &str| answer.get(k).and_then(Value::as_str).map(str::to_owned);
     let missing = |k: &str| DatabricksError::Answer { call: call.to_owned(), reason: format!("no {k}") };
     Ok(TableInfo {
-        full_name: text("full_name").ok_or_else(|| missing("full_name"))?,
         table_id: text("table_id").ok_or_else(|| missing("table_id"))?,
         table_type: text("table_type").unwrap_or_default(),
         data_source_format: text("data_source_format").unwrap_or_default(),
@@ -336,7 +334,6 @@ mod tests {
 
     fn info(properties: &[(&str, &str)]) -> TableInfo {
         TableInfo {
-            full_name: "c.s.t".into(),
             table_id: "id".into(),
             table_type: "EXTERNAL".into(),
             data_source_format: "DELTA".into(),

@@ -1,5 +1,6 @@
 //! Zerobus: rows go to a Unity Catalog table through Databricks Zerobus Ingest (a gRPC stream per collector, the
-//! official SDK), for tables Databricks manages itself (MLflow's managed trace tables), as the original app did.
+//! official SDK), for tables Databricks manages itself (MLflow's managed trace tables), where Unity Catalog vends
+//! no write credentials.
 //!
 //! Contract: [`ZerobusTable::send`] queues one sealed batch's rows on the stream and returns a future that resolves
 //! `Ok` only once Zerobus has acknowledged every one of those records as durable (its acks are cumulative: the
@@ -8,8 +9,9 @@
 //! error (the pipeline answers 503: the client retries, so a record can arrive twice, never be lost once acked)
 //! and the next batch opens a new stream.
 //!
-//! Authentication: a personal access token is sent as is (what the original app did, with the PAT from its
-//! `databricks-token` secret); a service principal gets the SDK's own table-scoped OAuth token.
+//! Authentication: a personal access token is sent as the stream's bearer token (the Databricks App's
+//! `databricks-token` secret, as the Python app this replaces sent it); a service principal gets the SDK's own
+//! table-scoped OAuth token.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -14,6 +14,7 @@ pub use body::{decompress, BodyError, Encoding};
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,12 +34,95 @@ use tokio::net::TcpListener;
 use crate::ack::{Accepted, ExportError, Failure, Stopped};
 use crate::decode::Format;
 use crate::pipeline::Submitter;
+use crate::settings::{parse_size, InvalidSetting};
 use response::{Body, ReceiveError, GRPC, JSON, PROTOBUF};
 
 /// The OTLP/HTTP traces path.
 pub(crate) const TRACES_PATH: &str = "/v1/traces";
 
-/// Receiver settings.
+/// Largest accepted `--max-request-size`: one request's strings must fit Arrow's 2 GiB array offsets even
+/// after JSON escaping of nested values (up to 6x).
+const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Flags of the OTLP listeners.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Receiver")]
+pub struct ReceiverArgs {
+    /// Address of the OTLP/HTTP listener.
+    #[arg(long, env = "OTEL_DELTA_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    http_addr: SocketAddr,
+    /// Port of the OTLP/HTTP listener, replacing the port of --http-addr (for platforms that hand out a port, like
+    /// Databricks Apps' $DATABRICKS_APP_PORT).
+    #[arg(long, env = "OTEL_DELTA_HTTP_PORT")]
+    http_port: Option<u16>,
+    /// Address of the OTLP/gRPC listener (OTLP/HTTP is served there too); `off` to disable.
+    #[arg(long, env = "OTEL_DELTA_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    grpc_addr: Listen,
+    /// Origins browsers may send spans from (CORS), comma-separated; `*` for any.
+    #[arg(long, env = "OTEL_DELTA_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    cors_allowed_origins: Vec<String>,
+    /// Largest request body, after decompression; larger ones get 413.
+    #[arg(long, env = "OTEL_DELTA_MAX_REQUEST_SIZE", default_value = "64MiB", value_parser = parse_size)]
+    max_request_size: u64,
+}
+
+/// A listener address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "" | "off" | "none" => Ok(Listen::Off),
+            addr => addr.parse().map(Listen::At),
+        }
+    }
+}
+
+/// The listeners' resolved settings.
+#[derive(Debug, Clone)]
+pub(crate) struct ReceiverConfig {
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) grpc_addr: Option<SocketAddr>,
+    pub(crate) http: HttpConfig,
+}
+
+impl ReceiverArgs {
+    /// Check the values; `retry_after` is what clients are told to wait after a 503.
+    pub(crate) fn resolve(&self, retry_after: Duration) -> Result<ReceiverConfig, InvalidSetting> {
+        if self.max_request_size == 0 || self.max_request_size > MAX_REQUEST_LIMIT {
+            let reason = format!("must be between 1 byte and {MAX_REQUEST_LIMIT} bytes");
+            return Err(InvalidSetting::new("--max-request-size", reason));
+        }
+        let mut http_addr = self.http_addr;
+        if let Some(port) = self.http_port {
+            http_addr.set_port(port);
+        }
+        Ok(ReceiverConfig {
+            http_addr,
+            grpc_addr: match self.grpc_addr {
+                Listen::Off => None,
+                Listen::At(addr) => Some(addr),
+            },
+            http: HttpConfig {
+                max_request_bytes: self.max_request_size,
+                retry_after,
+                drain_timeout: DRAIN_TIMEOUT,
+                cors_allowed_origins: self.cors_allowed_origins.iter().map(|o| o.trim().to_owned()).collect(),
+            },
+        })
+    }
+}
+
+/// How requests are received.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpConfig {
     pub(crate) max_request_bytes: u64,

@@ -204,7 +204,8 @@ pub(crate) fn grpc_ok(accepted: &Accepted) -> Response<Body> {
     response
 }
 
-/// `200` with `{"status":"ok"}`, as the original app's health check.
+/// `200` with `{"status":"ok"}`: the body the Python app this replaces answered, which deployed probes may
+/// match on.
 pub(crate) fn health() -> Response<Body> {
     full(StatusCode::OK, Format::Json, b"{\"status\":\"ok\"}".to_vec())
 }

@@ -15,6 +15,8 @@
 
 mod file;
 
+use crate::settings::{parse_duration, parse_size, InvalidSetting};
+
 pub(crate) use file::{FileDestination, StreamedFile};
 
 use std::future::Future;
@@ -68,6 +70,43 @@ impl Default for UploadConfig {
 
 /// Smallest part S3 (and so every store we target) accepts for all parts but the last.
 pub(crate) const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// Largest part S3 accepts.
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Flags of data file uploads.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Uploads")]
+pub struct UploadArgs {
+    /// Data files larger than this go to the store as multipart uploads in parts of this size (at least 5MiB).
+    #[arg(long, env = "OTEL_DELTA_UPLOAD_PART_SIZE", default_value = "16MiB", value_parser = parse_size)]
+    upload_part_size: u64,
+    /// Parts of one file uploaded at once.
+    #[arg(long, env = "OTEL_DELTA_UPLOAD_CONCURRENCY", default_value = "4")]
+    upload_concurrency: usize,
+    /// Longest wait for any one store operation; past it the upload fails and its requests get 503.
+    #[arg(long, env = "OTEL_DELTA_UPLOAD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    upload_timeout: Duration,
+}
+
+impl UploadArgs {
+    pub(crate) fn resolve(&self) -> Result<UploadConfig, InvalidSetting> {
+        if (self.upload_part_size as usize) < MIN_PART_SIZE || self.upload_part_size > MAX_PART_SIZE {
+            return Err(InvalidSetting::new("--upload-part-size", "must be between 5MiB and 5GiB (S3's limits)"));
+        }
+        if self.upload_concurrency == 0 {
+            return Err(InvalidSetting::new("--upload-concurrency", "must be above zero"));
+        }
+        if self.upload_timeout.is_zero() {
+            return Err(InvalidSetting::new("--upload-timeout", "must be above zero"));
+        }
+        Ok(UploadConfig {
+            part_size: self.upload_part_size as usize,
+            concurrency: self.upload_concurrency,
+            timeout: self.upload_timeout,
+        })
+    }
+}
 
 /// The table root's object store.
 #[derive(Clone)]

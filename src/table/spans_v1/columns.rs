@@ -293,7 +293,8 @@ fn render_all(attributes: Attributes<'_>) -> Result<Rendered<'_>, DecodeError> {
     Ok(out)
 }
 
-/// Span kind as the v1 table names it; unknown kinds are `INTERNAL`, as in the original app.
+/// Span kind as the v1 table names it; unknown kinds are `INTERNAL` (what the Python app this replaces wrote,
+/// so existing v1 tables stay consistent).
 pub(crate) fn kind_name(kind: i32) -> &'static str {
     match kind {
         0 => "UNSPECIFIED",
@@ -493,8 +494,8 @@ fn finish_list(list_type: &DataType, offsets: &mut Vec<i32>, values: StructArray
 }
 
 /// Builders are cut at a fixed input size (see `policy`), so the next batch is about as large as the last: each
-/// builder starts the next one with the room this one took, plus an eighth. Started empty, every buffer was
-/// regrown (reallocated and copied) a dozen times per batch, 6% of the worker's time under small-span load.
+/// builder starts the next one with the room this one took, plus an eighth, instead of regrowing (reallocating
+/// and copying) every buffer a dozen times per batch (cost: `docs/design-notes.md#builder-capacity`).
 trait FinishSized {
     fn finish_sized(&mut self) -> ArrayRef;
 }
