@@ -66,13 +66,17 @@ impl Error for Failure {}
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut text = self.0.to_string();
         let mut source = self.0.source();
         while let Some(e) = source {
-            write!(f, ": {e}")?;
+            // Many messages already quote their source: say each cause once.
+            let cause = e.to_string();
+            if !text.contains(&cause) {
+                text = format!("{text}: {cause}");
+            }
             source = e.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 

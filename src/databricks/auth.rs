@@ -45,7 +45,7 @@ impl Auth {
     /// over a service principal: a Databricks App gets its own service principal injected beside the
     /// `databricks-token` secret its manifest maps to `DATABRICKS_TOKEN`, and the token is the identity the user
     /// chose (the Python app this replaces behaved the same, so existing deployments keep their identity).
-    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Auth, DatabricksError> {
+    pub(crate) fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Auth, DatabricksError> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let pat = || {
             get("DATABRICKS_TOKEN")
@@ -78,7 +78,7 @@ impl Auth {
         Auth::OAuth(OAuthM2M { client_id, client_secret, current: tokio::sync::Mutex::new(None) })
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Auth::Pat(_) => "personal access token",
             Auth::OAuth(_) => "OAuth M2M (service principal)",

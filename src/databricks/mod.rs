@@ -228,14 +228,14 @@ pub enum DatabricksError {
 
 impl DatabricksError {
     /// The API's `error_code` (e.g. `RESOURCE_DOES_NOT_EXIST`), if the workspace answered with one.
-    pub fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             DatabricksError::Api { code, .. } => Some(code),
             _ => None,
         }
     }
 
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             DatabricksError::Api { status, .. } => Some(*status),
             _ => None,
@@ -243,13 +243,13 @@ impl DatabricksError {
     }
 
     /// Not found: by status or by one of the codes the APIs use for it.
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         self.status() == Some(404)
             || matches!(self.code(), Some("RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND" | "TABLE_DOES_NOT_EXIST"))
     }
 
     /// Already exists: the APIs use both codes (the docs say clients should check for both).
-    pub fn is_already_exists(&self) -> bool {
+    pub(crate) fn is_already_exists(&self) -> bool {
         matches!(self.code(), Some("RESOURCE_ALREADY_EXISTS" | "ALREADY_EXISTS" | "RESOURCE_CONFLICT"))
     }
 }
@@ -298,7 +298,7 @@ impl Workspace {
 
     /// From the standard environment: `DATABRICKS_HOST`, and `DATABRICKS_TOKEN` or `DATABRICKS_CLIENT_ID` +
     /// `DATABRICKS_CLIENT_SECRET` (see [`Auth::from_env`]). `None` when `DATABRICKS_HOST` is unset.
-    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, DatabricksError> {
+    pub(crate) fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, DatabricksError> {
         let Some(host) = env("DATABRICKS_HOST").filter(|h| !h.trim().is_empty()) else { return Ok(None) };
         let auth = Auth::from_env(&env)?;
         Workspace::new(&host, auth, RetryPolicy::default()).map(Some)
@@ -309,17 +309,17 @@ impl Workspace {
     }
 
     /// The credentials (the Zerobus sink authenticates its stream with them).
-    pub fn credentials(&self) -> &Auth {
+    pub(crate) fn credentials(&self) -> &Auth {
         &self.auth
     }
 
     /// Which credentials are used (for the start-up log; never the secret).
-    pub fn auth_kind(&self) -> &'static str {
+    pub(crate) fn auth_kind(&self) -> &'static str {
         self.auth.kind()
     }
 
     /// Call `method path` with an optional JSON body and query; returns the JSON answer (`{}` when empty).
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,

@@ -23,7 +23,7 @@ use super::{DecodeError, MAX_VALUE_DEPTH};
 type Object<'v> = simd_json::value::borrowed::Object<'v>;
 
 /// Transcode an OTLP/JSON `ExportTraceServiceRequest` (parsed in place, hence `&mut`) into protobuf bytes.
-pub fn to_protobuf(body: &mut [u8]) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn to_protobuf(body: &mut [u8]) -> Result<Vec<u8>, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }

@@ -88,7 +88,7 @@ impl Codec {
     }
 
     /// The name Spark and delta-rs put in data file names (`part-….zstd.parquet`).
-    pub fn file_suffix(self) -> &'static str {
+    pub(crate) fn file_suffix(self) -> &'static str {
         match self {
             Codec::None => "parquet",
             Codec::Snappy => "snappy.parquet",

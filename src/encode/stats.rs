@@ -53,7 +53,7 @@ impl FileStats {
     }
 
     /// Fold a batch (of the schema the columns were chosen from) into the statistics.
-    pub fn update(&mut self, batch: &RecordBatch) {
+    pub(crate) fn update(&mut self, batch: &RecordBatch) {
         let all = self.of.min_max.iter().chain(self.of.null_count);
         self.num_records += batch.num_rows() as u64;
         for (i, path) in all.enumerate() {
@@ -74,7 +74,7 @@ impl FileStats {
     }
 
     /// The `stats` JSON string of a Delta `add` action.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut min_values = Map::new();
         let mut max_values = Map::new();
         let mut null_count = Map::new();

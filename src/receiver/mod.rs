@@ -161,7 +161,7 @@ impl State {
 
 /// Serve OTLP on every listener until `shutdown` resolves; then stop accepting, let in-flight requests finish
 /// (up to the drain timeout) and drop the submitter.
-pub async fn serve(
+pub(crate) async fn serve(
     listeners: Vec<TcpListener>,
     submitter: Submitter,
     config: HttpConfig,

@@ -39,7 +39,7 @@ pub(crate) enum WriteError {
 }
 
 /// The worker side of a sink: turns record batches into one output, batch by batch.
-pub trait Writer: Clone + Send + 'static {
+pub(crate) trait Writer: Clone + Send + 'static {
     /// An output being filled.
     type Open: Send;
     /// A finished output, on its way to [`Sink::deliver`].
