@@ -95,6 +95,8 @@ pub(crate) enum Stopped {
     CommitterGone,
     #[error("the request was dropped before its commit")]
     Dropped,
+    #[error("not stored within the request deadline of {0:?}")]
+    Deadline(std::time::Duration),
 }
 
 /// Where a request's answer goes (the receiver waits on the other end).

@@ -52,6 +52,7 @@ fn one_line(error: &anyhow::Error) -> String {
 
 fn run() -> anyhow::Result<()> {
     disable_transparent_huge_pages();
+    raise_open_files_limit();
     // Logs on stderr: stdout carries only the start-up lines (table, addresses) scripts read.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -146,6 +147,24 @@ fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only; failure (an old kernel) leaves THP as it was.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+/// The open-files soft limit up to the hard limit: every connection and every file being uploaded holds a
+/// descriptor, and the usual soft limit (1024) is below `--max-connections`.
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+                limit.rlim_cur = limit.rlim_max;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    tracing::warn!("could not raise the open-files limit");
+                }
+            }
+        }
     }
 }
 

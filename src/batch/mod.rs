@@ -83,12 +83,13 @@ impl<W: Writer> Worker<W> {
         }
     }
 
-    /// Serve the queue until every sender is gone, then seal what is open and return. Once `drain` closes
-    /// (shutdown), nothing waits any more: the open file is sealed at once, and so is every later request's.
+    /// Serve the queue until every sender is gone, then seal what is open and return. Once `drain` signals or
+    /// closes (shutdown), nothing waits any more: the open output is sealed at once, and so is every later
+    /// request's.
     pub(crate) fn run(mut self, queue: Receiver<Export>, drain: Receiver<()>) {
         let mut drain = drain;
         let mut draining = false;
-        // The idle hook runs once per quiet spell: `IDLE_AFTER` after the last work, with no file open.
+        // The idle hook runs once per quiet spell: `IDLE_AFTER` after the last work, with no output open.
         let mut worked = false;
         let mut idle_hook_due: Option<Instant> = None;
         loop {
@@ -125,7 +126,7 @@ impl<W: Writer> Worker<W> {
                     idle_hook_due = Some(now + IDLE_AFTER);
                 } else if idle_hook_due.is_some_and(|due| now >= due) {
                     idle_hook_due = None;
-                    // Builders keep the last batch's room for the next (see `columns`): give it back when quiet.
+                    // Row builders keep the last batch's room for the next: give it back when quiet.
                     self.rows = self.contract.row_builder();
                     hook();
                 }

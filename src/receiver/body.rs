@@ -17,6 +17,8 @@ pub enum BodyError {
     TooLarge { limit: u64 },
     #[error("reading the request body: {0}")]
     Bad(String),
+    #[error("the request body did not arrive within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl From<BodyError> for ReceiveError {
@@ -24,6 +26,7 @@ impl From<BodyError> for ReceiveError {
         match e {
             BodyError::TooLarge { limit } => ReceiveError::TooLarge { limit },
             BodyError::Bad(reason) => ReceiveError::BadBody(reason),
+            BodyError::Timeout(after) => ReceiveError::BodyTimeout(after),
         }
     }
 }
@@ -58,9 +61,11 @@ impl Encoding {
     }
 }
 
-/// Read the whole body, at most `limit` bytes.
-pub(crate) async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, BodyError> {
-    match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+/// Read the whole body, at most `limit` bytes, within `timeout`.
+pub(crate) async fn read_limited(body: Incoming, limit: u64, timeout: std::time::Duration) -> Result<Bytes, BodyError> {
+    let collect = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+    let Ok(collected) = tokio::time::timeout(timeout, collect).await else { return Err(BodyError::Timeout(timeout)) };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
         Err(e) => Err(BodyError::Bad(e.to_string())),

@@ -36,7 +36,7 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<crate::ack::Acc
     let limit = state.config.max_request_bytes;
     let encoding = Encoding::from_header(req.headers().get("grpc-encoding").and_then(|v| v.to_str().ok()))?;
     // The frame header is 5 bytes; a unary request holds exactly one message.
-    let framed = body::read_limited(req.into_body(), limit.saturating_add(5)).await?;
+    let framed = body::read_limited(req.into_body(), limit.saturating_add(5), state.config.body_timeout).await?;
     let message = unframe(framed, encoding, limit)?;
     state.submit(message, Format::Protobuf).await
 }

@@ -26,15 +26,16 @@ use http::header::{
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::ack::{Accepted, ExportError, Failure, Stopped};
 use crate::decode::Format;
 use crate::pipeline::Submitter;
-use crate::settings::{parse_size, InvalidSetting};
+use crate::settings::{parse_duration, parse_size, InvalidSetting};
 use response::{Body, ReceiveError, GRPC, JSON, PROTOBUF};
 
 /// The OTLP/HTTP traces path.
@@ -46,6 +47,9 @@ const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an HTTP/2 peer may take to answer a keep-alive ping before its connection is closed.
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Flags of the OTLP listeners.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,6 +71,27 @@ pub struct ReceiverArgs {
     /// Largest request body, after decompression; larger ones get 413.
     #[arg(long, env = "OTEL_DELTA_MAX_REQUEST_SIZE", default_value = "64MiB", value_parser = parse_size)]
     max_request_size: u64,
+    /// Longest a client may take to send a request's headers (HTTP/1.1); also how long a keep-alive connection
+    /// may stay idle waiting for its next request. Then the connection is closed.
+    #[arg(long, env = "OTEL_DELTA_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Longest a client may take to send a request's body once its headers arrived; then 408 (gRPC
+    /// DEADLINE_EXCEEDED) and, on HTTP/1.1, the connection is closed.
+    #[arg(long, env = "OTEL_DELTA_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    body_timeout: Duration,
+    /// Longest a request waits for its answer, its commit included; then 503 (its rows may still be committed
+    /// later: a retry can duplicate them, never lose them).
+    #[arg(long, env = "OTEL_DELTA_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// HTTP/2 (gRPC) keep-alive ping interval; a peer that does not answer a ping within 20 s is disconnected.
+    #[arg(long, env = "OTEL_DELTA_HTTP2_KEEPALIVE", default_value = "60s", value_parser = parse_duration)]
+    http2_keepalive: Duration,
+    /// Concurrent HTTP/2 streams (gRPC calls) per connection.
+    #[arg(long, env = "OTEL_DELTA_HTTP2_MAX_STREAMS", default_value = "256")]
+    http2_max_streams: u32,
+    /// Open connections, all listeners together; a connection beyond it is closed as soon as it is accepted.
+    #[arg(long, env = "OTEL_DELTA_MAX_CONNECTIONS", default_value = "4096")]
+    max_connections: usize,
 }
 
 /// A listener address, or `off`.
@@ -102,6 +127,19 @@ impl ReceiverArgs {
             let reason = format!("must be between 1 byte and {MAX_REQUEST_LIMIT} bytes");
             return Err(InvalidSetting::new("--max-request-size", reason));
         }
+        for (flag, value) in [
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--request-timeout", self.request_timeout),
+            ("--http2-keepalive", self.http2_keepalive),
+        ] {
+            if value.is_zero() {
+                return Err(InvalidSetting::new(flag, "must be above zero"));
+            }
+        }
+        if self.http2_max_streams == 0 || self.max_connections == 0 {
+            return Err(InvalidSetting::new("--http2-max-streams and --max-connections", "must be above zero"));
+        }
         let mut http_addr = self.http_addr;
         if let Some(port) = self.http_port {
             http_addr.set_port(port);
@@ -117,6 +155,12 @@ impl ReceiverArgs {
                 retry_after,
                 drain_timeout: DRAIN_TIMEOUT,
                 cors_allowed_origins: self.cors_allowed_origins.iter().map(|o| o.trim().to_owned()).collect(),
+                header_timeout: self.header_timeout,
+                body_timeout: self.body_timeout,
+                request_timeout: self.request_timeout,
+                http2_keepalive: self.http2_keepalive,
+                http2_max_streams: self.http2_max_streams,
+                max_connections: self.max_connections,
             },
         })
     }
@@ -131,6 +175,12 @@ pub(crate) struct HttpConfig {
     pub(crate) drain_timeout: Duration,
     /// Origins allowed to send from browsers (`*` for any); empty: no CORS.
     pub(crate) cors_allowed_origins: Vec<String>,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) http2_keepalive: Duration,
+    pub(crate) http2_max_streams: u32,
+    pub(crate) max_connections: usize,
 }
 
 struct State {
@@ -152,9 +202,12 @@ impl State {
             let submitter = guard.as_ref().ok_or_else(shutting_down)?;
             submitter.submit(body, format)?
         };
-        match answer.await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(ExportError::Unavailable(Failure::new(Stopped::Dropped)).into()),
+        match tokio::time::timeout(self.config.request_timeout, answer).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(_)) => Err(ExportError::Unavailable(Failure::new(Stopped::Dropped)).into()),
+            Err(_) => {
+                Err(ExportError::Unavailable(Failure::new(Stopped::Deadline(self.config.request_timeout))).into())
+            }
         }
     }
 }
@@ -167,12 +220,16 @@ pub(crate) async fn serve(
     config: HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    let connections = Arc::new(Semaphore::new(config.max_connections));
     let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), config });
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let accept_loops: Vec<_> = listeners
         .into_iter()
-        .map(|listener| tokio::spawn(accept_loop(listener, state.clone(), graceful.clone(), stop_rx.clone())))
+        .map(|listener| {
+            let connections = connections.clone();
+            tokio::spawn(accept_loop(listener, state.clone(), graceful.clone(), connections, stop_rx.clone()))
+        })
         .collect();
     shutdown.await;
     let _ = stop_tx.send(true);
@@ -197,9 +254,19 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
     graceful: Arc<GracefulShutdown>,
+    connections: Arc<Semaphore>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let config = &state.config;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's HTTP/1 header timer also runs while a keep-alive connection waits for its next request.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(config.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(config.http2_keepalive)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .max_concurrent_streams(config.http2_max_streams);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -212,6 +279,12 @@ async fn accept_loop(
                         continue;
                     }
                 };
+                let Ok(slot) = connections.clone().try_acquire_owned() else {
+                    // At the limit: close at once (the client retries elsewhere or later) instead of queueing.
+                    tracing::debug!(limit = state.config.max_connections, "connection refused: at the limit");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 let service = service_fn(move |req| {
@@ -223,6 +296,7 @@ async fn accept_loop(
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             _ = stop.changed() => return,
@@ -273,7 +347,7 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, Recei
     if declared.is_some_and(|n| n > limit) {
         return Err(ReceiveError::TooLarge { limit });
     }
-    let raw = body::read_limited(req.into_body(), limit).await?;
+    let raw = body::read_limited(req.into_body(), limit, state.config.body_timeout).await?;
     let body = body::decompress(encoding, raw, limit)?;
     state.submit(body, format).await
 }
@@ -331,6 +405,12 @@ mod tests {
             retry_after: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(1),
             cors_allowed_origins: vec!["https://app.example.com".into()],
+            header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            http2_keepalive: Duration::from_secs(1),
+            http2_max_streams: 1,
+            max_connections: 1,
         };
         let origin = HeaderValue::from_static("https://app.example.com");
         assert!(allowed_origin(&config, Some(&origin)).is_some());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full};
@@ -37,6 +37,8 @@ pub(crate) enum ReceiveError {
     TooLarge { limit: u64 },
     #[error("reading the request body: {0}")]
     BadBody(String),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error("no such path: {0}; OTLP traces go to POST /v1/traces")]
@@ -53,6 +55,7 @@ pub(crate) enum ReceiveError {
 pub(crate) mod code {
     pub(crate) const OK: u32 = 0;
     pub(crate) const INVALID_ARGUMENT: u32 = 3;
+    pub(crate) const DEADLINE_EXCEEDED: u32 = 4;
     pub(crate) const NOT_FOUND: u32 = 5;
     pub(crate) const RESOURCE_EXHAUSTED: u32 = 8;
     pub(crate) const UNIMPLEMENTED: u32 = 12;
@@ -74,6 +77,7 @@ impl ReceiveError {
             ReceiveError::Export(ExportError::Overloaded | ExportError::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, true)
             }
+            ReceiveError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, code::DEADLINE_EXCEEDED, false),
             ReceiveError::NotFound(_) => (StatusCode::NOT_FOUND, code::NOT_FOUND, false),
             ReceiveError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED, false),
             ReceiveError::UnknownGrpcMethod(_) => (StatusCode::NOT_FOUND, code::UNIMPLEMENTED, false),
@@ -95,6 +99,10 @@ impl ReceiveError {
         }
         if let ReceiveError::MethodNotAllowed(_) = self {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        if let ReceiveError::BodyTimeout(_) = self {
+            // The rest of a stalled body may still come: the connection cannot carry another request.
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -13,11 +13,11 @@ use crate::support::{read_rows, Collector};
 
 /// `google.rpc.Status`, the body of every OTLP/HTTP error.
 #[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
+pub struct RpcStatus {
     #[prost(int32, tag = "1")]
-    code: i32,
+    pub code: i32,
     #[prost(string, tag = "2")]
-    message: String,
+    pub message: String,
 }
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -60,7 +60,7 @@ pub async fn post_encoded(url: &str, content_type: &str, encoding: Option<&str>,
     request.body(body).send().await.unwrap()
 }
 
-async fn rpc_status(response: reqwest::Response) -> RpcStatus {
+pub async fn rpc_status(response: reqwest::Response) -> RpcStatus {
     assert_eq!(response.headers()["content-type"], PROTOBUF);
     RpcStatus::decode(response.bytes().await.unwrap()).expect("error body is a google.rpc.Status")
 }

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod databricks;
+mod hostile;
 mod http;
 mod reference;
 mod sdk;

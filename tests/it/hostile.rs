@@ -1,0 +1,150 @@
+//! Hostile and broken clients against the real binary: slow headers, stalled bodies, too many connections, a
+//! request whose commit cannot come in time. Each ends within the configured limits while other clients are
+//! served. Bounded: every wait below has a deadline far above the configured timeouts (they are not timing
+//! assertions; a deadline only stops a hung test).
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::http::request;
+
+/// The binary serving a fresh local table with `extra` flags; killed on drop.
+struct Binary {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn start(extra: &[&str]) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otel-delta"))
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off", "--table"])
+            .arg(dir.path().join("spans"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let _table = lines.next().unwrap().unwrap();
+        let http_line = lines.next().unwrap().unwrap();
+        let url = http_line.rsplit(' ').next().unwrap();
+        let addr = url.trim_start_matches("http://").trim_end_matches("/v1/traces").to_owned();
+        Binary { child, addr, _dir: dir }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/v1/traces", self.addr)
+    }
+
+    async fn export(&self, seed: u64) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url())
+            .header("content-type", "application/x-protobuf")
+            .body(request(seed, 3).encode_to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Read until the server closes the connection (or `deadline` passes); what it sent before closing.
+async fn read_until_closed(stream: &mut TcpStream, deadline: Instant) -> Option<String> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&received).into_owned()),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_stalled_bodies_are_cut_off_while_other_clients_are_served() {
+    let collector = Binary::start(&["--header-timeout", "1s", "--body-timeout", "1s", "--flush-interval", "200ms"]);
+    let mut slow_headers = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(&collector.addr).await.unwrap();
+        stream.write_all(b"POST /v1/tra").await.unwrap();
+        slow_headers.push(stream);
+    }
+    let mut stalled_bodies = Vec::new();
+    for _ in 0..10 {
+        let mut stream = TcpStream::connect(&collector.addr).await.unwrap();
+        let head = "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\n\
+                    content-length: 33554432\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&vec![0u8; 1 << 20]).await.unwrap();
+        stalled_bodies.push(stream);
+    }
+    // Meanwhile a well-behaved client is served.
+    assert_eq!(collector.export(1).await.status(), reqwest::StatusCode::OK);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for stream in &mut slow_headers {
+        assert!(read_until_closed(stream, deadline).await.is_some(), "a connection with slow headers stayed open");
+    }
+    for stream in &mut stalled_bodies {
+        let answer = read_until_closed(stream, deadline).await.expect("a connection with a stalled body stayed open");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert_eq!(collector.export(2).await.status(), reqwest::StatusCode::OK, "still serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_closed_at_once() {
+    let collector = Binary::start(&["--max-connections", "4"]);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(&collector.addr).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(&collector.addr).await.unwrap();
+    // Refused without waiting for any timeout (the header timeout is 30 s by default).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(read_until_closed(&mut extra, deadline).await.is_some(), "the fifth connection was kept");
+    drop(held);
+    // Once the held connections are gone, clients are served again (their slots return as the server sees them
+    // close).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = reqwest::Client::new()
+            .post(collector.url())
+            .header("content-type", "application/x-protobuf")
+            .body(request(3, 1).encode_to_vec())
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again after the held connections closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_not_committed_within_its_deadline_gets_503() {
+    // Files are sealed only after 60 s: no request can be committed within its 1 s deadline.
+    let collector = Binary::start(&["--request-timeout", "1s", "--flush-interval", "60s"]);
+    let response = collector.export(4).await;
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let status = crate::http::rpc_status(response).await;
+    assert!(status.message.contains("deadline"), "{}", status.message);
+}
