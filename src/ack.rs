@@ -97,6 +97,8 @@ pub(crate) enum Stopped {
     Dropped,
     #[error("not stored within the request deadline of {0:?}")]
     Deadline(std::time::Duration),
+    #[error("a batch worker failed (a bug, logged); retry")]
+    WorkerPanicked,
 }
 
 /// Where a request's answer goes (the receiver waits on the other end).
@@ -164,7 +166,7 @@ pub(crate) struct Budget {
 
 /// A share of the [`Budget`], given back on drop.
 pub(crate) struct Permit {
-    used: Arc<AtomicU64>,
+    budget: Budget,
     bytes: u64,
 }
 
@@ -179,7 +181,12 @@ impl Budget {
                 used.checked_add(bytes).filter(|&total| total <= self.limit)
             })
             .ok()
-            .map(|_| Permit { used: self.used.clone(), bytes })
+            .map(|_| Permit { budget: self.clone(), bytes })
+    }
+
+    /// Bytes not yet taken.
+    pub(crate) fn available(&self) -> u64 {
+        self.limit.saturating_sub(self.used.load(Ordering::Acquire))
     }
 
     #[cfg(test)]
@@ -188,9 +195,19 @@ impl Budget {
     }
 }
 
+impl Permit {
+    /// Take `extra` more bytes for this request: what it became is larger than what it was. Checked against
+    /// [`Budget::available`] by the caller beforehand; two workers racing may overshoot the limit by one request's
+    /// growth each, never more.
+    pub(crate) fn grow(&mut self, extra: u64) {
+        self.budget.used.fetch_add(extra, Ordering::AcqRel);
+        self.bytes += extra;
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -210,6 +227,11 @@ mod tests {
         drop(b);
         assert_eq!(budget.used(), 0);
         assert!(budget.try_acquire(u64::MAX).is_none());
+        let mut c = budget.try_acquire(10).unwrap();
+        c.grow(50);
+        assert_eq!((budget.used(), budget.available()), (60, 40));
+        drop(c);
+        assert_eq!(budget.used(), 0, "a grown permit gives all of it back");
     }
 
     #[derive(Debug, thiserror::Error)]

@@ -30,7 +30,7 @@ use crossbeam_channel::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ack::{Accepted, Budget, ExportError, Failure, Stopped};
-use crate::batch::{Export, FlushPolicy, Worker, MAX_BATCH_BYTES};
+use crate::batch::{Export, FlushPolicy, RowLimits, Worker, MAX_BATCH_BYTES};
 use crate::decode::Format;
 use crate::encode::Codec;
 use crate::settings::{parse_duration, parse_size, InvalidSetting};
@@ -56,12 +56,19 @@ pub struct PipelineArgs {
     /// Batching worker threads (decode, columns, Parquet). Default: one per CPU.
     #[arg(long, env = "OTEL_DELTA_WORKERS")]
     workers: Option<usize>,
+    /// Largest the rows of one request may be in memory (its resource and scope values are repeated on each of
+    /// its spans); larger requests get 413. At most 1GiB.
+    #[arg(long, env = "OTEL_DELTA_MAX_REQUEST_ROWS", default_value = "256MiB", value_parser = parse_size)]
+    max_request_rows: u64,
     #[command(flatten)]
     upload: UploadArgs,
 }
 
 /// Requests waiting for a worker, beyond which new ones get 503.
 const QUEUE_DEPTH: usize = 1024;
+
+/// Largest `--max-request-rows`: with record batches cut at `MAX_BATCH_ROW_BYTES`, no column nears Arrow's 2 GiB.
+const MAX_REQUEST_ROWS_LIMIT: u64 = 1 << 30;
 
 impl PipelineArgs {
     pub(crate) fn resolve(&self) -> Result<PipelineConfig, InvalidSetting> {
@@ -70,6 +77,9 @@ impl PipelineArgs {
         }
         if self.target_file_size == 0 {
             return Err(InvalidSetting::new("--target-file-size", "must be above zero"));
+        }
+        if self.max_request_rows == 0 || self.max_request_rows > MAX_REQUEST_ROWS_LIMIT {
+            return Err(InvalidSetting::new("--max-request-rows", "must be between 1 byte and 1GiB"));
         }
         let workers = match self.workers {
             Some(0) => return Err(InvalidSetting::new("--workers", "must be at least 1")),
@@ -86,6 +96,7 @@ impl PipelineArgs {
             },
             upload: self.upload.resolve()?,
             max_inflight_bytes: self.max_inflight_size,
+            max_request_rows: self.max_request_rows,
             queue_depth: QUEUE_DEPTH,
             on_idle: None,
         })
@@ -99,8 +110,10 @@ pub(crate) struct PipelineConfig {
     pub(crate) codec: Codec,
     pub(crate) flush: FlushPolicy,
     pub(crate) upload: UploadConfig,
-    /// Bytes of request bodies accepted but not yet acknowledged.
+    /// Bytes of request bodies accepted but not yet acknowledged, and of what their rows grew beyond them.
     pub(crate) max_inflight_bytes: u64,
+    /// Largest the rows of one request may be.
+    pub(crate) max_request_rows: u64,
     /// Requests waiting for a worker.
     pub(crate) queue_depth: usize,
     /// Called on a worker thread once it has had nothing to do for a while after sealing an output: lets the
@@ -169,8 +182,17 @@ impl Pipeline {
         let (sealed_tx, sealed_rx) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
         let mut drains = Vec::new();
+        let budget = Budget::new(config.max_inflight_bytes);
+        let limits = RowLimits { max_request_rows: config.max_request_rows, budget: budget.clone() };
         for i in 0..config.workers.max(1) {
-            let worker = Worker::new(config.flush, sink.contract(), sink.writer(), sealed_tx.clone(), config.on_idle);
+            let worker = Worker::new(
+                config.flush,
+                limits.clone(),
+                sink.contract(),
+                sink.writer(),
+                sealed_tx.clone(),
+                config.on_idle,
+            );
             let jobs = jobs.clone();
             let (drain_tx, drain_rx) = crossbeam_channel::bounded(1);
             drains.push(drain_tx);
@@ -182,7 +204,7 @@ impl Pipeline {
         }
         drop(sealed_tx);
         let committer = tokio::spawn(sink.deliver(sealed_rx));
-        let submitter = Submitter { queue, budget: Budget::new(config.max_inflight_bytes) };
+        let submitter = Submitter { queue, budget };
         Ok((submitter, Drain { workers: drains }, Pipeline { workers, committer }))
     }
 

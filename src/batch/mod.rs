@@ -14,6 +14,8 @@
 
 mod policy;
 
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::error::ArrowError;
@@ -21,13 +23,20 @@ use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::ack::{Accepted, ExportError, Failure, Pending, Permit, Reply, Requests, Stopped};
-use crate::decode::{self, Format};
+use crate::ack::{Accepted, Budget, ExportError, Failure, Pending, Permit, Reply, Requests, Stopped};
+use crate::decode::{self, DecodeError, Format};
 use crate::sink::{Sealed, WriteError, Writer};
 use crate::table::{Contract, RowBuilder};
 use policy::{OpenFile, Step};
 
-pub(crate) use policy::{FlushPolicy, MAX_BATCH_BYTES};
+pub(crate) use policy::{FlushPolicy, MAX_BATCH_BYTES, MAX_BATCH_ROW_BYTES};
+
+/// Rows up to this many times a request's own bytes are covered by the budget share it was admitted with; what a
+/// request becomes beyond it (resource and scope values repeated on many spans) is charged to the budget too.
+const COVERED_EXPANSION: u64 = 4;
+
+/// Worker panics caught since start (each answered its requests 503 and restarted the worker afresh).
+static WORKER_RESTARTS: AtomicU64 = AtomicU64::new(0);
 
 /// An admitted request on its way to a worker.
 pub(crate) struct Export {
@@ -46,9 +55,18 @@ enum BatchError {
     Write(#[from] WriteError),
 }
 
+/// What one request may become, and the budget its growth is charged to.
+#[derive(Clone)]
+pub(crate) struct RowLimits {
+    /// Largest the rows of one request may be; beyond it the request gets 413.
+    pub(crate) max_request_rows: u64,
+    pub(crate) budget: Budget,
+}
+
 /// One batching worker: owns its row builder and its open output.
 pub(crate) struct Worker<W: Writer> {
     policy: FlushPolicy,
+    limits: RowLimits,
     contract: &'static Contract,
     writer: W,
     rows: Box<dyn RowBuilder>,
@@ -65,6 +83,7 @@ const IDLE_AFTER: Duration = Duration::from_secs(2);
 impl<W: Writer> Worker<W> {
     pub(crate) fn new(
         policy: FlushPolicy,
+        limits: RowLimits,
         contract: &'static Contract,
         writer: W,
         sealed: UnboundedSender<Sealed<W::Output>>,
@@ -72,6 +91,7 @@ impl<W: Writer> Worker<W> {
     ) -> Self {
         Worker {
             policy,
+            limits,
             contract,
             writer,
             rows: contract.row_builder(),
@@ -103,10 +123,10 @@ impl<W: Writer> Worker<W> {
                     Ok(export) => {
                         worked = true;
                         idle_hook_due = None;
-                        self.take(export);
+                        self.guarded(|w| w.take(export));
                     }
                     Err(_) => {
-                        self.seal();
+                        self.guarded(Self::seal);
                         return;
                     }
                 },
@@ -118,7 +138,7 @@ impl<W: Writer> Worker<W> {
             }
             let now = Instant::now();
             if draining || self.open.is_due(&self.policy, now) {
-                self.seal();
+                self.guarded(Self::seal);
             }
             if let (Some(hook), true) = (self.on_idle, self.open.is_empty()) {
                 if worked {
@@ -134,9 +154,19 @@ impl<W: Writer> Worker<W> {
         }
     }
 
+    /// Run `step`; if it panics (a bug: no input should make it), answer every request of the open output 503,
+    /// start afresh and go on serving, as a restarted worker would.
+    fn guarded(&mut self, step: impl FnOnce(&mut Self)) {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| step(self))).is_err() {
+            let restarts = WORKER_RESTARTS.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(restarts, "a batch worker panicked; its requests get 503 and it starts afresh");
+            self.discard(Failure::new(Stopped::WorkerPanicked));
+        }
+    }
+
     /// Validate one request and append its rows.
     fn take(&mut self, export: Export) {
-        let Export { body, format, reply, permit } = export;
+        let Export { body, format, reply, mut permit } = export;
         let body = match decode::to_protobuf(format, body) {
             Ok(body) => body,
             Err(e) => {
@@ -144,14 +174,25 @@ impl<W: Writer> Worker<W> {
                 return;
             }
         };
+        // What the request may become: its own share covers a few times its bytes; beyond that it needs budget,
+        // and never more than the per-request limit.
+        let covered = (body.len() as u64).saturating_mul(COVERED_EXPANSION);
+        let room = self.limits.budget.available().saturating_add(covered);
+        let limit = self.limits.max_request_rows.min(room);
         // Checked while its rows are built: an invalid request adds none (see `RowBuilder::append_request`).
-        let summary = match self.rows.append_request(&body) {
-            Ok(summary) => summary,
+        let (summary, bytes) = match self.rows.append_request(&body, limit) {
+            Ok(appended) => appended,
+            Err(DecodeError::RowsTooLarge { .. }) if limit < self.limits.max_request_rows => {
+                // It would fit an idle collector: retryable.
+                let _ = reply.send(Err(ExportError::Overloaded));
+                return;
+            }
             Err(e) => {
                 let _ = reply.send(Err(ExportError::Invalid(e)));
                 return;
             }
         };
+        permit.grow(bytes.saturating_sub(covered));
         let accepted = Accepted::from(summary);
         if summary.accepted == 0 {
             let _ = reply.send(Ok(accepted));
@@ -159,6 +200,10 @@ impl<W: Writer> Worker<W> {
         }
         self.requests.push(Pending::new(reply, accepted, permit));
         match self.open.add(&self.policy, body.len() as u64, Instant::now()) {
+            // Rows far larger than their requests: cut the batch well before a column nears Arrow's 2 GiB.
+            Step::Nothing if self.rows.bytes() >= MAX_BATCH_ROW_BYTES => {
+                self.encode_batch();
+            }
             Step::Nothing => {}
             Step::EncodeBatch => {
                 self.encode_batch();
@@ -267,7 +312,8 @@ mod tests {
         let policy =
             FlushPolicy { target_file_bytes: 1 << 30, max_age: Duration::from_millis(20), batch_bytes: 1 << 20 };
         let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let worker = Worker::new(policy, Contract::spans_v1(), RowCount, sealed_tx, Some(count_idle));
+        let limits = RowLimits { max_request_rows: 1 << 30, budget: Budget::new(1 << 20) };
+        let worker = Worker::new(policy, limits, Contract::spans_v1(), RowCount, sealed_tx, Some(count_idle));
         let (queue, jobs) = crossbeam_channel::bounded(4);
         let (drain, drain_rx) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::spawn(move || worker.run(jobs, drain_rx));
@@ -293,6 +339,65 @@ mod tests {
         assert_eq!(IDLE_CALLS.load(Ordering::SeqCst), 1, "one call per quiet spell");
 
         drop((queue, drain));
+        thread.join().unwrap();
+    }
+
+    /// Outputs whose first write panics (a stand-in for any bug on a worker).
+    #[derive(Clone)]
+    struct PanicsOnce(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl Writer for PanicsOnce {
+        type Open = usize;
+        type Output = usize;
+
+        fn open(&self) -> Result<usize, WriteError> {
+            Ok(0)
+        }
+
+        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<(), WriteError> {
+            if !self.0.swap(true, Ordering::SeqCst) {
+                panic!("a bug");
+            }
+            *open += batch.num_rows();
+            Ok(())
+        }
+
+        fn seal(&self, open: usize) -> Result<usize, WriteError> {
+            Ok(open)
+        }
+    }
+
+    #[test]
+    fn a_worker_that_panics_answers_its_requests_503_and_serves_the_next() {
+        let policy =
+            FlushPolicy { target_file_bytes: 1 << 30, max_age: Duration::from_millis(20), batch_bytes: 1 << 20 };
+        let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let budget = Budget::new(1 << 20);
+        let limits = RowLimits { max_request_rows: 1 << 30, budget: budget.clone() };
+        let writer = PanicsOnce(Default::default());
+        let worker = Worker::new(policy, limits, Contract::spans_v1(), writer, sealed_tx, None);
+        let (queue, jobs) = crossbeam_channel::bounded(4);
+        let (_drain, drain_rx) = crossbeam_channel::bounded::<()>(1);
+        let thread = std::thread::spawn(move || worker.run(jobs, drain_rx));
+        let send = |queue: &crossbeam_channel::Sender<Export>| {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let body = crate::testing::one_span_request();
+            let permit = budget.try_acquire(body.len() as u64).unwrap();
+            queue.send(Export { body, format: Format::Protobuf, reply, permit }).unwrap();
+            answer
+        };
+
+        let first = send(&queue);
+        match first.blocking_recv().expect("answered") {
+            Err(ExportError::Unavailable(reason)) => assert!(reason.to_string().contains("worker"), "{reason}"),
+            other => panic!("the request of a panicked worker must get 503: {other:?}"),
+        }
+        let _second = send(&queue);
+        let sealed = sealed_rx.blocking_recv().expect("the worker serves on");
+        assert_eq!((sealed.output, sealed.requests.len()), (1, 1));
+        sealed.requests.succeed_all();
+        assert!(WORKER_RESTARTS.load(Ordering::Relaxed) >= 1);
+        drop(queue);
         thread.join().unwrap();
     }
 }

@@ -21,6 +21,11 @@ pub(crate) struct FlushPolicy {
 /// `docs/design-notes.md#record-batch-size`).
 pub(crate) const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Estimated bytes of rows a record batch may hold before it is encoded, however small their requests were
+/// (resource and scope values repeat on every span): with one request's rows at most `--max-request-rows` (≤ 1 GiB),
+/// no string column nears Arrow's 2 GiB offset limit.
+pub(crate) const MAX_BATCH_ROW_BYTES: u64 = 256 * 1024 * 1024;
+
 /// What the worker must do after taking a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {

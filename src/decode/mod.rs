@@ -38,6 +38,11 @@ pub enum DecodeError {
     TooDeep,
     #[error("OTLP/JSON: {path} {what}")]
     Json { path: &'static str, what: &'static str },
+    #[error(
+        "the request's rows would take more than {limit} bytes (resource and scope values are repeated on every \
+         span): send fewer spans per request"
+    )]
+    RowsTooLarge { limit: u64 },
 }
 
 /// The encoding of a request body.
@@ -345,12 +350,14 @@ pub(crate) struct SpanView<'a> {
     pub(crate) dropped_events_count: u32,
     pub(crate) dropped_links_count: u32,
     pub(crate) status: StatusView<'a>,
+    /// Bytes of the encoded span.
+    pub(crate) encoded_len: usize,
 }
 
 impl<'a> Message<'a> for SpanView<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, DecodeError> {
         use fields::span as f;
-        let mut view = SpanView::default();
+        let mut view = SpanView { encoded_len: buf.len(), ..SpanView::default() };
         let (mut attributes, mut events, mut links) = (Extent::default(), Extent::default(), Extent::default());
         let mut r = Reader::new(buf);
         while let Some((field, value, at)) = r.next_field_at()? {

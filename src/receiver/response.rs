@@ -18,7 +18,7 @@ use http_body_util::{BodyExt as _, Full};
 
 use crate::ack::{Accepted, ExportError};
 use crate::decode::wire::Writer;
-use crate::decode::Format;
+use crate::decode::{DecodeError, Format};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -71,6 +71,9 @@ impl ReceiveError {
             }
             ReceiveError::UnsupportedEncoding(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code::UNIMPLEMENTED, false),
             ReceiveError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED, false),
+            ReceiveError::Export(ExportError::Invalid(DecodeError::RowsTooLarge { .. })) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED, false)
+            }
             ReceiveError::BadBody(_) | ReceiveError::Export(ExportError::Invalid(_)) => {
                 (StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, false)
             }

@@ -65,11 +65,14 @@ impl Layout {
 
 /// Rows of one table under construction, appended request by request on a worker thread.
 pub(crate) trait RowBuilder: Send {
-    /// Append the rows of one OTLP export request (protobuf), checking the whole request on the way. An invalid
-    /// request adds no row: the rows before it are kept.
-    fn append_request(&mut self, body: &[u8]) -> Result<Summary, DecodeError>;
+    /// Append the rows of one OTLP export request (protobuf), checking the whole request on the way; returns the
+    /// summary and the (estimated) bytes its rows take. An invalid request, or one whose rows would take more than
+    /// `limit` bytes ([`DecodeError::RowsTooLarge`]), adds no row: the rows before it are kept.
+    fn append_request(&mut self, body: &[u8], limit: u64) -> Result<(Summary, u64), DecodeError>;
     /// Rows appended since the last [`finish`](Self::finish).
     fn rows(&self) -> usize;
+    /// Estimated bytes of those rows.
+    fn bytes(&self) -> u64;
     /// The rows so far as a record batch of the contract's Arrow schema; the builder starts empty again.
     fn finish(&mut self) -> Result<RecordBatch, ArrowError>;
 }
@@ -232,8 +235,15 @@ mod tests {
     #[test]
     fn every_row_builder_makes_batches_of_its_arrow_schema() {
         for contract in CONTRACTS {
-            let batch = contract.row_builder().finish().unwrap();
+            let mut rows = contract.row_builder();
+            let request = crate::testing::one_span_request();
+            assert_eq!(rows.append_request(&request, u64::MAX).unwrap().0.accepted, 1);
+            assert!(rows.bytes() > 0);
+            assert_eq!(rows.append_request(&request, 1), Err(DecodeError::RowsTooLarge { limit: 1 }));
+            let batch = rows.finish().unwrap();
             assert_eq!(batch.schema(), contract.arrow_schema(), "{contract}");
+            assert_eq!(batch.num_rows(), 1, "{contract}: a request over the limit adds no row");
+            assert_eq!(rows.bytes(), 0);
         }
     }
 

@@ -13,6 +13,32 @@ use tokio::net::TcpStream;
 
 use crate::http::request;
 
+/// A request of `spans` spans under one resource whose one attribute is a string of `value_bytes` bytes: small
+/// on the wire (gzip), large once the value is repeated on every row.
+fn amplifying(spans: usize, value_bytes: usize) -> Vec<u8> {
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let mut request = request(9, spans);
+    request.resource_spans[0].resource = Some(Resource {
+        attributes: vec![KeyValue {
+            key: "big".into(),
+            value: Some(AnyValue { value: Some(any_value::Value::StringValue("x".repeat(value_bytes))) }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &request.encode_to_vec()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The collector's peak resident memory (`VmHWM`), MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
 /// The binary serving a fresh local table with `extra` flags; killed on drop.
 struct Binary {
     child: Child,
@@ -147,4 +173,32 @@ async fn a_request_not_committed_within_its_deadline_gets_503() {
     assert!(response.headers().contains_key("retry-after"));
     let status = crate::http::rpc_status(response).await;
     assert!(status.message.contains("deadline"), "{}", status.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_amplify_are_refused_413_within_bounded_memory_and_the_collector_serves_on() {
+    // One worker: before, one such request killed it and every later request got 503.
+    let collector = Binary::start(&["--workers", "1", "--flush-interval", "200ms"]);
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        client
+            .post(collector.url())
+            .header("content-type", "application/x-protobuf")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+    };
+    // 1 MiB repeated on 2,200 spans (~2.2 GiB of rows from ~80 KB on the wire), then 256 KiB on 4,000 (~1 GiB).
+    for (spans, value) in [(2_200, 1 << 20), (4_000, 256 << 10), (2_200, 1 << 20)] {
+        let response = post(amplifying(spans, value)).await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+        let status = crate::http::rpc_status(response).await;
+        assert!(status.message.contains("rows would take more than"), "{}", status.message);
+    }
+    // A request that amplifies within the limit (64 KiB on 1,000 spans: ~64 MiB of rows) is stored.
+    assert_eq!(post(amplifying(1_000, 64 << 10)).await.unwrap().status(), reqwest::StatusCode::OK);
+    assert_eq!(collector.export(5).await.status(), reqwest::StatusCode::OK, "normal requests still served");
+    let peak = peak_rss_mib(collector.child.id());
+    eprintln!("collector peak RSS: {peak} MiB");
+    assert!(peak < 1024, "peak RSS {peak} MiB: refused requests must not be built");
 }

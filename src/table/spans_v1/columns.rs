@@ -50,6 +50,8 @@ pub struct SpanColumns {
     span_schema_url: StringBuilder,
     /// Complete rows in the builders.
     rows: usize,
+    /// Estimated bytes of the rows appended since the last `finish` (see `row_cost`).
+    bytes: u64,
     /// Rows set aside when a request failed half-way, ahead of the builders' rows (see `cut_back`).
     kept: Vec<RecordBatch>,
     /// Setting rows aside failed (a schema bug, not an input error): the next `finish` reports it.
@@ -100,6 +102,7 @@ impl SpanColumns {
             scope_dropped_attributes_count: Int32Builder::new(),
             span_schema_url: StringBuilder::new(),
             rows: 0,
+            bytes: 0,
             kept: Vec::new(),
             broken: None,
             scratch: Scratch::default(),
@@ -117,29 +120,52 @@ impl SpanColumns {
     ///
     /// On error the request adds no row: the rows before it are kept and the builders restart clean.
     pub fn append_request(&mut self, body: &[u8]) -> Result<Summary, DecodeError> {
+        self.append_request_within(body, u64::MAX).map(|(summary, _)| summary)
+    }
+
+    /// [`append_request`](Self::append_request), refusing with [`DecodeError::RowsTooLarge`] (and adding no row)
+    /// a request whose rows would take more than `limit` bytes; on success, the summary and the rows' bytes.
+    pub(crate) fn append_request_within(&mut self, body: &[u8], limit: u64) -> Result<(Summary, u64), DecodeError> {
         let before = self.rows;
-        let result = self.append_all(body);
-        if result.is_err() {
-            self.rows = before;
-            self.cut_back();
+        let result = self.append_all(body, limit);
+        match result {
+            Ok((_, bytes)) => self.bytes += bytes,
+            Err(_) => {
+                self.rows = before;
+                self.cut_back();
+            }
         }
         result
     }
 
-    fn append_all(&mut self, body: &[u8]) -> Result<Summary, DecodeError> {
+    /// Estimated bytes of the rows appended since the last [`finish`](Self::finish).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn append_all(&mut self, body: &[u8], limit: u64) -> Result<(Summary, u64), DecodeError> {
         let mut summary = Summary::default();
+        let mut bytes = 0u64;
         for rs in Request::new(body).resource_spans() {
             let rs = rs?;
             let resource_attributes = render_all(rs.resource.attributes)?;
+            let resource_cost = rendered_cost(&resource_attributes) + rs.schema_url.len() as u64;
             for ss in rs.scope_spans() {
                 let ss = ss?;
                 let scope_attributes = render_all(ss.scope.attributes)?;
+                let scope_cost = rendered_cost(&scope_attributes)
+                    + (ss.scope.name.len() + ss.scope.version.len() + ss.schema_url.len()) as u64;
                 for span in ss.spans() {
                     let span = span?;
                     if let Some(reason) = span.rejection() {
                         summary.rejected += 1;
                         summary.first_rejection.get_or_insert(reason);
                         continue;
+                    }
+                    // Checked before the span is appended: a refused request never grows a column past the limit.
+                    bytes += span_cost(&span) + resource_cost + scope_cost;
+                    if bytes > limit {
+                        return Err(DecodeError::RowsTooLarge { limit });
                     }
                     self.append_span(&span)?;
                     self.resource_attributes.push_all(&resource_attributes);
@@ -155,7 +181,7 @@ impl SpanColumns {
                 }
             }
         }
-        Ok(summary)
+        Ok((summary, bytes))
     }
 
     /// After a failed request: set the complete rows before it aside and restart the builders empty.
@@ -205,6 +231,7 @@ impl SpanColumns {
 
     /// Take the rows built so far as a record batch of the table schema; the builders start empty again.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.bytes = 0;
         let batch = self.finish_builders();
         if let Some(e) = self.broken.take() {
             self.kept.clear();
@@ -291,6 +318,20 @@ fn render_all(attributes: Attributes<'_>) -> Result<Rendered<'_>, DecodeError> {
         out.push((kv.key, value));
     }
     Ok(out)
+}
+
+/// Per-row overhead in the estimate: offsets, fixed-width columns, validity bits.
+const ROW_OVERHEAD: u64 = 128;
+
+/// What a span's own columns take, estimated from its encoded size: ids double as hex, rendered values grow a
+/// little; an upper bound for the usual span, checked before anything is appended.
+fn span_cost(span: &SpanView<'_>) -> u64 {
+    2 * span.encoded_len as u64 + ROW_OVERHEAD
+}
+
+/// What rendered attributes take on each row they are repeated on.
+fn rendered_cost(entries: &Rendered<'_>) -> u64 {
+    entries.iter().map(|(k, v)| (k.len() + v.as_deref().map_or(0, str::len) + 8) as u64).sum()
 }
 
 /// Span kind as the v1 table names it; unknown kinds are `INTERNAL` (what the Python app this replaces wrote,
@@ -523,9 +564,14 @@ fn take_offsets(offsets: &mut Vec<i32>) -> Vec<i32> {
     std::mem::replace(offsets, next)
 }
 
+/// Room for the next batch: what this one took plus an eighth, but never more than `MAX_RESERVED` (a batch
+/// that was huge, e.g. a request refused for its size, must not leave its room behind).
 fn headroom(n: usize) -> usize {
-    n + n / 8
+    (n + n / 8).min(MAX_RESERVED)
 }
+
+/// Most room (elements, or bytes of string data) a builder keeps for the next batch.
+const MAX_RESERVED: usize = 32 << 20;
 
 fn field_type<'f>(fields: &'f Fields, name: &str) -> Result<&'f DataType, ArrowError> {
     fields.find(name).map(|(_, f)| f.data_type()).ok_or_else(|| schema_mismatch(name))

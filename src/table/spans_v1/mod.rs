@@ -15,6 +15,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
 
 use super::{Contract, FileStatColumns, Layout, ParquetTuning, RowBuilder, Signal};
+use crate::decode::{DecodeError, Summary};
 pub use columns::SpanColumns;
 
 pub(super) static CONTRACT: Contract = Contract {
@@ -30,12 +31,16 @@ pub(super) static CONTRACT: Contract = Contract {
 };
 
 impl RowBuilder for SpanColumns {
-    fn append_request(&mut self, body: &[u8]) -> Result<crate::decode::Summary, crate::decode::DecodeError> {
-        SpanColumns::append_request(self, body)
+    fn append_request(&mut self, body: &[u8], limit: u64) -> Result<(Summary, u64), DecodeError> {
+        SpanColumns::append_request_within(self, body, limit)
     }
 
     fn rows(&self) -> usize {
         SpanColumns::rows(self)
+    }
+
+    fn bytes(&self) -> u64 {
+        SpanColumns::bytes(self)
     }
 
     fn finish(&mut self) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
