@@ -19,6 +19,7 @@ mod config;
 mod databricks;
 mod decode;
 mod encode;
+mod health;
 mod pipeline;
 mod receiver;
 mod serve;

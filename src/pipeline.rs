@@ -33,6 +33,7 @@ use crate::ack::{Accepted, Budget, ExportError, Failure, Stopped};
 use crate::batch::{Export, FlushPolicy, RowLimits, Worker, MAX_BATCH_BYTES};
 use crate::decode::Format;
 use crate::encode::Codec;
+use crate::health::Readiness;
 use crate::settings::{parse_duration, parse_size, InvalidSetting};
 use crate::sink::{Sink, Target};
 use crate::store::{UploadArgs, UploadConfig};
@@ -127,9 +128,15 @@ pub(crate) struct PipelineConfig {
 pub(crate) struct Submitter {
     queue: crossbeam_channel::Sender<Export>,
     budget: Budget,
+    health: Readiness,
 }
 
 impl Submitter {
+    /// `Err(reason)` while exports cannot succeed (see [`crate::health`]).
+    pub(crate) fn ready(&self) -> Result<(), String> {
+        self.health.check()
+    }
+
     /// Admit `body`, or refuse at once when the pipeline is full. The receiver resolves when it is answered.
     pub(crate) fn submit(
         &self,
@@ -203,8 +210,9 @@ impl Pipeline {
             );
         }
         drop(sealed_tx);
-        let committer = tokio::spawn(sink.deliver(sealed_rx));
-        let submitter = Submitter { queue, budget };
+        let health = Readiness::default();
+        let committer = tokio::spawn(sink.deliver(sealed_rx, health.clone()));
+        let submitter = Submitter { queue, budget, health };
         Ok((submitter, Drain { workers: drains }, Pipeline { workers, committer }))
     }
 

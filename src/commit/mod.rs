@@ -378,6 +378,11 @@ impl Table {
         PROTOCOL.can_write_to(state).map_err(|e| CommitError::Unwritable { url, reason: e.to_string() })
     }
 
+    /// Whether the table changed into something this writer must not write (every append is refused).
+    pub(crate) fn refuses_writes(&self) -> bool {
+        self.refused.is_some()
+    }
+
     /// Write a checkpoint in the background when `version` completes a checkpoint interval.
     pub(crate) fn checkpoint_if_due(&mut self, version: u64) {
         while self.checkpoints.try_join_next().is_some() {}

@@ -190,6 +190,12 @@ struct State {
 }
 
 impl State {
+    /// `Err(reason)` while exports cannot succeed: shutting down, or the pipeline says so.
+    fn ready(&self) -> Result<(), String> {
+        let guard = self.submitter.read().map_err(|_| Stopped::ShuttingDown.to_string())?;
+        guard.as_ref().ok_or_else(|| Stopped::ShuttingDown.to_string())?.ready()
+    }
+
     /// Admit a decoded body into the pipeline and wait for its answer.
     async fn submit(&self, body: Bytes, format: Format) -> Result<Accepted, ReceiveError> {
         if body.is_empty() {
@@ -313,6 +319,7 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
     let origin = req.headers().get(ORIGIN).cloned();
     let mut response = match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/" | "/health") => response::health(),
+        (&Method::GET | &Method::HEAD, "/ready") => response::ready(state.ready()),
         (&Method::POST, TRACES_PATH) => {
             let format = request_format(content_type);
             match export(req, state).await {

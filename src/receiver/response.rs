@@ -215,6 +215,17 @@ pub(crate) fn grpc_ok(accepted: &Accepted) -> Response<Body> {
     response
 }
 
+/// `/ready`: `200` `{"status":"ready"}`, or `503` `{"status":"unready","reason":…}` while exports cannot succeed.
+pub(crate) fn ready(state: Result<(), String>) -> Response<Body> {
+    match state {
+        Ok(()) => full(StatusCode::OK, Format::Json, b"{\"status\":\"ready\"}".to_vec()),
+        Err(reason) => {
+            let body = serde_json::json!({"status": "unready", "reason": reason}).to_string().into_bytes();
+            full(StatusCode::SERVICE_UNAVAILABLE, Format::Json, body)
+        }
+    }
+}
+
 /// `200` with `{"status":"ok"}`: the body the Python app this replaces answered, which deployed probes may
 /// match on.
 pub(crate) fn health() -> Response<Body> {

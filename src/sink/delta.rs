@@ -8,6 +8,7 @@ use super::{Sealed, Sink, WriteError, Writer};
 use crate::ack::{Failure, Requests};
 use crate::commit::{Table, UploadedFile};
 use crate::encode::{Codec, FileStats};
+use crate::health::Readiness;
 use crate::store::{FileDestination, FinishedUpload, StreamedFile, UploadConfig};
 use crate::table::Contract;
 
@@ -71,7 +72,7 @@ impl Sink for DeltaSink {
 
     /// Take every sealed file that is ready, wait for their uploads, commit them in one Delta version, answer
     /// their requests. Files sealed meanwhile wait for the next round.
-    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<SealedFile>>) {
+    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<SealedFile>>, health: Readiness) {
         let mut table = self.table;
         while let Some(first) = sealed.recv().await {
             let mut round = vec![first];
@@ -95,6 +96,7 @@ impl Sink for DeltaSink {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "data file upload failed");
+                        health.failed(&e);
                         requests.fail_all(Failure::new(e));
                     }
                 }
@@ -107,10 +109,16 @@ impl Sink for DeltaSink {
                     let rows: u64 = files.iter().map(|f| f.stats.num_records).sum();
                     tracing::debug!(version, files = files.len(), rows, requests = waiting.len(), "committed");
                     waiting.succeed_all();
+                    health.succeeded();
                     table.checkpoint_if_due(version);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "Delta commit failed; answering 503");
+                    if table.refuses_writes() {
+                        health.refused(&e);
+                    } else {
+                        health.failed(&e);
+                    }
                     waiting.fail_all(Failure::new(e));
                 }
             }

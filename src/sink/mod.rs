@@ -26,6 +26,7 @@ use parquet::errors::ParquetError;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::ack::Requests;
+use crate::health::Readiness;
 use crate::table::Contract;
 
 pub(crate) use delta::DeltaSink;
@@ -66,10 +67,12 @@ pub(crate) trait Sink: Send + Sized + 'static {
     /// A writer for one worker thread. Called on the runtime that will run the sink.
     fn writer(&self) -> Self::Writer;
 
-    /// Store every sealed output in order and settle its requests; return once `sealed` is closed and drained.
+    /// Store every sealed output in order and settle its requests, reporting each delivery to `health`; return
+    /// once `sealed` is closed and drained.
     fn deliver(
         self,
         sealed: UnboundedReceiver<Sealed<<Self::Writer as Writer>::Output>>,
+        health: Readiness,
     ) -> impl Future<Output = ()> + Send;
 }
 

@@ -10,6 +10,7 @@ use super::{Sealed, Sink, WriteError, Writer};
 use crate::ack::Failure;
 use crate::databricks::zerobus::ZerobusTable;
 use crate::encode::rows::RowEncoder;
+use crate::health::Readiness;
 use crate::table::Contract;
 
 /// A table reached through a Zerobus stream.
@@ -66,17 +67,22 @@ impl Sink for ZerobusSink {
 
     /// Queue each sealed batch's records (in sealing order) and answer its requests once Zerobus acknowledges
     /// them durable; at the end, wait for every acknowledgement, then close the stream.
-    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<Vec<Vec<u8>>>>) {
+    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<Vec<Vec<u8>>>>, health: Readiness) {
         let mut table = self.table;
         let mut acks = tokio::task::JoinSet::new();
         while let Some(Sealed { output: records, requests }) = sealed.recv().await {
             match table.send(records).await {
                 Ok(durable) => {
+                    let health = health.clone();
                     acks.spawn(async move {
                         match durable.await {
-                            Ok(()) => requests.succeed_all(),
+                            Ok(()) => {
+                                requests.succeed_all();
+                                health.succeeded();
+                            }
                             Err(e) => {
                                 tracing::error!(error = %e, "Zerobus did not acknowledge; answering 503");
+                                health.failed(&e);
                                 requests.fail_all(Failure::new(e));
                             }
                         }
@@ -84,6 +90,7 @@ impl Sink for ZerobusSink {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "queuing rows on Zerobus failed; answering 503");
+                    health.failed(&e);
                     requests.fail_all(Failure::new(e));
                 }
             }

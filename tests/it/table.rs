@@ -100,6 +100,8 @@ async fn metadata_changed_by_another_writer_is_adopted_or_refused_never_wedges()
         async move { post(&url, "application/x-protobuf", request(seed, 2).encode_to_vec()).await.status() }
     };
     assert!(send(1).await.is_success());
+    let ready_url = c.traces_url().replace("/v1/traces", "/ready");
+    assert_eq!(reqwest::get(&ready_url).await.unwrap().status(), reqwest::StatusCode::OK);
 
     // Another writer sets a table property: a metadata change our next commit conflicts with. The collector reads
     // the table again, finds it still a v1 spans table, and commits.
@@ -116,6 +118,14 @@ async fn metadata_changed_by_another_writer_is_adopted_or_refused_never_wedges()
     table.add_columns().with_fields([extra]).await.unwrap();
     assert_eq!(send(4).await, reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(send(5).await, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    // Alive, but not ready: a load balancer stops sending here, an operator sees why.
+    let base = c.traces_url().replace("/v1/traces", "");
+    let health = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let reason = ready.text().await.unwrap();
+    assert!(reason.contains("refuses writes") && reason.contains("extra"), "{reason}");
     c.stop().await.unwrap();
     assert_eq!(read_rows(&path).await.len(), 6, "spans of seeds 1-3 only");
 }
