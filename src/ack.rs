@@ -196,6 +196,28 @@ impl Budget {
 }
 
 impl Permit {
+    /// Hold exactly `bytes` from now on: less is given back at once, more is taken only if the budget has it.
+    pub(crate) fn try_resize(&mut self, bytes: u64) -> bool {
+        if bytes <= self.bytes {
+            self.budget.used.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
+            return true;
+        }
+        let extra = bytes - self.bytes;
+        let taken = self.budget.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            used.checked_add(extra).filter(|&total| total <= self.budget.limit)
+        });
+        if taken.is_ok() {
+            self.bytes = bytes;
+        }
+        taken.is_ok()
+    }
+
+    /// The bytes held.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// Take `extra` more bytes for this request: what it became is larger than what it was. Checked against
     /// [`Budget::available`] by the caller beforehand; two workers racing may overshoot the limit by one request's
     /// growth each, never more.
@@ -232,6 +254,11 @@ mod tests {
         assert_eq!((budget.used(), budget.available()), (60, 40));
         drop(c);
         assert_eq!(budget.used(), 0, "a grown permit gives all of it back");
+        let mut d = budget.try_acquire(10).unwrap();
+        assert!(d.try_resize(100));
+        assert!(!d.try_resize(101), "not beyond the limit");
+        assert!(d.try_resize(5));
+        assert_eq!(budget.used(), 5);
     }
 
     #[derive(Debug, thiserror::Error)]

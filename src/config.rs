@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Compact small files every this often while serving (e.g. 10m); off by default (run `otel-delta optimize`).
     #[arg(long, env = "OTEL_DELTA_OPTIMIZE_INTERVAL", value_parser = parse_duration)]
     optimize_interval: Option<Duration>,
+    /// Longest a SIGTERM takes: requests not answered by then get 503 and the process exits (a second signal
+    /// exits at once).
+    #[arg(long, env = "OTEL_DELTA_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
 }
 
 /// Flags of `otel-delta optimize`.
@@ -157,6 +161,8 @@ pub struct Config {
     pub(crate) pipeline: PipelineConfig,
     /// Compaction inside `serve`, if enabled.
     pub(crate) optimize_interval: Option<Duration>,
+    /// Longest shutdown may take once signalled.
+    pub(crate) shutdown_timeout: Duration,
     /// Databricks start-up (experiment linking, Unity Catalog sink), if configured.
     pub(crate) databricks: Option<DatabricksConfig>,
 }
@@ -209,7 +215,10 @@ impl ServeArgs {
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let TableLocation { url: table_url, storage_options } = self.table.resolve()?;
         let pipeline = self.pipeline.resolve()?;
-        let receiver = self.receiver.resolve(pipeline.retry_after())?;
+        if self.shutdown_timeout.is_zero() {
+            return Err(InvalidSetting::new("--shutdown-timeout", "must be above zero").into());
+        }
+        let receiver = self.receiver.resolve(pipeline.retry_after(), self.shutdown_timeout)?;
         let table = &self.table;
         let databricks = self.databricks.resolve(&table.catalog, &table.schema, &table.table_prefix)?;
         if pipeline.max_inflight_bytes < receiver.http.max_request_bytes {
@@ -233,6 +242,7 @@ impl ServeArgs {
             http: receiver.http,
             pipeline,
             optimize_interval: self.optimize_interval,
+            shutdown_timeout: self.shutdown_timeout,
             databricks,
         })
     }

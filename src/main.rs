@@ -168,8 +168,19 @@ fn raise_open_files_limit() {
     }
 }
 
-/// SIGTERM or Ctrl-C.
+/// SIGTERM or Ctrl-C. A second one exits at once (exit code 130), whatever is still being stored.
 async fn shutdown_signal() {
+    signal().await;
+    tracing::info!("shutting down: committing accepted spans (a second signal exits at once)");
+    tokio::spawn(async {
+        signal().await;
+        eprintln!("otel-delta: second signal: exiting without waiting for the commit of accepted spans");
+        std::process::exit(130);
+    });
+}
+
+/// The next SIGTERM or Ctrl-C.
+async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -188,5 +199,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutting down: committing accepted spans");
 }

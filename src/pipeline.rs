@@ -29,7 +29,7 @@ use bytes::Bytes;
 use crossbeam_channel::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ack::{Accepted, Budget, ExportError, Failure, Stopped};
+use crate::ack::{Accepted, Budget, ExportError, Failure, Permit, Stopped};
 use crate::batch::{Export, FlushPolicy, RowLimits, Worker, MAX_BATCH_BYTES};
 use crate::decode::Format;
 use crate::encode::Codec;
@@ -137,13 +137,19 @@ impl Submitter {
         self.health.check()
     }
 
-    /// Admit `body`, or refuse at once when the pipeline is full. The receiver resolves when it is answered.
+    /// Reserve `bytes` of the in-flight budget for a request about to be read, or refuse at once.
+    pub(crate) fn reserve(&self, bytes: u64) -> Result<Permit, ExportError> {
+        self.budget.try_acquire(bytes).ok_or(ExportError::Overloaded)
+    }
+
+    /// Admit `body`, holding `permit` (its share of the budget, see [`Submitter::reserve`]), or refuse at once when
+    /// the queue is full. The receiver resolves when it is answered.
     pub(crate) fn submit(
         &self,
         body: Bytes,
         format: Format,
+        permit: Permit,
     ) -> Result<oneshot::Receiver<Result<Accepted, ExportError>>, ExportError> {
-        let permit = self.budget.try_acquire(body.len() as u64).ok_or(ExportError::Overloaded)?;
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send(Export { body, format, reply, permit }) {
             Ok(()) => Ok(answer),

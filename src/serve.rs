@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
@@ -17,6 +18,10 @@ use crate::pipeline::Pipeline;
 use crate::sink::{DeltaSink, Target, ZerobusSink};
 use crate::table::Contract;
 use crate::{receiver, upkeep};
+
+/// At least this long for the last commit after the receiver is done, even past the shutdown timeout: requests
+/// answered before it may be in it.
+const LAST_COMMIT_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the collector could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,8 @@ pub enum ServeError {
     DatabricksConfig(#[from] DatabricksError),
     #[error("starting worker threads: {0}")]
     Threads(#[from] std::io::Error),
+    #[error("shutdown took longer than {0:?}: requests still waiting were answered 503, uploads in flight abandoned")]
+    ShutdownTimeout(std::time::Duration),
 }
 
 /// A collector whose destination is open, ready to serve.
@@ -95,13 +102,22 @@ impl Collector {
             _ => None,
         };
         let (submitter, drain, pipeline) = Pipeline::start(target, &config.pipeline)?;
+        let (signalled_tx, signalled) = tokio::sync::oneshot::channel();
         let shutdown = async move {
             shutdown.await;
+            let _ = signalled_tx.send(Instant::now());
             // Requests waiting for their commit are answered now, not at the flush interval.
             drain.now();
         };
         receiver::serve(listeners, submitter, config.http.clone(), shutdown).await;
-        pipeline.join().await;
+        // Every request is answered (or the receiver gave up on it); what is accepted is stored within the rest of
+        // the shutdown timeout, or abandoned (its requests already got 503).
+        let deadline = signalled.await.unwrap_or_else(|_| Instant::now()) + config.shutdown_timeout;
+        let left = deadline.saturating_duration_since(Instant::now()).max(LAST_COMMIT_GRACE);
+        if tokio::time::timeout(left, pipeline.join()).await.is_err() {
+            let _ = stop_upkeep.send(true);
+            return Err(ServeError::ShutdownTimeout(config.shutdown_timeout));
+        }
         let _ = stop_upkeep.send(true);
         if let Some(task) = upkeep {
             let _ = task.await;

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
 
 use super::response::ReceiveError;
+use crate::ack::{ExportError, Permit};
 
 /// Why a body could not be read or decompressed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,8 @@ pub enum BodyError {
     Bad(String),
     #[error("the request body did not arrive within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("the collector is at capacity; retry later")]
+    Overloaded,
 }
 
 impl From<BodyError> for ReceiveError {
@@ -27,6 +30,7 @@ impl From<BodyError> for ReceiveError {
             BodyError::TooLarge { limit } => ReceiveError::TooLarge { limit },
             BodyError::Bad(reason) => ReceiveError::BadBody(reason),
             BodyError::Timeout(after) => ReceiveError::BodyTimeout(after),
+            BodyError::Overloaded => ReceiveError::Export(ExportError::Overloaded),
         }
     }
 }
@@ -61,15 +65,58 @@ impl Encoding {
     }
 }
 
-/// Read the whole body, at most `limit` bytes, within `timeout`.
-pub(crate) async fn read_limited(body: Incoming, limit: u64, timeout: std::time::Duration) -> Result<Bytes, BodyError> {
-    let collect = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
-    let Ok(collected) = tokio::time::timeout(timeout, collect).await else { return Err(BodyError::Timeout(timeout)) };
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
-        Err(e) => Err(BodyError::Bad(e.to_string())),
+/// Read the whole body, at most `limit` bytes, within `timeout`, each chunk charged to `permit` as it arrives
+/// (beyond what the permit already holds): an overloaded collector stops reading at once.
+pub(crate) async fn read_limited(
+    body: Incoming,
+    limit: u64,
+    timeout: std::time::Duration,
+    permit: &mut Permit,
+) -> Result<Bytes, BodyError> {
+    let read = async {
+        let mut body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut received = 0u64;
+        let reserved = permit.bytes();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| match e.is::<http_body_util::LengthLimitError>() {
+                true => BodyError::TooLarge { limit },
+                false => BodyError::Bad(e.to_string()),
+            })?;
+            let Ok(data) = frame.into_data() else { continue };
+            received += data.len() as u64;
+            if received > reserved && !permit.try_resize(received) {
+                return Err(BodyError::Overloaded);
+            }
+            chunks.push(data);
+        }
+        Ok(match chunks.len() {
+            1 => chunks.swap_remove(0),
+            _ => Bytes::from(chunks.concat()),
+        })
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or(Err(BodyError::Timeout(timeout)))
+}
+
+/// [`decompress`] on a blocking thread (never on the runtime's), its output charged to `permit` instead of the
+/// compressed bytes.
+pub(crate) async fn decompress_charged(
+    encoding: Encoding,
+    body: Bytes,
+    limit: u64,
+    permit: &mut Permit,
+) -> Result<Bytes, BodyError> {
+    if encoding == Encoding::Identity {
+        return decompress(encoding, body, limit);
     }
+    // Room for the output while the input is still held: a bomb stops at `limit` bytes either way.
+    let out = tokio::task::spawn_blocking(move || decompress(encoding, body, limit))
+        .await
+        .map_err(|e| BodyError::Bad(format!("decompression stopped: {e}")))??;
+    if !permit.try_resize(out.len() as u64) {
+        return Err(BodyError::Overloaded);
+    }
+    Ok(out)
 }
 
 /// Undo `encoding`, producing at most `limit` bytes.

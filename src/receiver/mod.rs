@@ -32,7 +32,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::ack::{Accepted, ExportError, Failure, Stopped};
+use crate::ack::{Accepted, ExportError, Failure, Permit, Stopped};
 use crate::decode::Format;
 use crate::pipeline::Submitter;
 use crate::settings::{parse_duration, parse_size, InvalidSetting};
@@ -45,8 +45,8 @@ pub(crate) const TRACES_PATH: &str = "/v1/traces";
 /// after JSON escaping of nested values (up to 6x).
 const MAX_REQUEST_LIMIT: u64 = 256 * 1024 * 1024;
 
-/// How long shutdown waits for in-flight requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the drain timeout, how long the 503 answers get to reach their clients.
+const GIVE_UP_GRACE: Duration = Duration::from_secs(2);
 
 /// How long an HTTP/2 peer may take to answer a keep-alive ping before its connection is closed.
 const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
@@ -121,8 +121,13 @@ pub(crate) struct ReceiverConfig {
 }
 
 impl ReceiverArgs {
-    /// Check the values; `retry_after` is what clients are told to wait after a 503.
-    pub(crate) fn resolve(&self, retry_after: Duration) -> Result<ReceiverConfig, InvalidSetting> {
+    /// Check the values; `retry_after` is what clients are told to wait after a 503, `drain_timeout` how long
+    /// requests may still be answered after shutdown begins.
+    pub(crate) fn resolve(
+        &self,
+        retry_after: Duration,
+        drain_timeout: Duration,
+    ) -> Result<ReceiverConfig, InvalidSetting> {
         if self.max_request_size == 0 || self.max_request_size > MAX_REQUEST_LIMIT {
             let reason = format!("must be between 1 byte and {MAX_REQUEST_LIMIT} bytes");
             return Err(InvalidSetting::new("--max-request-size", reason));
@@ -153,7 +158,7 @@ impl ReceiverArgs {
             http: HttpConfig {
                 max_request_bytes: self.max_request_size,
                 retry_after,
-                drain_timeout: DRAIN_TIMEOUT,
+                drain_timeout,
                 cors_allowed_origins: self.cors_allowed_origins.iter().map(|o| o.trim().to_owned()).collect(),
                 header_timeout: self.header_timeout,
                 body_timeout: self.body_timeout,
@@ -171,7 +176,7 @@ impl ReceiverArgs {
 pub(crate) struct HttpConfig {
     pub(crate) max_request_bytes: u64,
     pub(crate) retry_after: Duration,
-    /// How long shutdown waits for in-flight requests.
+    /// How long requests may still be answered once shutdown begins; then those still waiting get 503.
     pub(crate) drain_timeout: Duration,
     /// Origins allowed to send from browsers (`*` for any); empty: no CORS.
     pub(crate) cors_allowed_origins: Vec<String>,
@@ -186,6 +191,8 @@ pub(crate) struct HttpConfig {
 struct State {
     /// Taken at shutdown, which lets the pipeline drain even if a connection outlives the drain timeout.
     submitter: RwLock<Option<Submitter>>,
+    /// Turns true once the drain timeout has passed: requests still waiting are answered 503.
+    give_up: tokio::sync::watch::Receiver<bool>,
     config: HttpConfig,
 }
 
@@ -196,30 +203,41 @@ impl State {
         guard.as_ref().ok_or_else(|| Stopped::ShuttingDown.to_string())?.ready()
     }
 
+    /// Run `f` with the submitter, unless the collector is shutting down.
+    fn with_submitter<T>(&self, f: impl FnOnce(&Submitter) -> Result<T, ExportError>) -> Result<T, ExportError> {
+        let shutting_down = || ExportError::Unavailable(Failure::new(Stopped::ShuttingDown));
+        // Poisoned only if a thread panicked while taking the submitter at shutdown.
+        let guard = self.submitter.read().map_err(|_| shutting_down())?;
+        f(guard.as_ref().ok_or_else(shutting_down)?)
+    }
+
+    /// Reserve in-flight budget for a request before its body is read (its declared length; chunks beyond it
+    /// are charged as they arrive).
+    fn reserve(&self, declared: u64) -> Result<Permit, ReceiveError> {
+        Ok(self.with_submitter(|s| s.reserve(declared))?)
+    }
+
     /// Admit a decoded body into the pipeline and wait for its answer.
-    async fn submit(&self, body: Bytes, format: Format) -> Result<Accepted, ReceiveError> {
+    async fn submit(&self, body: Bytes, format: Format, permit: Permit) -> Result<Accepted, ReceiveError> {
         if body.is_empty() {
             return Ok(Accepted::default());
         }
-        let answer = {
-            let shutting_down = || ExportError::Unavailable(Failure::new(Stopped::ShuttingDown));
-            // Poisoned only if a thread panicked while taking the submitter at shutdown.
-            let guard = self.submitter.read().map_err(|_| shutting_down())?;
-            let submitter = guard.as_ref().ok_or_else(shutting_down)?;
-            submitter.submit(body, format)?
-        };
-        match tokio::time::timeout(self.config.request_timeout, answer).await {
-            Ok(Ok(result)) => Ok(result?),
-            Ok(Err(_)) => Err(ExportError::Unavailable(Failure::new(Stopped::Dropped)).into()),
-            Err(_) => {
-                Err(ExportError::Unavailable(Failure::new(Stopped::Deadline(self.config.request_timeout))).into())
-            }
+        let answer = self.with_submitter(|s| s.submit(body, format, permit))?;
+        let mut give_up = self.give_up.clone();
+        let unavailable = |why| Err(ExportError::Unavailable(Failure::new(why)).into());
+        tokio::select! {
+            answer = tokio::time::timeout(self.config.request_timeout, answer) => match answer {
+                Ok(Ok(result)) => Ok(result?),
+                Ok(Err(_)) => unavailable(Stopped::Dropped),
+                Err(_) => unavailable(Stopped::Deadline(self.config.request_timeout)),
+            },
+            _ = give_up.wait_for(|g| *g) => unavailable(Stopped::ShuttingDown),
         }
     }
 }
 
 /// Serve OTLP on every listener until `shutdown` resolves; then stop accepting, let in-flight requests finish
-/// (up to the drain timeout) and drop the submitter.
+/// for up to the drain timeout, answer those still waiting 503, and drop the submitter.
 pub(crate) async fn serve(
     listeners: Vec<TcpListener>,
     submitter: Submitter,
@@ -227,7 +245,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections));
-    let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), config });
+    let (give_up_tx, give_up) = tokio::sync::watch::channel(false);
+    let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), give_up, config });
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let accept_loops: Vec<_> = listeners
@@ -245,8 +264,14 @@ pub(crate) async fn serve(
     let drain = state.config.drain_timeout;
     match Arc::try_unwrap(graceful) {
         Ok(graceful) => {
-            if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-                tracing::warn!(?drain, "connections still open after the drain timeout");
+            let mut closed = std::pin::pin!(graceful.shutdown());
+            if tokio::time::timeout(drain, &mut closed).await.is_err() {
+                tracing::warn!(?drain, "requests still waiting after the drain timeout: answering them 503");
+                give_up_tx.send_replace(true);
+                // Their answers are on their way; connections that still do not close are left behind.
+                if tokio::time::timeout(GIVE_UP_GRACE, closed).await.is_err() {
+                    tracing::warn!("connections still open after the drain timeout");
+                }
             }
         }
         Err(_) => tracing::warn!("accept loops still hold the connection watcher"),
@@ -354,9 +379,11 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, Recei
     if declared.is_some_and(|n| n > limit) {
         return Err(ReceiveError::TooLarge { limit });
     }
-    let raw = body::read_limited(req.into_body(), limit, state.config.body_timeout).await?;
-    let body = body::decompress(encoding, raw, limit)?;
-    state.submit(body, format).await
+    // Admission before the body is read: an overloaded collector refuses before it buffers anything.
+    let mut permit = state.reserve(declared.unwrap_or(0))?;
+    let raw = body::read_limited(req.into_body(), limit, state.config.body_timeout, &mut permit).await?;
+    let body = body::decompress_charged(encoding, raw, limit, &mut permit).await?;
+    state.submit(body, format, permit).await
 }
 
 /// The OTLP encoding a Content-Type names, if any.

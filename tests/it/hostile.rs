@@ -202,3 +202,31 @@ async fn requests_that_amplify_are_refused_413_within_bounded_memory_and_the_col
     eprintln!("collector peak RSS: {peak} MiB");
     assert!(peak < 1024, "peak RSS {peak} MiB: refused requests must not be built");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_beyond_the_budget_is_refused_before_it_is_read() {
+    let collector = Binary::start(&["--max-inflight-size", "64MiB", "--max-request-size", "64MiB"]);
+    let head = |length: u64| {
+        format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: \
+             {length}\r\n\r\n"
+        )
+    };
+    // One client reserves 48 MiB of the 64 by declaring it, sends a little and stalls.
+    let mut holder = TcpStream::connect(&collector.addr).await.unwrap();
+    holder.write_all(head(48 << 20).as_bytes()).await.unwrap();
+    holder.write_all(&[0u8; 1024]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another declares 48 MiB too: refused with 503 at once, before any of its body is sent or read.
+    let mut refused = TcpStream::connect(&collector.addr).await.unwrap();
+    refused.write_all(head(48 << 20).as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let deadline = Duration::from_secs(10);
+    let n = tokio::time::timeout(deadline, refused.read(&mut answer)).await.expect("answered at once").unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after"), "{answer}");
+    // What is left of the budget still serves ordinary requests.
+    assert_eq!(collector.export(6).await.status(), reqwest::StatusCode::OK);
+    drop(holder);
+}

@@ -206,7 +206,14 @@ impl Serve {
     }
 
     /// SIGTERM, then wait for the drain: the process must exit 0.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        let logs = self.logs.clone();
+        let status = self.terminate().await;
+        assert!(status.success(), "otel-delta exited with {status} after SIGTERM:\n{}", logs.lock().unwrap());
+    }
+
+    /// SIGTERM, then its exit status (killed, and the test failed, if it does not exit within `STEP_TIMEOUT`).
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -215,11 +222,7 @@ impl Serve {
             (status, child)
         });
         match tokio::time::timeout(STEP_TIMEOUT, wait).await {
-            Ok(done) => {
-                let (status, _) = done.unwrap();
-                let status = status.unwrap();
-                assert!(status.success(), "otel-delta exited with {status} after SIGTERM:\n{}", self.logs());
-            }
+            Ok(done) => done.unwrap().0.unwrap(),
             Err(_) => {
                 let _ = Command::new("kill").args(["-KILL", &pid]).status();
                 panic!("otel-delta did not exit within {STEP_TIMEOUT:?} of SIGTERM:\n{}", self.logs());
@@ -684,6 +687,53 @@ async fn upload_stall_is_answered_503_then_recovers() {
     // Read from the S3 server directly, not through the proxy: none of the refused attempts left rows.
     let rows = read_rows_at(&table, HashMap::new()).await;
     assert_exactly_once(&rows, &acked);
+    assert_log_contiguous(&table).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_stalled_store_ends_within_the_shutdown_timeout() {
+    let Some(table) = s3_table("shutdown-stall") else { return };
+    let proxy = StallProxy::start(s3_endpoint()).await;
+    let mut env: Vec<(&str, String)> = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
+        .into_iter()
+        .filter(|k| std::env::var_os(k).is_some())
+        .map(|k| (k, proxy.url()))
+        .collect();
+    if env.is_empty() {
+        env.push(("AWS_ENDPOINT_URL", proxy.url()));
+    }
+    // The store timeouts alone would hold a stalled upload for minutes; the shutdown timeout is 3 s.
+    let extra = ["--upload-timeout", "300s", "--storage-option", "timeout=300s", "--shutdown-timeout", "3s"];
+    let c = Serve::start(&table, &extra, &env).await;
+    let client = client();
+    let first = request(1, 5);
+    assert_eq!(export(&client, &c.traces_url, Bytes::from(first.encode_to_vec())).await.0, StatusCode::OK);
+
+    proxy.stall(true);
+    let waiting: Vec<_> = (0..3)
+        .map(|i| {
+            let (client, url) = (client.clone(), c.traces_url.clone());
+            let body = Bytes::from(request(10 + i, 5).encode_to_vec());
+            tokio::spawn(async move { export(&client, &url, body).await.0 })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let logs = c.logs.clone();
+    let started = Instant::now();
+    let status = c.terminate().await;
+    let took = started.elapsed();
+    let logs = logs.lock().unwrap().clone();
+    eprintln!("SIGTERM with a stalled store: exit {status} after {took:?}");
+    // Not a timing assertion: without the shutdown timeout the process waits on the store far past this.
+    assert!(took < Duration::from_secs(30), "exited only after {took:?}:\n{logs}");
+    assert!(!status.success(), "accepted spans were not stored: the exit says so ({status})");
+    assert!(logs.contains("shutdown took longer than 3s"), "{logs}");
+    for answer in waiting {
+        assert_eq!(answer.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE, "answered, not dropped:\n{logs}");
+    }
+    proxy.stall(false);
+    let rows = read_rows_at(&table, HashMap::new()).await;
+    assert_exactly_once(&rows, &span_keys(&first));
     assert_log_contiguous(&table).await;
 }
 
