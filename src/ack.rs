@@ -60,6 +60,12 @@ impl Failure {
     pub(crate) fn new(error: impl Error + Send + Sync + 'static) -> Self {
         Failure(Arc::new(error))
     }
+
+    /// A failure inside the collector (storage, a bug), whose details (paths, endpoints) are for the log, not
+    /// the client; the collector's own states ([`Stopped`]: shutting down, a deadline) are not.
+    pub(crate) fn is_internal(&self) -> bool {
+        self.0.downcast_ref::<Stopped>().is_none_or(|s| matches!(s, Stopped::WorkerPanicked))
+    }
 }
 
 impl Error for Failure {}

@@ -59,7 +59,11 @@ fn run() -> anyhow::Result<()> {
         // The Delta libraries log every snapshot and commit at info: only their warnings unless RUST_LOG asks.
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn".into()),
+                // The kernel logs a missing table (one we are about to create) as an ERROR; we report what
+                // matters of it ourselves.
+                .unwrap_or_else(|_| {
+                    "info,buoyant_kernel=warn,buoyant_kernel::snapshot=off,delta_kernel=warn,deltalake_core=warn".into()
+                }),
         )
         .init();
     let cli = Cli::parse();

@@ -87,11 +87,26 @@ impl ReceiveError {
         }
     }
 
+    /// What the client is told. A failure inside the collector is logged here, whole, under a new request id,
+    /// and the client gets a generic reason with that id: paths and endpoints stay in the log, and an operator
+    /// finds the line a client reports. Everything else is the client's to act on and is said as is.
+    fn client_message(&self) -> String {
+        match self {
+            ReceiveError::Export(ExportError::Unavailable(failure)) if failure.is_internal() => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let request_id = &id[..16];
+                tracing::warn!(request_id, error = %failure, "export failed after it was accepted; answering 503");
+                format!("spans could not be stored; retry later (request id {request_id})")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The OTLP/HTTP answer: a `google.rpc.Status` body in `format`, `Retry-After` when the client should come
     /// back.
     pub(crate) fn into_http(self, format: Format, retry_after: Duration) -> Response<Body> {
         let (status, grpc_code, retryable) = self.status();
-        let message = self.to_string();
+        let message = self.client_message();
         let body = match format {
             Format::Protobuf => rpc_status(grpc_code, &message, None),
             Format::Json => serde_json::json!({"code": grpc_code, "message": message}).to_string().into_bytes(),
@@ -114,7 +129,7 @@ impl ReceiveError {
     /// should retry, a `RetryInfo` in `grpc-status-details-bin`.
     pub(crate) fn into_grpc(self, retry_after: Duration) -> Response<Body> {
         let (_, grpc_code, retryable) = self.status();
-        let message = self.to_string();
+        let message = self.client_message();
         let mut response = Response::new(empty());
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));

@@ -209,9 +209,17 @@ async fn a_storage_failure_is_503_never_500_and_the_collector_keeps_serving() {
     let r = post(&c.traces_url(), PROTOBUF, request(8, 2).encode_to_vec()).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.headers().contains_key("retry-after"));
-    assert_eq!(rpc_status(r).await.code, 14);
+    let status = rpc_status(r).await;
+    assert_eq!(status.code, 14);
+    // The client gets a request id to quote, not the collector's paths (those are in its log, under that id).
+    assert!(status.message.contains("request id "), "{}", status.message);
+    let table_dir = c.table.to_string_lossy().into_owned();
+    assert!(!status.message.contains(&table_dir) && !status.message.contains("part-"), "{}", status.message);
     let health = reqwest::get(format!("http://{}/health", c.addr)).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
+    // Alive, not ready, with the reason (for the operator, on the collector's own port).
+    let ready = reqwest::get(format!("http://{}/ready", c.addr)).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     c.stop().await.unwrap();
 }
 
