@@ -230,3 +230,66 @@ async fn a_body_beyond_the_budget_is_refused_before_it_is_read() {
     assert_eq!(collector.export(6).await.status(), reqwest::StatusCode::OK);
     drop(holder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("spans");
+    let mut acked: Vec<String> = Vec::new();
+    let mut seed = 1_000u64;
+    // Killed at different moments of the flush cycle (200 ms): mid-batch, mid-upload, mid-commit, by chance.
+    for kill_after_ms in [350u64, 900, 1_450] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otel-delta"))
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off", "--flush-interval", "200ms"])
+            .arg("--table")
+            .arg(&table)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let _table = lines.next().unwrap().unwrap();
+        let url = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_owned();
+        let clients: Vec<_> = (0..8)
+            .map(|client| {
+                let url = url.clone();
+                let first = seed + client * 1_000;
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    let mut acked = Vec::new();
+                    // Bounded: at most 1,000 requests per client, and the collector dies long before.
+                    for s in first..first + 1_000 {
+                        let request = request(s, 20);
+                        let sent = http
+                            .post(&url)
+                            .header("content-type", "application/x-protobuf")
+                            .body(request.encode_to_vec())
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(r) if r.status().is_success() => acked.extend(crate::stores::span_keys(&request)),
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        seed += 10_000;
+        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for client in clients {
+            acked.extend(client.await.unwrap());
+        }
+    }
+    assert!(!acked.is_empty(), "some requests were acknowledged before each kill");
+    let rows = crate::support::read_rows(&table).await;
+    let stored: std::collections::HashSet<String> =
+        rows.iter().map(|r| format!("{}{}", r["trace_id"].as_str().unwrap(), r["span_id"].as_str().unwrap())).collect();
+    let missing = acked.iter().filter(|k| !stored.contains(*k)).count();
+    assert_eq!(missing, 0, "{missing} of {} acknowledged spans are not in the table", acked.len());
+    crate::stores::assert_log_contiguous(&crate::support::table_url(&table)).await;
+    eprintln!("kill -9 x3: {} acknowledged spans, {} rows, none missing", acked.len(), rows.len());
+}

@@ -443,7 +443,7 @@ async fn log_entries(url: &Url) -> Vec<(u64, Vec<Value>)> {
 }
 
 /// The log holds versions 0..=N with no gap, N being the version readers see. Returns N.
-async fn assert_log_contiguous(url: &Url) -> u64 {
+pub async fn assert_log_contiguous(url: &Url) -> u64 {
     let versions = log_versions(url).await;
     let last = *versions.last().expect("the table has commits");
     assert_eq!(versions, (0..=last).collect::<Vec<_>>(), "commit versions have no gap");
