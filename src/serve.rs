@@ -86,6 +86,9 @@ impl Collector {
                 tracing::info!(table = sink.table(), endpoint = sink.endpoint(), "Zerobus sink open")
             }
         }
+        if let Target::Delta(sink) = &target {
+            sink.table().remove_stale_staging_files(config.pipeline.upload.timeout).await;
+        }
         let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
         let upkeep = match (config.optimize_interval, &target) {
             (Some(interval), Target::Delta(sink)) => {

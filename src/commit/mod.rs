@@ -154,10 +154,14 @@ impl Table {
         expected: Option<&'static Contract>,
     ) -> Result<Self, CommitError> {
         register_object_stores();
+        let mut created = false;
         let table = match (backend.open(url).await, expected) {
             (Ok(table), _) => table,
             (Err(DeltaTableError::NotATable(_)), Some(contract)) => match create_table(url, backend, contract).await {
-                Ok(table) => table,
+                Ok(table) => {
+                    created = true;
+                    table
+                }
                 // Another writer created it first: use theirs (and check it below).
                 Err(_) => backend
                     .open(url)
@@ -184,6 +188,10 @@ impl Table {
             .filter(|&n: &u64| n > 0)
             .unwrap_or(100);
         let store = Store::new(table.log_store().object_store(None), url);
+        if created {
+            // A table we created must survive a machine crash before anything is acknowledged in it.
+            store.sync_created_table().await.map_err(|source| CommitError::Sync { version: 0, source })?;
+        }
         Ok(Table {
             url: url.clone(),
             contract,
@@ -208,6 +216,15 @@ impl Table {
     /// Another handle on the same table, through the same store (its own commits, e.g. for compaction).
     pub(crate) async fn open_again(&self) -> Result<Table, CommitError> {
         Table::open_checked(&self.url, &self.backend, Some(self.contract)).await
+    }
+
+    /// Delete the staging files crashed uploads left behind (see [`Store::remove_stale_staging_files`]).
+    pub(crate) async fn remove_stale_staging_files(&self, older_than: std::time::Duration) {
+        match self.store.remove_stale_staging_files(older_than).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed staging files of uploads a crash left behind"),
+            Err(e) => tracing::warn!(error = %e, "could not remove stale upload staging files"),
+        }
     }
 
     /// The contract of the table's rows.
@@ -390,10 +407,17 @@ impl Table {
             return;
         }
         let table = self.table.clone();
+        let store = self.store.clone();
         self.checkpoints.spawn(async move {
             if let Err(e) = deltalake::checkpoints::create_checkpoint(&table, None).await {
                 tracing::warn!(version, error = %e, "Delta checkpoint failed; readers replay the JSON log");
                 return;
+            }
+            // On a local disk, durable like the log entries: readers trust `_last_checkpoint`.
+            for file in [format!("_delta_log/{version:020}.checkpoint.parquet"), "_delta_log/_last_checkpoint".into()] {
+                if let Err(e) = store.sync_log_entry(&file).await {
+                    tracing::warn!(version, error = %e, "syncing the checkpoint to disk failed");
+                }
             }
             tracing::info!(version, "wrote Delta checkpoint");
             let cleanup = table.snapshot().is_ok_and(|s| s.table_config().enable_expired_log_cleanup.unwrap_or(true));

@@ -216,6 +216,40 @@ impl Store {
         self.sync_local_file(relative_path).await
     }
 
+    /// A new table's first log entry, the log folder and the table folder, made durable (local disk only).
+    pub(crate) async fn sync_created_table(&self) -> Result<(), StoreError> {
+        self.sync_log_entry("_delta_log/00000000000000000000.json").await?;
+        match &self.local_root {
+            Some(root) => sync_local(root.join("_delta_log")).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Delete the staging files of multipart uploads a crashed process left in a local table folder
+    /// (`<data file>#<n>`, which object_store renames into place only when an upload completes), once older than
+    /// `older_than` (no live upload is that old: uploads time out before). Returns how many were deleted. Object
+    /// stores keep incomplete multipart uploads out of sight instead: their lifecycle rules expire them.
+    pub(crate) async fn remove_stale_staging_files(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let Some(root) = self.local_root.clone() else { return Ok(0) };
+        let sweep = move || -> std::io::Result<usize> {
+            let mut removed = 0;
+            for entry in std::fs::read_dir(&root)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let staging = name.to_str().is_some_and(|n| n.starts_with("part-") && n.contains('#'));
+                let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+                if staging && age > older_than {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        };
+        let local_root = self.local_root.clone().unwrap_or_default();
+        let error = |source| StoreError::Sync { path: local_root.clone(), source };
+        tokio::task::spawn_blocking(sweep).await.map_err(|e| error(std::io::Error::other(e)))?.map_err(error)
+    }
+
     async fn sync_local_file(&self, relative_path: &str) -> Result<(), StoreError> {
         match &self.local_root {
             Some(root) => sync_local(root.join(relative_path)).await,
@@ -392,5 +426,24 @@ mod tests {
         let result = task.await.unwrap().wait().await;
         assert!(matches!(result, Err(StoreError::Abandoned { .. })), "{result:?}");
         assert!(stored(&memory, "gone.parquet").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn stale_staging_files_of_crashed_uploads_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path()).unwrap();
+        let local = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let store = Store::new(local, &url);
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for name in ["part-1.parquet#1", "part-2.parquet#7", "part-3.parquet", "notes#1"] {
+            let file = std::fs::File::create(dir.path().join(name)).unwrap();
+            file.set_modified(old).unwrap();
+        }
+        std::fs::File::create(dir.path().join("part-4.parquet#1")).unwrap(); // an upload in progress
+        assert_eq!(store.remove_stale_staging_files(Duration::from_secs(60)).await.unwrap(), 2);
+        let mut left: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["notes#1", "part-3.parquet", "part-4.parquet#1"]);
     }
 }
