@@ -3,7 +3,9 @@
 //!
 //! Contract: [`Collector::open`] returns only once the destination is writable (the table opened or created and
 //! checked, or the Zerobus stream open), so a collector that starts serving can store what it accepts.
-//! [`Collector::serve`] returns after every accepted request has been answered.
+//! [`Collector::serve`] returns once every accepted request has been answered (200 only once stored) and every
+//! accepted row stored or failed; past `--shutdown-timeout` after the shutdown signal it returns
+//! [`ServeError::ShutdownTimeout`] instead, every request still waiting having been answered 503.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -80,14 +82,12 @@ impl Collector {
         let Collector { config, target } = self;
         match &target {
             Target::Delta(sink) => {
-                tracing::info!(table = %sink.table().url(), version = ?sink.table().version(), "table open")
+                tracing::info!(table = %sink.table().url(), version = ?sink.table().version(), "table open");
+                sink.table().remove_stale_staging_files(config.pipeline.upload.timeout).await;
             }
             Target::Zerobus(sink) => {
                 tracing::info!(table = sink.table(), endpoint = sink.endpoint(), "Zerobus sink open")
             }
-        }
-        if let Target::Delta(sink) = &target {
-            sink.table().remove_stale_staging_files(config.pipeline.upload.timeout).await;
         }
         let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
         let upkeep = match (config.optimize_interval, &target) {

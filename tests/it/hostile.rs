@@ -131,6 +131,7 @@ async fn slow_headers_and_stalled_bodies_are_cut_off_while_other_clients_are_ser
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
     assert_eq!(collector.export(2).await.status(), reqwest::StatusCode::OK, "still serving");
+    eprintln!("slow headers and stalled bodies: collector peak RSS {} MiB", peak_rss_mib(collector.child.id()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,6 +163,7 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         assert!(Instant::now() < deadline, "never served again after the held connections closed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("connection limit: collector peak RSS {} MiB", peak_rss_mib(collector.child.id()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,6 +230,7 @@ async fn a_body_beyond_the_budget_is_refused_before_it_is_read() {
     assert!(answer.to_ascii_lowercase().contains("retry-after"), "{answer}");
     // What is left of the budget still serves ordinary requests.
     assert_eq!(collector.export(6).await.status(), reqwest::StatusCode::OK);
+    eprintln!("body beyond the budget: collector peak RSS {} MiB", peak_rss_mib(collector.child.id()));
     drop(holder);
 }
 
@@ -237,6 +240,7 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
     let table = dir.path().join("spans");
     let mut acked: Vec<String> = Vec::new();
     let mut seed = 1_000u64;
+    let mut peak = 0;
     // Killed at different moments of the flush cycle (200 ms): mid-batch, mid-upload, mid-commit, by chance.
     for kill_after_ms in [350u64, 900, 1_450] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otel-delta"))
@@ -278,6 +282,7 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
             .collect();
         seed += 10_000;
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        peak = peak.max(peak_rss_mib(child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
         for client in clients {
@@ -291,5 +296,5 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
     let missing = acked.iter().filter(|k| !stored.contains(*k)).count();
     assert_eq!(missing, 0, "{missing} of {} acknowledged spans are not in the table", acked.len());
     crate::stores::assert_log_contiguous(&crate::support::table_url(&table)).await;
-    eprintln!("kill -9 x3: {} acknowledged spans, {} rows, none missing", acked.len(), rows.len());
+    eprintln!("kill -9 x3: {} acknowledged spans, {} rows, none missing; peak RSS {peak} MiB", acked.len(), rows.len());
 }

@@ -718,6 +718,9 @@ async fn sigterm_with_a_stalled_store_ends_within_the_shutdown_timeout() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", c.child.as_ref().unwrap().id())).unwrap();
+    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or_default().to_owned();
+    eprintln!("SIGTERM with a stalled store: collector {peak}");
     let logs = c.logs.clone();
     let started = Instant::now();
     let status = c.terminate().await;
