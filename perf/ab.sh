@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A/B of two collector binaries on the same load, alternating (A B A B …) so the machine's drift hits both alike.
+# A/B of two collector binaries on the same load, alternating (A B, then B A, …) so the machine's drift and each
+# run's after-effects hit both alike.
 # Each run: a fresh collector (default settings) on a fresh local table, `otel-delta-load` at peak for DURATION
 # seconds, every acknowledged span counted back from the table, SIGTERM. Writes perf/results/<date>-ab.md with every
 # run and the median per case and binary.
@@ -38,8 +39,13 @@ run() {
 for round in $(seq "$ROUNDS"); do
   for case in $CASES; do
     echo "round $round, $case" >&2
-    run A "$A" "$case"
-    run B "$B" "$case"
+    # Who goes first alternates by round, and each run starts after the last one's files reached the disk: a
+    # run's write-back must not slow the next one's fsyncs.
+    if ((round % 2)); then order="A B"; else order="B A"; fi
+    for label in $order; do
+      sync
+      if [[ $label == A ]]; then run A "$A" "$case"; else run B "$B" "$case"; fi
+    done
   done
 done
 

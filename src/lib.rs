@@ -34,12 +34,8 @@ pub mod testing;
 
 // Running the collector (`main`, integration tests, the end-to-end bench).
 pub use config::{Config, ConfigError, OptimizeArgs, ServeArgs, TableArgs, TableLocation, VacuumArgs};
-pub use databricks::{DatabricksArgs, SinkKind};
-pub use pipeline::PipelineArgs;
-pub use receiver::ReceiverArgs;
 pub use serve::{serve, Collector, ServeError};
 pub use settings::InvalidSetting;
-pub use store::UploadArgs;
 
 // Table upkeep (`otel-delta optimize` / `vacuum`).
 pub use commit::{register_object_stores, CommitError, Table, UploadedFile};

@@ -41,7 +41,7 @@ use crate::store::{UploadArgs, UploadConfig};
 /// Flags of batching and acknowledgement.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Batching")]
-pub struct PipelineArgs {
+pub(crate) struct PipelineArgs {
     /// Longest a request waits for its file to be sealed and committed (e.g. 1s, 500ms).
     #[arg(long, env = "OTEL_DELTA_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     flush_interval: Duration,

@@ -31,7 +31,7 @@ use crate::table::Contract;
 
 /// Where rows go: `--table`, or a Unity Catalog table written directly or through Zerobus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SinkKind {
+pub(crate) enum SinkKind {
     /// The Delta table of --table / --warehouse.
     Delta,
     /// The Unity Catalog table, written directly with credentials Unity Catalog vends.
@@ -43,7 +43,7 @@ pub enum SinkKind {
 /// Flags of the destination and of Databricks start-up.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Destination and Databricks")]
-pub struct DatabricksArgs {
+pub(crate) struct DatabricksArgs {
     /// Where spans go: `delta` (the table of --table / --warehouse), `unity-catalog` (the Unity Catalog table
     /// <catalog>.<schema>.<prefix>_otel_spans, or the one MLflow linking names, written directly with credentials
     /// Unity Catalog vends; needs DATABRICKS_HOST) or `zerobus` (that table, through Databricks Zerobus Ingest:

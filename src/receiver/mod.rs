@@ -54,7 +54,7 @@ const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Flags of the OTLP listeners.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Receiver")]
-pub struct ReceiverArgs {
+pub(crate) struct ReceiverArgs {
     /// Address of the OTLP/HTTP listener.
     #[arg(long, env = "OTEL_DELTA_HTTP_ADDR", default_value = "127.0.0.1:4318")]
     http_addr: SocketAddr,

@@ -77,7 +77,7 @@ const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 /// Flags of data file uploads.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Uploads")]
-pub struct UploadArgs {
+pub(crate) struct UploadArgs {
     /// Data files larger than this go to the store as multipart uploads in parts of this size (at least 5MiB).
     #[arg(long, env = "OTEL_DELTA_UPLOAD_PART_SIZE", default_value = "16MiB", value_parser = parse_size)]
     upload_part_size: u64,
