@@ -3,14 +3,15 @@
 //! Data flow, one module per step (all private; what other crates may use is re-exported below):
 //!
 //! ```text
-//!  receiver → decode → batch (rows: table::Contract's row builder) → encode (Parquet) → store (upload)
-//!                          │                                                              → commit (Delta log)
-//!                          └─ the sink's Writer ──────────────────────────────▶ sink (Delta table or Zerobus)
+//!  receiver ─▶ pipeline ─▶ batch (decode, then the table::Contract's row builder) ─▶ sink::Writer ─▶ Sink::deliver
+//!  (HTTP, gRPC) (admission)                   Delta:   encode (Parquet) ▸ store (upload)  ▸ commit (Delta log)
+//!                                             Zerobus: encode::rows (records)             ▸ databricks::zerobus
 //! ```
 //!
-//! `pipeline` carries a request through them and answers it once `sink` stored its rows (`ack` holds what a
-//! request is owed); `table` is the contract of every table written; `serve` puts the collector together;
-//! `upkeep` (compaction, vacuum) keeps tables healthy off the ack path; `databricks` talks to a workspace.
+//! `ack` holds what a request is owed and settles it; `health` is what `/ready` answers; `settings` the parsers
+//! every component's flags share and `config` puts those sections together; `serve` puts the collector
+//! together; `upkeep` (compaction, vacuum) keeps tables healthy off the ack path; `databricks` talks to a
+//! workspace.
 
 mod ack;
 mod batch;
