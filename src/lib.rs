@@ -3,9 +3,9 @@
 //! Data flow, one module per step (all private; what other crates may use is re-exported below):
 //!
 //! ```text
-//!  receiver ─▶ pipeline ─▶ batch (decode, then the table::Contract's row builder) ─▶ sink::Writer ─▶ Sink::deliver
-//!  (HTTP, gRPC) (admission)                   Delta:   encode (Parquet) ▸ store (upload)  ▸ commit (Delta log)
-//!                                             Zerobus: encode::rows (records)             ▸ databricks::zerobus
+//!  receiver ─▶ pipeline ─▶ batch (decode, then the contract's row builder) ─▶ sink::Writer ─▶ Sink::deliver
+//!  (HTTP, gRPC) (admission)               Delta:   encode (Parquet) ▸ store (upload) ▸ commit (Delta log)
+//!                                         Zerobus: encode::rows (records)            ▸ databricks::zerobus
 //! ```
 //!
 //! `ack` holds what a request is owed and settles it; `health` is what `/ready` answers; `settings` the parsers
