@@ -39,19 +39,27 @@ fn peak_rss_mib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
 }
 
-/// The binary serving a fresh local table with `extra` flags; killed on drop.
+/// The binary serving a local table with `extra` flags; killed on drop.
 struct Binary {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Binary {
+    /// On a fresh table in a temporary folder.
     fn start(extra: &[&str]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
+        let mut binary = Binary::start_at(&dir.path().join("spans"), extra);
+        binary._dir = Some(dir);
+        binary
+    }
+
+    /// On the table at `table` (created if missing).
+    fn start_at(table: &std::path::Path, extra: &[&str]) -> Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otel-delta"))
             .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off", "--table"])
-            .arg(dir.path().join("spans"))
+            .arg(table)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -62,7 +70,7 @@ impl Binary {
         let http_line = lines.next().unwrap().unwrap();
         let url = http_line.rsplit(' ').next().unwrap();
         let addr = url.trim_start_matches("http://").trim_end_matches("/v1/traces").to_owned();
-        Binary { child, addr, _dir: dir }
+        Binary { child, addr, _dir: None }
     }
 
     fn url(&self) -> String {
@@ -244,17 +252,8 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
     let mut peak = 0;
     // Killed at different moments of the flush cycle (200 ms): mid-batch, mid-upload, mid-commit, by chance.
     for kill_after_ms in [350u64, 900, 1_450] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off", "--flush-interval", "200ms"])
-            .arg("--table")
-            .arg(&table)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let _table = lines.next().unwrap().unwrap();
-        let url = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_owned();
+        let mut collector = Binary::start_at(&table, &["--flush-interval", "200ms"]);
+        let url = collector.url();
         let clients: Vec<_> = (0..8)
             .map(|client| {
                 let url = url.clone();
@@ -283,9 +282,9 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
             .collect();
         seed += 10_000;
         tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
-        peak = peak.max(peak_rss_mib(child.id()));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        peak = peak.max(peak_rss_mib(collector.child.id()));
+        collector.child.kill().unwrap();
+        collector.child.wait().unwrap();
         for client in clients {
             acked.extend(client.await.unwrap());
         }

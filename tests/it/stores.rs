@@ -488,6 +488,20 @@ impl StallProxy {
         StallProxy { addr, stalled, task }
     }
 
+    /// The collector's environment with every S3 endpoint variable the tests' environment sets naming the
+    /// proxy instead (`AWS_ENDPOINT_URL` when none is set).
+    fn endpoint_env(&self) -> Vec<(&'static str, String)> {
+        let mut env: Vec<(&str, String)> = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
+            .into_iter()
+            .filter(|k| std::env::var_os(k).is_some())
+            .map(|k| (k, self.url()))
+            .collect();
+        if env.is_empty() {
+            env.push(("AWS_ENDPOINT_URL", self.url()));
+        }
+        env
+    }
+
     fn stall(&self, on: bool) {
         self.stalled.send_replace(on);
     }
@@ -640,15 +654,7 @@ async fn three_collectors_append_to_one_s3_table() {
 async fn upload_stall_is_answered_503_then_recovers() {
     let Some(table) = s3_table("stall") else { return };
     let proxy = StallProxy::start(s3_endpoint()).await;
-    // Every endpoint variable the environment sets now names the proxy.
-    let mut env: Vec<(&str, String)> = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
-        .into_iter()
-        .filter(|k| std::env::var_os(k).is_some())
-        .map(|k| (k, proxy.url()))
-        .collect();
-    if env.is_empty() {
-        env.push(("AWS_ENDPOINT_URL", proxy.url()));
-    }
+    let env = proxy.endpoint_env();
     let extra = ["--upload-timeout", "3s", "--storage-option", "timeout=2s", "--storage-option", "max_retries=1"];
     let c = Serve::start(&table, &extra, &env).await;
     let client = client();
@@ -694,14 +700,7 @@ async fn upload_stall_is_answered_503_then_recovers() {
 async fn sigterm_with_a_stalled_store_ends_within_the_shutdown_timeout() {
     let Some(table) = s3_table("shutdown-stall") else { return };
     let proxy = StallProxy::start(s3_endpoint()).await;
-    let mut env: Vec<(&str, String)> = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
-        .into_iter()
-        .filter(|k| std::env::var_os(k).is_some())
-        .map(|k| (k, proxy.url()))
-        .collect();
-    if env.is_empty() {
-        env.push(("AWS_ENDPOINT_URL", proxy.url()));
-    }
+    let env = proxy.endpoint_env();
     // The store timeouts alone would hold a stalled upload for minutes; the shutdown timeout is 3 s.
     let extra = ["--upload-timeout", "300s", "--storage-option", "timeout=300s", "--shutdown-timeout", "3s"];
     let c = Serve::start(&table, &extra, &env).await;
