@@ -16,6 +16,7 @@ mod stats;
 
 use arrow::array::RecordBatch;
 use bytes::Bytes;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::errors::ParquetError;
@@ -140,7 +141,10 @@ impl ParquetFile {
     /// An empty file of `contract`'s table, compressed with `codec`.
     pub fn new(contract: &'static Contract, codec: Codec) -> Result<Self, ParquetError> {
         let properties = writer_properties(&contract.parquet, codec)?;
-        let writer = ArrowWriter::try_new(Vec::new(), contract.arrow_schema(), Some(properties))?;
+        // No embedded Arrow schema: readers take each column's type from Parquet and the Delta schema, as for a
+        // file Spark wrote; our builders' in-memory choices (`Utf8View` for repeated values) stay ours.
+        let options = ArrowWriterOptions::new().with_properties(properties).with_skip_arrow_metadata(true);
+        let writer = ArrowWriter::try_new_with_options(Vec::new(), contract.arrow_schema(), options)?;
         Ok(ParquetFile { writer, stats: FileStats::new(&contract.file_stats) })
     }
 

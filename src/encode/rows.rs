@@ -112,14 +112,16 @@ fn value(proto: &FieldDescriptor, arrow: &DataType, name: &str) -> Result<Value,
     let single = !proto.is_list() && !proto.is_map();
     let string = |f: &FieldDescriptor| matches!(f.kind(), Kind::String) && !f.is_list();
     match (arrow, proto.kind()) {
-        (DataType::Utf8, Kind::String) if single => Ok(Value::Str),
+        (DataType::Utf8 | DataType::Utf8View, Kind::String) if single => Ok(Value::Str),
         (DataType::Int32, Kind::Int32 | Kind::Int64) if single => Ok(Value::Int32),
         (DataType::Int64, Kind::Int64) if single => Ok(Value::Int64),
         (DataType::Map(entries, _), Kind::Message(entry)) if proto.is_map() || proto.is_list() => {
             let DataType::Struct(kv) = entries.data_type() else { return Err(mismatch()) };
             let (key, value) = (entry.get_field_by_name("key"), entry.get_field_by_name("value"));
             match (key, value, kv.iter().map(|f| f.data_type()).collect::<Vec<_>>().as_slice()) {
-                (Some(k), Some(v), [DataType::Utf8, DataType::Utf8]) if string(&k) && string(&v) => {
+                (Some(k), Some(v), [DataType::Utf8 | DataType::Utf8View, DataType::Utf8 | DataType::Utf8View])
+                    if string(&k) && string(&v) =>
+                {
                     Ok(Value::Map { key: k.number(), value: v.number() })
                 }
                 _ => Err(mismatch()),
@@ -148,6 +150,15 @@ fn bytes_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// The string at `row` of a string column in either layout the table contracts build (offsets, or views of
+/// values stored once: `table::repeated`).
+fn string_at(array: &dyn Array, row: usize) -> Option<&str> {
+    match array.as_string_opt::<i32>() {
+        Some(a) => Some(a.value(row)),
+        None => array.as_string_view_opt().map(|a| a.value(row)),
+    }
+}
+
 fn varint_field(out: &mut Vec<u8>, number: u32, v: u64) {
     varint(out, u64::from(number) << 3);
     varint(out, v);
@@ -164,8 +175,8 @@ fn write_fields(fields: &[Field], columns: &[ArrayRef], row: usize, out: &mut Ve
         }
         match &field.value {
             Value::Str => {
-                if let Some(a) = array.as_string_opt::<i32>() {
-                    bytes_field(out, field.number, a.value(row).as_bytes());
+                if let Some(s) = string_at(array.as_ref(), row) {
+                    bytes_field(out, field.number, s.as_bytes());
                 }
             }
             Value::Int32 => {
@@ -180,17 +191,14 @@ fn write_fields(fields: &[Field], columns: &[ArrayRef], row: usize, out: &mut Ve
             }
             Value::Map { key, value } => {
                 let Some(map) = array.as_map_opt() else { continue };
-                let (Some(keys), Some(values)) =
-                    (map.keys().as_string_opt::<i32>(), map.values().as_string_opt::<i32>())
-                else {
-                    continue;
-                };
+                let (keys, values) = (map.keys().as_ref(), map.values().as_ref());
                 let offsets = map.value_offsets();
                 for entry in offsets[row] as usize..offsets[row + 1] as usize {
+                    let Some(k) = string_at(keys, entry) else { continue };
                     nested.clear();
-                    bytes_field(&mut nested, *key, keys.value(entry).as_bytes());
-                    if values.is_valid(entry) {
-                        bytes_field(&mut nested, *value, values.value(entry).as_bytes());
+                    bytes_field(&mut nested, *key, k.as_bytes());
+                    if let Some(v) = string_at(values, entry).filter(|_| values.is_valid(entry)) {
+                        bytes_field(&mut nested, *value, v.as_bytes());
                     }
                     bytes_field(out, field.number, &nested);
                 }

@@ -163,6 +163,11 @@ fn min_max(array: &dyn Array) -> (Option<Bound>, Option<Bound>) {
             let s = |v: Option<&str>| v.map(|v| Bound::Str(v.to_owned()));
             (s(compute::min_string(a)), s(compute::max_string(a)))
         }
+        DataType::Utf8View => {
+            let a = array.as_string_view();
+            let s = |v: Option<&str>| v.map(|v| Bound::Str(v.to_owned()));
+            (s(compute::min_string_view(a)), s(compute::max_string_view(a)))
+        }
         DataType::Int64 => {
             let a = array.as_primitive::<Int64Type>();
             (compute::min(a).map(Bound::Int), compute::max(a).map(Bound::Int))

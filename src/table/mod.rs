@@ -17,6 +17,7 @@
 //! [`Contract::difference`] accepts a table only if it holds that schema (field metadata aside) and names no other
 //! layout. Adding a signal or a layout is one more [`Contract`] in [`CONTRACTS`] and its row builder.
 
+mod repeated;
 mod spans_v1;
 
 use std::fmt;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use crate::commit::{ActiveFile, CommitError, Table, UploadedFile};
 use crate::encode::Codec;
@@ -186,7 +186,10 @@ fn rewrite(bin: &[ActiveFile], destination: &FileDestination) -> Result<(Uploade
     for input in bin {
         let read_err = |source| UpkeepError::Read { path: input.path.clone(), source };
         let bytes: Bytes = destination.runtime.block_on(destination.store.get(&input.path))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        // Read in our Arrow types (whatever Arrow schema, if any, the file embeds): a file of another layout fails
+        // here or below.
+        let options = ArrowReaderOptions::new().with_schema(schema.clone());
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
             .and_then(|b| b.with_batch_size(8192).build())
             .map_err(read_err)?;
         let mut found = 0u64;

@@ -162,6 +162,7 @@ fn cell(array: &dyn Array, row: usize) -> Value {
     }
     match array.data_type() {
         DataType::Utf8 => json!(array.as_string::<i32>().value(row)),
+        DataType::Utf8View => json!(array.as_string_view().value(row)),
         DataType::Int32 => json!(array.as_primitive::<Int32Type>().value(row)),
         DataType::Int64 => json!(array.as_primitive::<Int64Type>().value(row)),
         DataType::Struct(fields) => {

@@ -19,6 +19,7 @@ use arrow::error::ArrowError;
 use super::arrow_schema;
 use super::values::render_attribute;
 use crate::decode::{AnyValue, Attributes, DecodeError, Request, SpanView, Summary};
+use crate::table::repeated::{RepeatedStrings, View};
 
 /// Rows of the spans table under construction.
 pub struct SpanColumns {
@@ -40,14 +41,14 @@ pub struct SpanColumns {
     dropped_links_count: Int32Builder,
     status_message: StringBuilder,
     status_code: StringBuilder,
-    resource_attributes: MapColumn,
+    resource_attributes: RepeatedMap,
     resource_dropped_attributes_count: Int32Builder,
-    resource_schema_url: StringBuilder,
-    scope_name: StringBuilder,
-    scope_version: StringBuilder,
-    scope_attributes: MapColumn,
+    resource_schema_url: RepeatedStrings,
+    scope_name: RepeatedStrings,
+    scope_version: RepeatedStrings,
+    scope_attributes: RepeatedMap,
     scope_dropped_attributes_count: Int32Builder,
-    span_schema_url: StringBuilder,
+    span_schema_url: RepeatedStrings,
     /// Complete rows in the builders.
     rows: usize,
     /// Estimated bytes of the rows appended since the last `finish` (see `row_cost`).
@@ -93,14 +94,14 @@ impl SpanColumns {
             dropped_links_count: Int32Builder::new(),
             status_message: StringBuilder::new(),
             status_code: StringBuilder::new(),
-            resource_attributes: MapColumn::new(),
+            resource_attributes: RepeatedMap::new(),
             resource_dropped_attributes_count: Int32Builder::new(),
-            resource_schema_url: StringBuilder::new(),
-            scope_name: StringBuilder::new(),
-            scope_version: StringBuilder::new(),
-            scope_attributes: MapColumn::new(),
+            resource_schema_url: RepeatedStrings::new(),
+            scope_name: RepeatedStrings::new(),
+            scope_version: RepeatedStrings::new(),
+            scope_attributes: RepeatedMap::new(),
             scope_dropped_attributes_count: Int32Builder::new(),
-            span_schema_url: StringBuilder::new(),
+            span_schema_url: RepeatedStrings::new(),
             rows: 0,
             bytes: 0,
             kept: Vec::new(),
@@ -150,11 +151,17 @@ impl SpanColumns {
             let rs = rs?;
             let resource_attributes = render_all(rs.resource.attributes)?;
             let resource_cost = rendered_cost(&resource_attributes) + rs.schema_url.len() as u64;
+            let resource_attributes = self.resource_attributes.store(&resource_attributes);
+            let resource_schema_url = self.resource_schema_url.store(rs.schema_url);
             for ss in rs.scope_spans() {
                 let ss = ss?;
                 let scope_attributes = render_all(ss.scope.attributes)?;
                 let scope_cost = rendered_cost(&scope_attributes)
                     + (ss.scope.name.len() + ss.scope.version.len() + ss.schema_url.len()) as u64;
+                let scope_attributes = self.scope_attributes.store(&scope_attributes);
+                let scope_name = self.scope_name.store(ss.scope.name);
+                let scope_version = self.scope_version.store(ss.scope.version);
+                let span_schema_url = self.span_schema_url.store(ss.schema_url);
                 for span in ss.spans() {
                     let span = span?;
                     if let Some(reason) = span.rejection() {
@@ -168,14 +175,14 @@ impl SpanColumns {
                         return Err(DecodeError::RowsTooLarge { limit });
                     }
                     self.append_span(&span)?;
-                    self.resource_attributes.push_all(&resource_attributes);
+                    self.resource_attributes.push(&resource_attributes);
                     self.resource_dropped_attributes_count.append_value(rs.resource.dropped_attributes_count as i32);
-                    self.resource_schema_url.append_value(rs.schema_url);
-                    self.scope_name.append_value(ss.scope.name);
-                    self.scope_version.append_value(ss.scope.version);
-                    self.scope_attributes.push_all(&scope_attributes);
+                    self.resource_schema_url.push(Some(resource_schema_url));
+                    self.scope_name.push(Some(scope_name));
+                    self.scope_version.push(Some(scope_version));
+                    self.scope_attributes.push(&scope_attributes);
                     self.scope_dropped_attributes_count.append_value(ss.scope.dropped_attributes_count as i32);
-                    self.span_schema_url.append_value(ss.schema_url);
+                    self.span_schema_url.push(Some(span_schema_url));
                     self.rows += 1;
                     summary.accepted += 1;
                 }
@@ -280,21 +287,24 @@ impl SpanColumns {
             )?),
             Arc::new(StructArray::try_new(
                 resource_fields.clone(),
-                vec![self.resource_attributes.finish(map_type)?, self.resource_dropped_attributes_count.finish_sized()],
+                vec![
+                    self.resource_attributes.finish(field_type(resource_fields, "attributes")?)?,
+                    self.resource_dropped_attributes_count.finish_sized(),
+                ],
                 None,
             )?),
-            self.resource_schema_url.finish_sized(),
+            self.resource_schema_url.finish()?,
             Arc::new(StructArray::try_new(
                 scope_fields.clone(),
                 vec![
-                    self.scope_name.finish_sized(),
-                    self.scope_version.finish_sized(),
-                    self.scope_attributes.finish(map_type)?,
+                    self.scope_name.finish()?,
+                    self.scope_version.finish()?,
+                    self.scope_attributes.finish(field_type(scope_fields, "attributes")?)?,
                     self.scope_dropped_attributes_count.finish_sized(),
                 ],
                 None,
             )?),
-            self.span_schema_url.finish_sized(),
+            self.span_schema_url.finish()?,
         ];
         // Past `rows` a column may hold values of a request that failed half-way (see `cut_back`).
         let rows = std::mem::take(&mut self.rows);
@@ -329,7 +339,8 @@ fn span_cost(span: &SpanView<'_>) -> u64 {
     2 * span.encoded_len as u64 + ROW_OVERHEAD
 }
 
-/// What rendered attributes take on each row they are repeated on.
+/// What rendered attributes take on each row they are repeated on: once in the builders (see [`RepeatedMap`]), but
+/// on every row in the Parquet file, which is what the in-flight budget must cover.
 fn rendered_cost(entries: &Rendered<'_>) -> u64 {
     entries.iter().map(|(k, v)| (k.len() + v.as_deref().map_or(0, str::len) + 8) as u64).sum()
 }
@@ -392,15 +403,6 @@ impl MapColumn {
         Ok(())
     }
 
-    /// One row of already rendered entries.
-    fn push_all(&mut self, entries: &Rendered<'_>) {
-        for (key, value) in entries {
-            self.keys.append_value(key);
-            self.values.append_option(value.as_deref());
-        }
-        self.end_row();
-    }
-
     fn end_row(&mut self) {
         // Batches are cut far below 2^31 entries (see `policy`), so the offset fits.
         self.offsets.push(ArrayBuilder::len(&self.keys) as i32);
@@ -413,6 +415,54 @@ impl MapColumn {
         let entries = StructArray::try_new(
             struct_fields(entries_field.data_type())?.clone(),
             vec![self.keys.finish_sized(), self.values.finish_sized()],
+            None,
+        )?;
+        let offsets = OffsetBuffer::new(take_offsets(&mut self.offsets).into());
+        Ok(Arc::new(MapArray::try_new(entries_field.clone(), offsets, entries, None, *sorted)?))
+    }
+}
+
+/// A `MAP<STRING,STRING>` column whose rows repeat a few stored maps (resource and scope attributes).
+struct RepeatedMap {
+    offsets: Vec<i32>,
+    keys: RepeatedStrings,
+    values: RepeatedStrings,
+}
+
+/// A map stored in a [`RepeatedMap`]: its entries' views.
+type StoredMap = Vec<(View, Option<View>)>;
+
+impl RepeatedMap {
+    fn new() -> Self {
+        RepeatedMap { offsets: vec![0], keys: RepeatedStrings::new(), values: RepeatedStrings::new() }
+    }
+
+    /// Store rendered entries once, for [`push`](Self::push) on each row that holds them.
+    fn store(&mut self, entries: &Rendered<'_>) -> StoredMap {
+        let mut map = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            map.push((self.keys.store(key), value.as_deref().map(|v| self.values.store(v))));
+        }
+        map
+    }
+
+    /// One row holding a stored map.
+    fn push(&mut self, map: &StoredMap) {
+        for (key, value) in map {
+            self.keys.push(Some(*key));
+            self.values.push(*value);
+        }
+        // Batches are cut far below 2^31 entries (see `policy`), so the offset fits.
+        self.offsets.push(self.keys.len() as i32);
+    }
+
+    fn finish(&mut self, map_type: &DataType) -> Result<ArrayRef, ArrowError> {
+        let DataType::Map(entries_field, sorted) = map_type else {
+            return Err(schema_mismatch("map"));
+        };
+        let entries = StructArray::try_new(
+            struct_fields(entries_field.data_type())?.clone(),
+            vec![self.keys.finish()?, self.values.finish()?],
             None,
         )?;
         let offsets = OffsetBuffer::new(take_offsets(&mut self.offsets).into());

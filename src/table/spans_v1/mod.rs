@@ -14,6 +14,7 @@ use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
 
+use super::repeated::as_views;
 use super::{Contract, FileStatColumns, Layout, ParquetTuning, RowBuilder, Signal};
 use crate::decode::{DecodeError, Summary};
 pub use columns::SpanColumns;
@@ -192,10 +193,18 @@ fn build() -> StructType {
 
 static DELTA: LazyLock<StructType> = LazyLock::new(build);
 
+/// Columns holding a resource's or scope's values, built as views of values stored once per request
+/// (`table::repeated`).
+const REPEATED: &[&str] = &["resource", "resource_schema_url", "instrumentation_scope", "span_schema_url"];
+
 static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| {
     let schema: arrow::datatypes::Schema =
         (&*DELTA).try_into_arrow().unwrap_or_else(|e| unreachable!("static schema converts to Arrow: {e}"));
-    Arc::new(schema)
+    let fields = schema.fields().iter().map(|f| match REPEATED.contains(&f.name().as_str()) {
+        true => Arc::new(f.as_ref().clone().with_data_type(as_views(f.data_type()))),
+        false => f.clone(),
+    });
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(fields.collect::<Vec<_>>(), schema.metadata().clone()))
 });
 
 /// The Delta schema of the spans table.
@@ -204,7 +213,8 @@ fn delta_schema() -> &'static StructType {
 }
 
 /// The Arrow schema record batches are built in: the Delta kernel's own conversion of [`delta_schema`], so
-/// child names (`element`, `key_value`) are what Delta readers expect.
+/// child names (`element`, `key_value`) are what Delta readers expect, with the resource and scope strings as
+/// `Utf8View` (the same Parquet `STRING`).
 pub(super) fn arrow_schema() -> SchemaRef {
     ARROW.clone()
 }
