@@ -162,11 +162,14 @@ impl Table {
                     created = true;
                     table
                 }
-                // Another writer created it first: use theirs (and check it below).
-                Err(_) => backend
-                    .open(url)
-                    .await
-                    .map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?,
+                // Another writer created it first: use theirs (and check it below). An expected race, not an error.
+                Err(e) => {
+                    tracing::info!(table = %url, reason = %e, "another writer created the table first; opening theirs");
+                    backend
+                        .open(url)
+                        .await
+                        .map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?
+                }
             },
             (Err(source), _) => return Err(CommitError::Open { url: url.clone(), source: Box::new(source) }),
         };
