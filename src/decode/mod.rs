@@ -43,6 +43,8 @@ pub enum DecodeError {
          span): send fewer spans per request"
     )]
     RowsTooLarge { limit: u64 },
+    #[error("an attribute value cannot be encoded as VARIANT (past the format's 4 GiB offsets)")]
+    Variant,
 }
 
 /// The encoding of a request body.

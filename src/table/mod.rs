@@ -19,6 +19,7 @@
 
 mod repeated;
 mod spans_v1;
+mod variant;
 
 use std::fmt;
 

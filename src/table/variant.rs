@@ -1,0 +1,151 @@
+//! OTLP values as VARIANT, the attribute type of the v2 layout (`otel-tables.md`), encoded by the arrow-rs
+//! `parquet-variant` builders.
+//!
+//! Types are kept: a string stays a string, an int an int64, a double a double, a bool a boolean, bytes binary;
+//! an array is a variant array and a kvlist an object, nested as deep as the decoder accepts. An attribute bag is
+//! an object of its keys (an empty bag is an empty object); a key repeated in one bag keeps its last value (a
+//! VARIANT object has unique keys; OTLP says keys must not repeat). An unset value (`AnyValue` with no field set)
+//! is a variant null, so its key is still there: `attributes:['k']` is SQL NULL either way, but
+//! `is_variant_null(attributes:['k'])` tells an unset value from a missing key.
+
+use parquet::variant::{ListBuilder, ObjectBuilder, ObjectFieldBuilder, Variant, VariantBuilderExt};
+
+use crate::decode::{AnyValue, Attributes, DecodeError};
+
+/// Append an attribute bag as one object value to `out` (one row of a variant column, or a nested field).
+pub(crate) fn append_attributes(
+    out: &mut impl VariantBuilderExt,
+    attributes: Attributes<'_>,
+) -> Result<(), DecodeError> {
+    let mut object = out.try_new_object().map_err(invalid)?;
+    for kv in attributes {
+        let kv = kv?;
+        append_value(&mut ObjectFieldBuilder::new(kv.key, &mut object), &kv.value, 1)?;
+    }
+    // An object left unfinished (an error above) is rolled back by the builder: the row is not appended.
+    object.finish();
+    Ok(())
+}
+
+/// Append one value. `depth` is its nesting level, bounded by the decoder.
+fn append_value(out: &mut impl VariantBuilderExt, value: &AnyValue<'_>, depth: u32) -> Result<(), DecodeError> {
+    match value {
+        AnyValue::Empty => out.append_value(Variant::Null),
+        AnyValue::String(s) => out.append_value(*s),
+        AnyValue::Bool(b) => out.append_value(*b),
+        AnyValue::Int(i) => out.append_value(*i),
+        AnyValue::Double(d) => out.append_value(*d),
+        AnyValue::Bytes(b) => out.append_value(Variant::Binary(b)),
+        AnyValue::Array(array) => {
+            let mut list: ListBuilder<'_, _> = out.try_new_list().map_err(invalid)?;
+            for item in array.iter(depth)? {
+                append_value(&mut list, &item?, depth + 1)?;
+            }
+            list.finish();
+        }
+        AnyValue::KvList(kvs) => {
+            let mut object: ObjectBuilder<'_, _> = out.try_new_object().map_err(invalid)?;
+            for kv in kvs.iter(depth)? {
+                let kv = kv?;
+                append_value(&mut ObjectFieldBuilder::new(kv.key, &mut object), &kv.value, depth + 1)?;
+            }
+            object.finish();
+        }
+    }
+    Ok(())
+}
+
+/// The builders refuse only what a bounded request cannot produce (a value or dictionary past 4 GiB).
+fn invalid(_: arrow::error::ArrowError) -> DecodeError {
+    DecodeError::Variant
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue as Pb, ArrayValue, KeyValue, KeyValueList};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use parquet::variant::{Variant, VariantArrayBuilder};
+    use prost::Message as _;
+
+    use super::*;
+    use crate::decode::Request;
+
+    fn kv(key: &str, value: Option<any_value::Value>) -> KeyValue {
+        KeyValue { key: key.into(), value: Some(Pb { value }), ..Default::default() }
+    }
+
+    /// The attributes of a one-span request, encoded as one variant row; returns the row's (metadata, value).
+    fn encode(attributes: Vec<KeyValue>) -> (Vec<u8>, Vec<u8>) {
+        let span = Span { trace_id: vec![1; 16], span_id: vec![2; 8], attributes, ..Default::default() };
+        let scope = ScopeSpans { spans: vec![span], ..Default::default() };
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans { scope_spans: vec![scope], ..Default::default() }],
+        };
+        let body = request.encode_to_vec();
+        let mut builder = VariantArrayBuilder::new(1);
+        for rs in Request::new(&body).resource_spans() {
+            for ss in rs.unwrap().scope_spans() {
+                for span in ss.unwrap().spans() {
+                    append_attributes(&mut builder, span.unwrap().attributes()).unwrap();
+                }
+            }
+        }
+        let array = builder.build();
+        let row = array.value(0);
+        let object = row.as_object().expect("an attribute bag is an object");
+        // Re-encode through the reader's view, so the test owns its bytes.
+        let mut out = parquet::variant::VariantBuilder::new();
+        out.append_value(Variant::Object(object.clone()));
+        out.finish()
+    }
+
+    #[test]
+    fn values_keep_their_types() {
+        use any_value::Value as V;
+        let nested = KeyValueList {
+            values: vec![kv(
+                "deep",
+                Some(V::ArrayValue(ArrayValue {
+                    values: vec![Pb { value: Some(V::IntValue(1)) }, Pb { value: Some(V::StringValue("two".into())) }],
+                })),
+            )],
+        };
+        let (metadata, value) = encode(vec![
+            kv("s", Some(V::StringValue("text".into()))),
+            kv("b", Some(V::BoolValue(true))),
+            kv("i", Some(V::IntValue(-7))),
+            kv("d", Some(V::DoubleValue(1.5))),
+            kv("bytes", Some(V::BytesValue(vec![0, 255]))),
+            kv("unset", None),
+            kv("list", Some(V::ArrayValue(ArrayValue { values: vec![Pb { value: Some(V::DoubleValue(0.5)) }] }))),
+            kv("map", Some(V::KvlistValue(nested))),
+        ]);
+        let row = Variant::new(&metadata, &value);
+        let o = row.as_object().unwrap();
+        assert_eq!(o.get("s"), Some(Variant::from("text")));
+        assert_eq!(o.get("b"), Some(Variant::from(true)));
+        assert_eq!(o.get("i"), Some(Variant::Int64(-7)));
+        assert_eq!(o.get("d"), Some(Variant::Double(1.5)));
+        assert_eq!(o.get("bytes"), Some(Variant::Binary(&[0, 255])));
+        assert_eq!(o.get("unset"), Some(Variant::Null), "an unset value keeps its key, as a variant null");
+        let list = o.get("list").unwrap();
+        assert_eq!(list.as_list().unwrap().get(0), Some(Variant::Double(0.5)));
+        let map = o.get("map").unwrap();
+        let deep = map.as_object().unwrap().get("deep").unwrap();
+        let deep = deep.as_list().unwrap();
+        assert_eq!((deep.get(0), deep.get(1)), (Some(Variant::Int64(1)), Some(Variant::from("two"))));
+        assert_eq!(o.len(), 8);
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value_and_an_empty_bag_is_an_empty_object() {
+        use any_value::Value as V;
+        let (metadata, value) = encode(vec![kv("k", Some(V::IntValue(1))), kv("k", Some(V::IntValue(2)))]);
+        let row = Variant::new(&metadata, &value);
+        let o = row.as_object().unwrap();
+        assert_eq!((o.len(), o.get("k")), (1, Some(Variant::Int64(2))));
+        let (metadata, value) = encode(vec![]);
+        assert_eq!(Variant::new(&metadata, &value).as_object().unwrap().len(), 0);
+    }
+}
