@@ -17,7 +17,7 @@
 //! Run: `cargo bench --bench stages` (add `-- decode/small` to pick one).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use otel_delta::{to_protobuf, validate, Codec, Contract, Format, ParquetFile, SpanColumns};
+use otel_delta::{to_protobuf, validate, Codec, Contract, Format, ParquetFile, Rows, Wanted};
 
 #[path = "../perf/workload.rs"]
 mod workload;
@@ -40,7 +40,7 @@ fn inputs(profile: Profile) -> (Vec<workload::Request>, u64, u64) {
 }
 
 fn build(requests: &[workload::Request]) -> arrow::array::RecordBatch {
-    let mut columns = SpanColumns::new();
+    let mut columns = Rows::new(Contract::spans_v1());
     for r in requests {
         columns.append_request(&r.body).expect("valid workload");
     }
@@ -123,8 +123,9 @@ fn commit(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = url::Url::from_directory_path(dir.path()).expect("absolute");
-    let mut table =
-        runtime.block_on(Table::open_or_create(&url, Default::default(), Contract::spans_v1())).expect("table");
+    let mut table = runtime
+        .block_on(Table::open_or_create(&url, Default::default(), Wanted::exactly(Contract::spans_v1())))
+        .expect("table");
     let (requests, _, _) = inputs(Profile::Small);
     let mut file = ParquetFile::new(Contract::spans_v1(), Codec::Zstd(1)).expect("writer");
     file.write(&build(&requests[..1])).expect("write");

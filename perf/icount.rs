@@ -8,12 +8,12 @@
 
 mod workload;
 
-use otel_delta::{Codec, Contract, ParquetFile, SpanColumns};
+use otel_delta::{Codec, Contract, ParquetFile, Rows};
 
 /// The measured part: every request validated, appended, one record batch per profile, one Parquet file.
 #[inline(never)]
 fn icount_pipeline(requests: &[workload::Request]) -> (u64, usize) {
-    let mut columns = SpanColumns::new();
+    let mut columns = Rows::new(Contract::spans_v1());
     let mut rows = 0;
     for r in requests {
         // As a worker does: the request is checked while its rows are built.

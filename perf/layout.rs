@@ -1,5 +1,5 @@
 //! otel-delta-layout: should the rows of a data file be sorted, and by what? Measures, for one file written by
-//! `otel_delta::ParquetFile` from `SpanColumns` rows, three in-file orders (arrival, trace_id,
+//! `otel_delta::ParquetFile` from `Rows` (v1 spans), three in-file orders (arrival, trace_id,
 //! start_time; plus trace_id sorted per 64 MiB batch, what a streaming writer could do without holding a file):
 //! the sort + encode cost, the file size, and what the file's own pruning information (row group min/max, the
 //! `trace_id` bloom filter, the page index) lets a reader skip for a trace lookup and for a 1% time range.
@@ -27,7 +27,7 @@ use arrow::compute::{interleave_record_batch, lexsort_to_indices, sort_to_indice
 use arrow::datatypes::Int64Type;
 use bytes::Bytes;
 use clap::Parser;
-use otel_delta::{Codec, Contract, ParquetFile, SpanColumns};
+use otel_delta::{Codec, Contract, ParquetFile, Rows};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
@@ -202,14 +202,14 @@ fn simulate(g: &mut workload::Gen, spans: usize, rate: f64) -> Vec<SimSpan> {
 const BATCH_BYTES: usize = 64 << 20;
 
 /// Rows of at least `spans` spans of `profile`, in arrival order, as the collector builds them: requests whose
-/// trace ids and times follow the simulated arrival stream, appended to `SpanColumns`, one record batch per
+/// trace ids and times follow the simulated arrival stream, appended to `Rows`, one record batch per
 /// 64 MiB of requests. Returns the batches and the OTLP bytes they came from.
 fn build_batches(profile: workload::Profile, spans: usize, rate: f64, seed: u64) -> (Vec<RecordBatch>, usize) {
     let per_request = profile.spans_per_request();
     let count = spans.div_ceil(per_request);
     let mut g = workload::Gen::new(seed ^ 0x5eed);
     let mut sim = simulate(&mut g, count * per_request, rate).into_iter();
-    let (mut batches, mut columns, mut input, mut pending) = (Vec::new(), SpanColumns::new(), 0, 0);
+    let (mut batches, mut columns, mut input, mut pending) = (Vec::new(), Rows::new(Contract::spans_v1()), 0, 0);
     // One pool (one vocabulary, as real traffic shares one), each request freed once its rows are built.
     for mut r in workload::pool(profile, count, seed) {
         for slot in span_slots(&r.body) {

@@ -39,11 +39,11 @@ pub use serve::{serve, Collector, ServeError};
 pub use settings::InvalidSetting;
 
 // Table upkeep (`otel-delta optimize` / `vacuum`).
-pub use commit::{register_object_stores, CommitError, Table, UploadedFile};
+pub use commit::{register_object_stores, CommitError, Table, UploadedFile, Wanted};
 pub use upkeep::{optimize, vacuum, OptimizeOptions, OptimizeReport, UpkeepError, VacuumReport};
 
 // Each step on its own, for the stage benches, the fuzz targets and the perf harness.
 pub use decode::{to_protobuf, validate, DecodeError, Format, Summary};
 pub use encode::{Codec, EncodedFile, FileStats, ParquetFile};
 pub use receiver::{decompress, BodyError, Encoding};
-pub use table::{Contract, SpanColumns};
+pub use table::{Contract, Rows};

@@ -5,11 +5,11 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use otel_delta::{to_protobuf, validate, DecodeError, Format, SpanColumns};
+use otel_delta::{to_protobuf, validate, Contract, DecodeError, Format, Rows};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = to_protobuf(Format::Json, Bytes::copy_from_slice(data)) else { return };
-    let mut columns = SpanColumns::new();
+    let mut columns = Rows::new(Contract::spans_v1());
     match columns.append_request(&body) {
         Ok(summary) => {
             assert_eq!(Ok(summary), validate(&body));

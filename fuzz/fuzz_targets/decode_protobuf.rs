@@ -5,11 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use otel_delta::testing::one_span_request;
-use otel_delta::{validate, SpanColumns};
+use otel_delta::{validate, Contract, Rows};
 
 fuzz_target!(|data: &[u8]| {
     let valid = one_span_request();
-    let mut columns = SpanColumns::new();
+    let mut columns = Rows::new(Contract::spans_v1());
     assert_eq!(columns.append_request(&valid).map(|s| s.accepted), Ok(1));
     let appended = columns.append_request(data);
     let validated = validate(data);

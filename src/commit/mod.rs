@@ -121,14 +121,35 @@ pub struct Table {
 /// How long [`Table::finish`] waits for checkpoints still being written.
 const CHECKPOINT_DRAIN: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The table a collector wants at its URL.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    /// What a missing table is created as.
+    create: &'static Contract,
+    /// An existing table must hold exactly `create`'s rows (a layout was asked for), or any layout of its signal.
+    exact: bool,
+}
+
+impl Wanted {
+    /// A table of exactly this contract.
+    pub fn exactly(contract: &'static Contract) -> Self {
+        Wanted { create: contract, exact: true }
+    }
+
+    /// An existing table of `contract`'s signal in whichever layout it has; a missing one created as `contract`.
+    pub fn any_layout(contract: &'static Contract) -> Self {
+        Wanted { create: contract, exact: false }
+    }
+}
+
 impl Table {
-    /// Open the table of `contract` at `url`, creating it if no table is there.
+    /// Open the table `wanted` at `url`, creating it if no table is there.
     pub async fn open_or_create(
         url: &Url,
         storage_options: HashMap<String, String>,
-        contract: &'static Contract,
+        wanted: Wanted,
     ) -> Result<Self, CommitError> {
-        Table::open_checked(url, &Backend::Options(storage_options), Some(contract)).await
+        Table::open_checked(url, &Backend::Options(storage_options), Some(wanted)).await
     }
 
     /// Open the existing table at `url`, whichever otel-delta table it is (for upkeep: never creates one).
@@ -141,23 +162,20 @@ impl Table {
     pub(crate) async fn open_or_create_on(
         url: &Url,
         store: Arc<dyn ObjectStore>,
-        contract: &'static Contract,
+        wanted: Wanted,
     ) -> Result<Self, CommitError> {
-        Table::open_checked(url, &Backend::Store(store), Some(contract)).await
+        Table::open_checked(url, &Backend::Store(store), Some(wanted)).await
     }
 
-    /// Open the table at `url`. With `expected`: create it as that contract's table if none is there, and refuse
-    /// it unless it holds that contract's rows; without: recognize which contract's rows it holds.
-    async fn open_checked(
-        url: &Url,
-        backend: &Backend,
-        expected: Option<&'static Contract>,
-    ) -> Result<Self, CommitError> {
+    /// Open the table at `url`. With `wanted`: create it if none is there, and refuse it unless it holds rows
+    /// `wanted` accepts; without: recognize which contract's rows it holds.
+    async fn open_checked(url: &Url, backend: &Backend, wanted: Option<Wanted>) -> Result<Self, CommitError> {
         register_object_stores();
         let mut created = false;
-        let table = match (backend.open(url).await, expected) {
+        let table = match (backend.open(url).await, wanted) {
             (Ok(table), _) => table,
-            (Err(DeltaTableError::NotATable(_)), Some(contract)) => match create_table(url, backend, contract).await {
+            (Err(DeltaTableError::NotATable(_)), Some(wanted)) => match create_table(url, backend, wanted.create).await
+            {
                 Ok(table) => {
                     created = true;
                     table
@@ -175,7 +193,7 @@ impl Table {
         };
         let state =
             table.snapshot().map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?;
-        let contract = recognize(state, expected).map_err(|(contract, difference)| CommitError::SchemaMismatch {
+        let contract = recognize(state, wanted).map_err(|(contract, difference)| CommitError::SchemaMismatch {
             url: url.clone(),
             contract,
             difference,
@@ -218,7 +236,7 @@ impl Table {
 
     /// Another handle on the same table, through the same store (its own commits, e.g. for compaction).
     pub(crate) async fn open_again(&self) -> Result<Table, CommitError> {
-        Table::open_checked(&self.url, &self.backend, Some(self.contract)).await
+        Table::open_checked(&self.url, &self.backend, Some(Wanted::exactly(self.contract))).await
     }
 
     /// Delete the staging files crashed uploads left behind (see [`Store::remove_stale_staging_files`]).
@@ -390,11 +408,8 @@ impl Table {
         self.refresh().await?;
         let url = self.url.clone();
         let state = self.table.snapshot().map_err(|e| CommitError::Read(Box::new(e)))?;
-        recognize(state, Some(self.contract)).map_err(|(contract, difference)| CommitError::SchemaMismatch {
-            url: url.clone(),
-            contract,
-            difference,
-        })?;
+        recognize(state, Some(Wanted::exactly(self.contract)))
+            .map_err(|(contract, difference)| CommitError::SchemaMismatch { url: url.clone(), contract, difference })?;
         PROTOCOL.can_write_to(state).map_err(|e| CommitError::Unwritable { url, reason: e.to_string() })
     }
 
@@ -519,24 +534,21 @@ fn table_name(url: &Url, contract: &Contract) -> String {
     url.path_segments().and_then(|mut s| s.rfind(|s| !s.is_empty())).unwrap_or(contract.name_suffix).to_owned()
 }
 
-/// The contract the table's rows follow: `expected`'s if it holds them (else that contract and the difference),
-/// or, with none expected, the first contract whose rows it holds (else the difference from the first one).
+/// The contract the table's rows follow: the first contract `wanted` accepts (any, without it) whose rows it holds;
+/// else the first of those contracts and how the table differs from it.
 fn recognize(
     state: &DeltaTableState,
-    expected: Option<&'static Contract>,
+    wanted: Option<Wanted>,
 ) -> Result<&'static Contract, (&'static Contract, String)> {
     let metadata = state.metadata();
     let schema = state.schema();
-    let one;
-    let candidates = match expected {
-        Some(contract) => {
-            one = [contract];
-            &one[..]
-        }
-        None => CONTRACTS,
-    };
+    let candidates = CONTRACTS.iter().copied().filter(|&c| match wanted {
+        Some(Wanted { create, exact: true }) => c == create,
+        Some(Wanted { create, exact: false }) => c.signal == create.signal,
+        None => true,
+    });
     let mut first = None;
-    for &contract in candidates {
+    for contract in candidates {
         match contract.difference(metadata.configuration(), metadata.partition_columns(), &schema) {
             None => return Ok(contract),
             Some(difference) => {

@@ -25,7 +25,7 @@ pub use auth::Auth;
 
 use std::sync::Arc;
 
-use crate::commit::{CommitError, Table};
+use crate::commit::{CommitError, Table, Wanted};
 use crate::settings::InvalidSetting;
 use crate::table::Contract;
 
@@ -200,7 +200,9 @@ pub(crate) async fn start(
     }
     let store = unity::object_store(ws, &info.table_id, &url).map_err(refused)?;
     tracing::info!(table = spans_table, location = %url, "writing the Unity Catalog table directly");
-    let table = Table::open_or_create_on(&url, store, contract).await.map_err(|e| StartError::Open(Box::new(e)))?;
+    let table = Table::open_or_create_on(&url, store, Wanted::exactly(contract))
+        .await
+        .map_err(|e| StartError::Open(Box::new(e)))?;
     Ok(Some(Destination::UnityCatalog(Box::new(table))))
 }
 

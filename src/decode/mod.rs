@@ -6,7 +6,7 @@
 //!   nesting deeper than [`MAX_VALUE_DEPTH`] is refused, so the stack stays bounded on hostile input.
 //! - Total: [`validate`] walks the whole request once; when it returns `Ok`, every view and iterator reached
 //!   from [`Request`] on the same bytes succeeds, because it runs the same code. The row builder
-//!   (`batch::columns::SpanColumns::append_request`) walks the views itself in the same order, so it refuses
+//!   (`table::spans::SpanColumns::append_request_within`) walks the views itself in the same order, so it refuses
 //!   exactly what `validate` refuses, and drops the rows of a request it refuses half-way.
 //! - Proto3 semantics: unknown fields (and groups) are skipped, the last value of a scalar field wins, missing
 //!   fields read as their defaults.

@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn streamed_bytes_and_tail_form_one_file_whose_trace_ids_have_a_bloom_filter() {
         use parquet::file::serialized_reader::ReadOptionsBuilder;
-        let mut columns = crate::table::SpanColumns::new();
+        let mut columns = crate::table::Rows::new(crate::table::Contract::spans_v1());
         let mut file = ParquetFile::new(Contract::spans_v1(), Codec::default()).unwrap();
         let mut bytes = Vec::new();
         for round in 0..3u8 {

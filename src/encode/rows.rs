@@ -235,7 +235,7 @@ mod tests {
     use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
     use super::*;
-    use crate::table::{Contract, SpanColumns};
+    use crate::table::{Contract, Rows};
 
     fn field(name: &str, number: i32, kind: Type, type_name: Option<&str>, label: Label) -> FieldDescriptorProto {
         FieldDescriptorProto {
@@ -282,7 +282,7 @@ mod tests {
     fn rows_decode_with_the_descriptor_databricks_derives_from_the_table() {
         let descriptor = v1_descriptor();
         let encoder = RowEncoder::new(&descriptor, Contract::spans_v1().arrow_schema().fields()).unwrap();
-        let mut columns = SpanColumns::new();
+        let mut columns = Rows::new(Contract::spans_v1());
         columns.append_request(&one_request()).unwrap();
         let batch = columns.finish().unwrap();
         let mut rows = Vec::new();

@@ -17,9 +17,11 @@
 //! [`Contract::difference`] accepts a table only if it holds that schema (field metadata aside) and names no other
 //! layout. Adding a signal or a layout is one more [`Contract`] in [`CONTRACTS`] and its row builder.
 
+mod bags;
+mod columns;
+mod record_id;
 mod repeated;
-mod spans_v1;
-mod variant;
+mod spans;
 
 use std::fmt;
 
@@ -30,7 +32,31 @@ use deltalake::kernel::StructType;
 
 use crate::decode::{DecodeError, Summary};
 
-pub use spans_v1::SpanColumns;
+/// Rows of one table built from OTLP requests, as the batch workers build them (the benches and the reference
+/// tests drive it directly).
+pub struct Rows(Box<dyn RowBuilder>);
+
+impl Rows {
+    /// An empty builder of `contract`'s rows.
+    pub fn new(contract: &'static Contract) -> Self {
+        Rows(contract.row_builder())
+    }
+
+    /// Append the rows of one OTLP export request (protobuf), checking all of it; an invalid request adds no row.
+    pub fn append_request(&mut self, body: &[u8]) -> Result<Summary, DecodeError> {
+        self.0.append_request(body, u64::MAX).map(|(summary, _)| summary)
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn rows(&self) -> usize {
+        self.0.rows()
+    }
+
+    /// The rows so far as a record batch of the contract's Arrow schema; the builder starts empty again.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.0.finish()
+    }
+}
 
 /// Table property that names the layout (`v1`: MAP attributes, as Databricks' legacy OpenTelemetry tables).
 pub(crate) const LAYOUT_PROPERTY: &str = "otel.schemaVersion";
@@ -54,6 +80,8 @@ impl Signal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Layout {
     V1,
+    /// VARIANT attributes and four leading columns, as the workspace creates tables today.
+    V2,
 }
 
 impl Layout {
@@ -61,6 +89,7 @@ impl Layout {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Layout::V1 => "v1",
+            Layout::V2 => "v2",
         }
     }
 }
@@ -134,12 +163,20 @@ impl PartialEq for Contract {
 }
 
 /// Every table otel-delta writes.
-pub(crate) static CONTRACTS: &[&Contract] = &[&spans_v1::CONTRACT];
+pub(crate) static CONTRACTS: &[&Contract] = &[&spans::v1::CONTRACT, &spans::v2::CONTRACT];
 
 impl Contract {
-    /// The v1 spans table (today's only table).
+    /// The v1 spans table.
     pub fn spans_v1() -> &'static Contract {
-        &spans_v1::CONTRACT
+        &spans::v1::CONTRACT
+    }
+
+    /// The spans table in `layout`.
+    pub(crate) fn spans(layout: Layout) -> &'static Contract {
+        match layout {
+            Layout::V1 => &spans::v1::CONTRACT,
+            Layout::V2 => &spans::v2::CONTRACT,
+        }
     }
 
     /// The table's Delta schema.

@@ -6,10 +6,12 @@
 //! span costs no copy of its resource. The columns are Arrow `Utf8View`; Parquet stores them as the same `STRING`
 //! as the table's other strings (the file still repeats the value on each row: the in-flight budget counts that).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use arrow::array::{make_view, ArrayRef, NullBufferBuilder, StringViewArray};
+use arrow::array::{make_view, ArrayRef, GenericByteViewArray, NullBufferBuilder};
 use arrow::buffer::{Buffer, ScalarBuffer};
+use arrow::datatypes::{BinaryViewType, ByteViewType, StringViewType};
 use arrow::datatypes::{DataType, Field, Fields};
 use arrow::error::ArrowError;
 
@@ -29,8 +31,8 @@ const INLINE: usize = 12;
 /// A block is closed once it holds this much, so blocks stay a size the allocator reuses (and offsets fit 32 bits).
 const BLOCK: usize = 4 << 20;
 
-/// A `Utf8View` column under construction.
-pub(crate) struct RepeatedStrings {
+/// A `Utf8View` (or `BinaryView`: VARIANT bytes) column under construction.
+pub(crate) struct RepeatedBytes<T: ByteViewType> {
     views: Vec<u128>,
     nulls: NullBufferBuilder,
     blocks: Vec<Buffer>,
@@ -39,23 +41,31 @@ pub(crate) struct RepeatedStrings {
     generation: u64,
     /// Why the rows cannot make a valid array (a misuse, not an input error): reported by `finish`.
     invalid: Option<&'static str>,
+    kind: PhantomData<T>,
 }
 
-impl RepeatedStrings {
+/// Resource and scope strings.
+pub(crate) type RepeatedStrings = RepeatedBytes<StringViewType>;
+
+/// Resource and scope VARIANT bytes (`metadata`, `value`).
+pub(crate) type RepeatedBinary = RepeatedBytes<BinaryViewType>;
+
+impl<T: ByteViewType> RepeatedBytes<T> {
     pub(crate) fn new() -> Self {
-        RepeatedStrings {
+        RepeatedBytes {
             views: Vec::new(),
             nulls: NullBufferBuilder::new(0),
             blocks: Vec::new(),
             open: Vec::new(),
             generation: 0,
             invalid: None,
+            kind: PhantomData,
         }
     }
 
     /// Store `value` once; push the returned view on each row that holds it.
-    pub(crate) fn store(&mut self, value: &str) -> View {
-        let bytes = value.as_bytes();
+    pub(crate) fn store(&mut self, value: &T::Native) -> View {
+        let bytes: &[u8] = value.as_ref();
         let generation = self.generation;
         if bytes.len() <= INLINE {
             return View { view: make_view(bytes, 0, 0), generation };
@@ -113,13 +123,14 @@ impl RepeatedStrings {
         let nulls = self.nulls.finish();
         self.generation += 1;
         if let Some(what) = self.invalid.take() {
-            return Err(ArrowError::InvalidArgumentError(format!("repeated string column holds {what}")));
+            return Err(ArrowError::InvalidArgumentError(format!("repeated value column holds {what}")));
         }
-        // SAFETY: every view was made by `make_view` over a `&str` (valid UTF-8) in this generation: inline, or
+        // SAFETY: every view was made by `make_view` over a `T::Native` (for strings: valid UTF-8) in this
+        // generation: inline, or
         // pointing at the bytes `store` copied at that offset of the block with that index (blocks are only
         // appended, in order, and all of them are here). Views of other generations or lengths were refused above.
         // `try_new` would check the same by re-reading every row's value, which costs as much as copying them.
-        let array = unsafe { StringViewArray::new_unchecked(views, blocks, nulls) };
+        let array = unsafe { GenericByteViewArray::<T>::new_unchecked(views, blocks, nulls) };
         Ok(Arc::new(array))
     }
 }

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use otel_delta::testing::ProtobufWriter;
-use otel_delta::{to_protobuf, validate, Codec, Contract, DecodeError, Format, ParquetFile, SpanColumns, Summary};
+use otel_delta::{to_protobuf, validate, Codec, Contract, DecodeError, Format, ParquetFile, Rows, Summary};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use prost::Message as _;
@@ -142,7 +142,7 @@ pub fn our_json_rows(json: &[u8]) -> (Summary, Vec<Value>) {
 
 /// Our decoder: build columns (checking the request on the way), then read them back as rows.
 pub fn our_rows(body: &[u8]) -> (Summary, Vec<Value>) {
-    let mut columns = SpanColumns::new();
+    let mut columns = Rows::new(Contract::spans_v1());
     let summary = columns.append_request(body).expect("valid request");
     assert_eq!(Ok(summary), validate(body), "the row builder checks what validation checks");
     (summary, batch_rows(&columns.finish().unwrap()))
@@ -317,7 +317,7 @@ proptest! {
 /// around it are intact either way.
 fn appends_as_validation_says(body: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
     let valid = crate::http::request(3, 2).encode_to_vec();
-    let mut columns = SpanColumns::new();
+    let mut columns = Rows::new(Contract::spans_v1());
     let before = columns.append_request(&valid).expect("a valid request").accepted;
     let appended = columns.append_request(body);
     prop_assert_eq!(appended.is_ok(), validate(body).is_ok());
@@ -386,7 +386,7 @@ fn deep_nesting_is_refused_not_overflowed() {
     let span = [wrap(1, &[1; 16]), wrap(2, &[2; 8]), wrap(9, &kv)].concat();
     let body = wrap(1, &wrap(2, &wrap(2, &span)));
     assert_eq!(validate(&body), Err(DecodeError::TooDeep));
-    let mut columns = SpanColumns::new();
+    let mut columns = Rows::new(Contract::spans_v1());
     assert_eq!(columns.append_request(&body), Err(DecodeError::TooDeep));
 
     // Refused half-way through its rows: after a good span, in a span's attributes (its ids and times already
@@ -407,7 +407,7 @@ fn deep_nesting_is_refused_not_overflowed() {
 
         // The cut-back batch (sliced columns, concatenated) encodes to Parquet and reads back the same.
         let valid = crate::http::request(3, 2).encode_to_vec();
-        let mut columns = SpanColumns::new();
+        let mut columns = Rows::new(Contract::spans_v1());
         columns.append_request(&valid).expect("a valid request");
         assert!(columns.append_request(&body).is_err());
         columns.append_request(&valid).expect("a valid request");

@@ -1,29 +1,53 @@
-//! Column builders for the spans table: one row per span, appended straight from the decoder's views.
+//! The spans tables: one row per span, appended straight from the decoder's views, in either layout ([`v1`],
+//! [`v2`]). One row builder serves both: the layouts differ in how attribute bags are stored (`bags`), in the
+//! names of enums, in a root span's `parent_span_id`, and in v2's four leading columns ([`SpanLayout`]).
 //!
-//! Resource and scope attributes are rendered once per `ResourceSpans` / `ScopeSpans` and repeated for each of
-//! their spans. Arrays are assembled against the fields of [`arrow_schema`], so the batch type is exactly the
-//! table's.
+//! Resource and scope attributes are stored once per `ResourceSpans` / `ScopeSpans` and referred to by each of
+//! their spans. Arrays are assembled against the fields of the layout's Arrow schema, so the batch type is exactly
+//! the table's.
 
-use std::borrow::Cow;
+pub(super) mod v1;
+pub(super) mod v2;
+
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, ListArray, MapArray, PrimitiveBuilder, RecordBatch,
-    StringBuilder, StructArray,
+    Array, ArrayBuilder, ArrayRef, Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder,
 };
-use arrow::buffer::OffsetBuffer;
 use arrow::compute::concat_batches;
-use arrow::datatypes::{ArrowPrimitiveType, DataType, FieldRef, Fields, SchemaRef};
+use arrow::datatypes::{DataType, Fields, SchemaRef};
 use arrow::error::ArrowError;
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use deltalake::kernel::{ArrayType, DataType as DeltaType, StructField, StructType};
 
-use super::arrow_schema;
-use super::values::render_attribute;
-use crate::decode::{AnyValue, Attributes, DecodeError, Request, SpanView, Summary};
-use crate::table::repeated::{RepeatedStrings, View};
+use super::bags::variant::annotate_variants;
+use super::bags::{BagColumn, RepeatedBagColumn};
+use super::columns::{field_type, finish_list, hex_into, list_item, schema_mismatch, struct_fields, FinishSized};
+use super::record_id::RecordIds;
+use super::repeated::{as_views, RepeatedStrings, View};
+use super::RowBuilder;
+use crate::decode::{AnyValue, DecodeError, Request, SpanView, Summary};
 
-/// Rows of the spans table under construction.
-pub struct SpanColumns {
+/// What a spans layout decides; the row builder does the rest.
+pub(crate) trait SpanLayout: Send + 'static {
+    /// How attribute bags are stored.
+    type Bag: BagColumn;
+    /// How resource and scope attribute bags are stored.
+    type Repeated: RepeatedBagColumn;
+    /// v2's four leading columns: `record_id`, `time`, `date`, `service_name`.
+    const LEADING: bool;
+    /// A root span's `parent_span_id`: NULL, or the empty string.
+    const ROOT_PARENT_IS_NULL: bool;
+    fn arrow_schema() -> SchemaRef;
+    fn kind_name(kind: i32) -> &'static str;
+    fn status_code_name(code: i32) -> &'static str;
+}
+
+/// Rows of a spans table under construction.
+pub(crate) struct SpanColumns<L: SpanLayout> {
     schema: SchemaRef,
+    leading: Option<Leading>,
     trace_id: StringBuilder,
     span_id: StringBuilder,
     trace_state: StringBuilder,
@@ -33,20 +57,20 @@ pub struct SpanColumns {
     kind: StringBuilder,
     start_time_unix_nano: Int64Builder,
     end_time_unix_nano: Int64Builder,
-    attributes: MapColumn,
+    attributes: L::Bag,
     dropped_attributes_count: Int32Builder,
-    events: EventColumn,
+    events: EventColumn<L::Bag>,
     dropped_events_count: Int32Builder,
-    links: LinkColumn,
+    links: LinkColumn<L::Bag>,
     dropped_links_count: Int32Builder,
     status_message: StringBuilder,
     status_code: StringBuilder,
-    resource_attributes: RepeatedMap,
+    resource_attributes: L::Repeated,
     resource_dropped_attributes_count: Int32Builder,
     resource_schema_url: RepeatedStrings,
     scope_name: RepeatedStrings,
     scope_version: RepeatedStrings,
-    scope_attributes: RepeatedMap,
+    scope_attributes: L::Repeated,
     scope_dropped_attributes_count: Int32Builder,
     span_schema_url: RepeatedStrings,
     /// Complete rows in the builders.
@@ -57,26 +81,55 @@ pub struct SpanColumns {
     kept: Vec<RecordBatch>,
     /// Setting rows aside failed (a schema bug, not an input error): the next `finish` reports it.
     broken: Option<ArrowError>,
-    scratch: Scratch,
-}
-
-/// Reused buffers, so appending a span allocates nothing once they have grown.
-#[derive(Default)]
-struct Scratch {
-    value: String,
+    /// Reused for hex ids, so appending a span allocates nothing once it has grown.
     hex: String,
 }
 
-impl Default for SpanColumns {
+impl<L: SpanLayout> RowBuilder for SpanColumns<L> {
+    fn append_request(&mut self, body: &[u8], limit: u64) -> Result<(Summary, u64), DecodeError> {
+        SpanColumns::append_request_within(self, body, limit)
+    }
+
+    fn rows(&self) -> usize {
+        SpanColumns::rows(self)
+    }
+
+    fn bytes(&self) -> u64 {
+        SpanColumns::bytes(self)
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        SpanColumns::finish(self)
+    }
+}
+
+/// v2's leading columns.
+struct Leading {
+    record_id: StringBuilder,
+    ids: RecordIds,
+    time: TimestampMicrosecondBuilder,
+    date: Date32Builder,
+    service_name: RepeatedStrings,
+}
+
+impl<L: SpanLayout> Default for SpanColumns<L> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl SpanColumns {
+impl<L: SpanLayout> SpanColumns<L> {
     pub fn new() -> Self {
+        let leading = L::LEADING.then(|| Leading {
+            record_id: StringBuilder::new(),
+            ids: RecordIds::new(),
+            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            date: Date32Builder::new(),
+            service_name: RepeatedStrings::new(),
+        });
         SpanColumns {
-            schema: arrow_schema(),
+            schema: L::arrow_schema(),
+            leading,
             trace_id: StringBuilder::new(),
             span_id: StringBuilder::new(),
             trace_state: StringBuilder::new(),
@@ -86,7 +139,7 @@ impl SpanColumns {
             kind: StringBuilder::new(),
             start_time_unix_nano: Int64Builder::new(),
             end_time_unix_nano: Int64Builder::new(),
-            attributes: MapColumn::new(),
+            attributes: L::Bag::new(),
             dropped_attributes_count: Int32Builder::new(),
             events: EventColumn::new(),
             dropped_events_count: Int32Builder::new(),
@@ -94,19 +147,19 @@ impl SpanColumns {
             dropped_links_count: Int32Builder::new(),
             status_message: StringBuilder::new(),
             status_code: StringBuilder::new(),
-            resource_attributes: RepeatedMap::new(),
+            resource_attributes: L::Repeated::new(),
             resource_dropped_attributes_count: Int32Builder::new(),
             resource_schema_url: RepeatedStrings::new(),
             scope_name: RepeatedStrings::new(),
             scope_version: RepeatedStrings::new(),
-            scope_attributes: RepeatedMap::new(),
+            scope_attributes: L::Repeated::new(),
             scope_dropped_attributes_count: Int32Builder::new(),
             span_schema_url: RepeatedStrings::new(),
             rows: 0,
             bytes: 0,
             kept: Vec::new(),
             broken: None,
-            scratch: Scratch::default(),
+            hex: String::new(),
         }
     }
 
@@ -117,15 +170,11 @@ impl SpanColumns {
 
     /// Append one row per storable span of a request, checking the whole request on the way: the checks of
     /// [`crate::decode::validate`] (the same view code), in the same pass as the rows are built, so each request
-    /// is parsed once. Spans with bad ids are skipped and counted as rejected, as `validate` counts them.
+    /// is parsed once. Spans with bad ids are skipped and counted as rejected, as `validate` counts them. A
+    /// request whose rows would take more than `limit` bytes is refused with [`DecodeError::RowsTooLarge`].
+    /// On success: the summary and the rows' bytes.
     ///
     /// On error the request adds no row: the rows before it are kept and the builders restart clean.
-    pub fn append_request(&mut self, body: &[u8]) -> Result<Summary, DecodeError> {
-        self.append_request_within(body, u64::MAX).map(|(summary, _)| summary)
-    }
-
-    /// [`append_request`](Self::append_request), refusing with [`DecodeError::RowsTooLarge`] (and adding no row)
-    /// a request whose rows would take more than `limit` bytes; on success, the summary and the rows' bytes.
     pub(crate) fn append_request_within(&mut self, body: &[u8], limit: u64) -> Result<(Summary, u64), DecodeError> {
         let before = self.rows;
         let result = self.append_all(body, limit);
@@ -149,16 +198,18 @@ impl SpanColumns {
         let mut bytes = 0u64;
         for rs in Request::new(body).resource_spans() {
             let rs = rs?;
-            let resource_attributes = render_all(rs.resource.attributes)?;
-            let resource_cost = rendered_cost(&resource_attributes) + rs.schema_url.len() as u64;
-            let resource_attributes = self.resource_attributes.store(&resource_attributes);
+            let (resource_attributes, resource_cost) = self.resource_attributes.store(rs.resource.attributes)?;
+            let resource_cost = resource_cost + rs.schema_url.len() as u64;
             let resource_schema_url = self.resource_schema_url.store(rs.schema_url);
+            let service_name = match self.leading.as_mut() {
+                Some(leading) => service_name(rs.resource.attributes)?.map(|s| leading.service_name.store(s)),
+                None => None,
+            };
             for ss in rs.scope_spans() {
                 let ss = ss?;
-                let scope_attributes = render_all(ss.scope.attributes)?;
-                let scope_cost = rendered_cost(&scope_attributes)
-                    + (ss.scope.name.len() + ss.scope.version.len() + ss.schema_url.len()) as u64;
-                let scope_attributes = self.scope_attributes.store(&scope_attributes);
+                let (scope_attributes, scope_cost) = self.scope_attributes.store(ss.scope.attributes)?;
+                let scope_cost =
+                    scope_cost + (ss.scope.name.len() + ss.scope.version.len() + ss.schema_url.len()) as u64;
                 let scope_name = self.scope_name.store(ss.scope.name);
                 let scope_version = self.scope_version.store(ss.scope.version);
                 let span_schema_url = self.span_schema_url.store(ss.schema_url);
@@ -175,6 +226,9 @@ impl SpanColumns {
                         return Err(DecodeError::RowsTooLarge { limit });
                     }
                     self.append_span(&span)?;
+                    if let Some(leading) = self.leading.as_mut() {
+                        leading.append(span.start_time_unix_nano, service_name);
+                    }
                     self.resource_attributes.push(&resource_attributes);
                     self.resource_dropped_attributes_count.append_value(rs.resource.dropped_attributes_count as i32);
                     self.resource_schema_url.push(Some(resource_schema_url));
@@ -206,33 +260,39 @@ impl SpanColumns {
         }
     }
 
-    /// The span's own columns (everything but resource and scope).
+    /// The span's own columns (everything but resource, scope and the leading columns). Fallible parts (attribute
+    /// bags, events, links) come before the columns that follow them only in the schema's order, so a failure
+    /// leaves every column consistent up to its own row count (see `cut_back`).
     fn append_span(&mut self, span: &SpanView<'_>) -> Result<(), DecodeError> {
-        let hex = &mut self.scratch.hex;
+        let hex = &mut self.hex;
         self.trace_id.append_value(hex_into(span.trace_id, hex));
         self.span_id.append_value(hex_into(span.span_id, hex));
         self.trace_state.append_value(span.trace_state);
-        self.parent_span_id.append_value(hex_into(span.parent_span_id, hex));
+        if span.parent_span_id.is_empty() && L::ROOT_PARENT_IS_NULL {
+            self.parent_span_id.append_null();
+        } else {
+            self.parent_span_id.append_value(hex_into(span.parent_span_id, hex));
+        }
         // `fixed32 flags` is stored bit for bit in a signed INT column.
         self.flags.append_value(span.flags as i32);
         self.name.append_value(span.name);
-        self.kind.append_value(kind_name(span.kind));
+        self.kind.append_value(L::kind_name(span.kind));
         self.start_time_unix_nano.append_value(span.start_time_unix_nano as i64);
         self.end_time_unix_nano.append_value(span.end_time_unix_nano as i64);
-        self.attributes.append(span.attributes(), &mut self.scratch.value)?;
+        self.attributes.append(span.attributes())?;
         self.dropped_attributes_count.append_value(span.dropped_attributes_count as i32);
         for event in span.events() {
-            self.events.append(&event?, &mut self.scratch.value)?;
+            self.events.append(&event?)?;
         }
         self.events.end_row();
         self.dropped_events_count.append_value(span.dropped_events_count as i32);
         for link in span.links() {
-            self.links.append(&link?, &mut self.scratch)?;
+            self.links.append(&link?, &mut self.hex)?;
         }
         self.links.end_row();
         self.dropped_links_count.append_value(span.dropped_links_count as i32);
         self.status_message.append_value(span.status.message);
-        self.status_code.append_value(status_code_name(span.status.code));
+        self.status_code.append_value(L::status_code_name(span.status.code));
         Ok(())
     }
 
@@ -262,9 +322,13 @@ impl SpanColumns {
         let status_fields = struct_fields(field_type(fields, "status")?)?;
         let resource_fields = struct_fields(field_type(fields, "resource")?)?;
         let scope_fields = struct_fields(field_type(fields, "instrumentation_scope")?)?;
-        let map_type = field_type(fields, "attributes")?;
+        let bag_type = field_type(fields, "attributes")?;
 
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+        if let Some(leading) = self.leading.as_mut() {
+            columns.extend(leading.finish()?);
+        }
+        columns.extend([
             self.trace_id.finish_sized(),
             self.span_id.finish_sized(),
             self.trace_state.finish_sized(),
@@ -274,7 +338,7 @@ impl SpanColumns {
             self.kind.finish_sized(),
             self.start_time_unix_nano.finish_sized(),
             self.end_time_unix_nano.finish_sized(),
-            self.attributes.finish(map_type)?,
+            self.attributes.finish(bag_type)?,
             self.dropped_attributes_count.finish_sized(),
             self.events.finish(field_type(fields, "events")?, event_fields)?,
             self.dropped_events_count.finish_sized(),
@@ -305,29 +369,12 @@ impl SpanColumns {
                 None,
             )?),
             self.span_schema_url.finish()?,
-        ];
+        ]);
         // Past `rows` a column may hold values of a request that failed half-way (see `cut_back`).
         let rows = std::mem::take(&mut self.rows);
         let columns = columns.into_iter().map(|c| if c.len() == rows { c } else { c.slice(0, rows) }).collect();
         RecordBatch::try_new(schema, columns)
     }
-}
-
-/// Attribute values rendered once, to be repeated on many rows (resource and scope attributes).
-type Rendered<'a> = Vec<(&'a str, Option<Cow<'a, str>>)>;
-
-fn render_all(attributes: Attributes<'_>) -> Result<Rendered<'_>, DecodeError> {
-    let mut out = Vec::new();
-    let mut scratch = String::new();
-    for kv in attributes {
-        let kv = kv?;
-        let value = match kv.value {
-            AnyValue::String(s) => Some(Cow::Borrowed(s)),
-            ref other => render_attribute(other, &mut scratch)?.map(|s| Cow::Owned(s.to_owned())),
-        };
-        out.push((kv.key, value));
-    }
-    Ok(out)
 }
 
 /// Per-row overhead in the estimate: offsets, fixed-width columns, validity bits.
@@ -339,160 +386,144 @@ fn span_cost(span: &SpanView<'_>) -> u64 {
     2 * span.encoded_len as u64 + ROW_OVERHEAD
 }
 
-/// What rendered attributes take on each row they are repeated on: once in the builders (see [`RepeatedMap`]), but
-/// on every row in the Parquet file, which is what the in-flight budget must cover.
-fn rendered_cost(entries: &Rendered<'_>) -> u64 {
-    entries.iter().map(|(k, v)| (k.len() + v.as_deref().map_or(0, str::len) + 8) as u64).sum()
-}
+impl Leading {
+    fn append(&mut self, start_time_unix_nano: u64, service_name: Option<View>) {
+        let micros = (start_time_unix_nano / 1_000) as i64;
+        self.record_id.append_value(self.ids.next(micros));
+        self.time.append_value(micros);
+        self.date.append_value(micros.div_euclid(MICROS_PER_DAY) as i32);
+        self.service_name.push(service_name);
+    }
 
-/// Span kind as the v1 table names it; unknown kinds are `INTERNAL` (what the Python app this replaces wrote,
-/// so existing v1 tables stay consistent).
-pub(crate) fn kind_name(kind: i32) -> &'static str {
-    match kind {
-        0 => "UNSPECIFIED",
-        2 => "SERVER",
-        3 => "CLIENT",
-        4 => "PRODUCER",
-        5 => "CONSUMER",
-        _ => "INTERNAL",
+    /// `record_id`, `time`, `date`, `service_name`.
+    fn finish(&mut self) -> Result<[ArrayRef; 4], ArrowError> {
+        let time = self.time.finish();
+        self.time = TimestampMicrosecondBuilder::with_capacity(time.len()).with_timezone("UTC");
+        Ok([self.record_id.finish_sized(), Arc::new(time), self.date.finish_sized(), self.service_name.finish()?])
     }
 }
 
-/// Status code as the v1 table names it; unknown codes are `UNSET`.
-pub(crate) fn status_code_name(code: i32) -> &'static str {
-    match code {
-        1 => "OK",
-        2 => "ERROR",
-        _ => "UNSET",
-    }
-}
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// Lowercase hex of an id, in a reused buffer.
-fn hex_into<'s>(bytes: &[u8], out: &'s mut String) -> &'s str {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.clear();
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
-/// A `MAP<STRING,STRING>` column.
-struct MapColumn {
-    offsets: Vec<i32>,
-    keys: StringBuilder,
-    values: StringBuilder,
-}
-
-impl MapColumn {
-    fn new() -> Self {
-        MapColumn { offsets: vec![0], keys: StringBuilder::new(), values: StringBuilder::new() }
-    }
-
-    /// One row: the rendered entries of `attributes`.
-    fn append(&mut self, attributes: Attributes<'_>, scratch: &mut String) -> Result<(), DecodeError> {
-        for kv in attributes {
-            let kv = kv?;
-            // Rendered before anything is appended: a failure leaves keys and values the same length.
-            let value = render_attribute(&kv.value, scratch)?;
-            self.keys.append_value(kv.key);
-            self.values.append_option(value);
+/// The resource's `service.name`, when it is a string.
+fn service_name<'a>(attributes: crate::decode::Attributes<'a>) -> Result<Option<&'a str>, DecodeError> {
+    let mut found = None;
+    for kv in attributes {
+        let kv = kv?;
+        if kv.key == "service.name" {
+            found = match kv.value {
+                AnyValue::String(s) => Some(s),
+                _ => None,
+            };
         }
-        self.end_row();
-        Ok(())
     }
-
-    fn end_row(&mut self) {
-        // Batches are cut far below 2^31 entries (see `policy`), so the offset fits.
-        self.offsets.push(ArrayBuilder::len(&self.keys) as i32);
-    }
-
-    fn finish(&mut self, map_type: &DataType) -> Result<ArrayRef, ArrowError> {
-        let DataType::Map(entries_field, sorted) = map_type else {
-            return Err(schema_mismatch("map"));
-        };
-        let entries = StructArray::try_new(
-            struct_fields(entries_field.data_type())?.clone(),
-            vec![self.keys.finish_sized(), self.values.finish_sized()],
-            None,
-        )?;
-        let offsets = OffsetBuffer::new(take_offsets(&mut self.offsets).into());
-        Ok(Arc::new(MapArray::try_new(entries_field.clone(), offsets, entries, None, *sorted)?))
-    }
+    Ok(found)
 }
 
-/// A `MAP<STRING,STRING>` column whose rows repeat a few stored maps (resource and scope attributes).
-struct RepeatedMap {
-    offsets: Vec<i32>,
-    keys: RepeatedStrings,
-    values: RepeatedStrings,
+pub(super) fn field(name: &str, data_type: impl Into<DeltaType>) -> StructField {
+    StructField::new(name, data_type, true)
 }
 
-/// A map stored in a [`RepeatedMap`]: its entries' views.
-type StoredMap = Vec<(View, Option<View>)>;
+pub(super) fn structure(fields: Vec<StructField>) -> StructType {
+    // Field names are distinct literals: `try_new` only fails on duplicates.
+    StructType::try_new(fields).unwrap_or_else(|e| unreachable!("static schema is valid: {e}"))
+}
 
-impl RepeatedMap {
-    fn new() -> Self {
-        RepeatedMap { offsets: vec![0], keys: RepeatedStrings::new(), values: RepeatedStrings::new() }
-    }
+/// The columns of a span row in both layouts (v2 puts its four leading columns before them), with attribute bags
+/// of type `bag`. Every column is nullable, as Spark/Databricks create them from SQL DDL.
+pub(super) fn span_columns(bag: DeltaType) -> Vec<StructField> {
+    let attributes = || bag.clone();
+    let event = structure(vec![
+        field("time_unix_nano", DeltaType::LONG),
+        field("name", DeltaType::STRING),
+        field("attributes", attributes()),
+        field("dropped_attributes_count", DeltaType::INTEGER),
+    ]);
+    let link = structure(vec![
+        field("trace_id", DeltaType::STRING),
+        field("span_id", DeltaType::STRING),
+        field("trace_state", DeltaType::STRING),
+        field("attributes", attributes()),
+        field("dropped_attributes_count", DeltaType::INTEGER),
+        field("flags", DeltaType::INTEGER),
+    ]);
+    let status = structure(vec![field("message", DeltaType::STRING), field("code", DeltaType::STRING)]);
+    let resource =
+        structure(vec![field("attributes", attributes()), field("dropped_attributes_count", DeltaType::INTEGER)]);
+    let scope = structure(vec![
+        field("name", DeltaType::STRING),
+        field("version", DeltaType::STRING),
+        field("attributes", attributes()),
+        field("dropped_attributes_count", DeltaType::INTEGER),
+    ]);
+    vec![
+        field("trace_id", DeltaType::STRING),
+        field("span_id", DeltaType::STRING),
+        field("trace_state", DeltaType::STRING),
+        field("parent_span_id", DeltaType::STRING),
+        field("flags", DeltaType::INTEGER),
+        field("name", DeltaType::STRING),
+        field("kind", DeltaType::STRING),
+        field("start_time_unix_nano", DeltaType::LONG),
+        field("end_time_unix_nano", DeltaType::LONG),
+        field("attributes", attributes()),
+        field("dropped_attributes_count", DeltaType::INTEGER),
+        field("events", ArrayType::new(DeltaType::from(event), true)),
+        field("dropped_events_count", DeltaType::INTEGER),
+        field("links", ArrayType::new(DeltaType::from(link), true)),
+        field("dropped_links_count", DeltaType::INTEGER),
+        field("status", status),
+        field("resource", resource),
+        field("resource_schema_url", DeltaType::STRING),
+        field("instrumentation_scope", scope),
+        field("span_schema_url", DeltaType::STRING),
+    ]
+}
 
-    /// Store rendered entries once, for [`push`](Self::push) on each row that holds them.
-    fn store(&mut self, entries: &Rendered<'_>) -> StoredMap {
-        let mut map = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            map.push((self.keys.store(key), value.as_deref().map(|v| self.values.store(v))));
+/// Columns holding a resource's or scope's values, built as views of values stored once per request
+/// (`table::repeated`).
+const REPEATED: &[&str] =
+    &["service_name", "resource", "resource_schema_url", "instrumentation_scope", "span_schema_url"];
+
+/// The Arrow schema batches of a spans table are built in: the Delta kernel's own conversion of its Delta schema
+/// (child names `element`, `key_value` as Delta readers expect), with the resource and scope strings as
+/// `Utf8View` (the same Parquet `STRING`) and VARIANT columns annotated for the Parquet writer.
+fn arrow_schema_of(delta: &StructType) -> SchemaRef {
+    let schema: arrow::datatypes::Schema =
+        delta.try_into_arrow().unwrap_or_else(|e| unreachable!("static schema converts to Arrow: {e}"));
+    let fields = schema.fields().iter().map(|f| {
+        let f = annotate_variants(f);
+        match REPEATED.contains(&f.name().as_str()) {
+            true => Arc::new(f.clone().with_data_type(as_views(f.data_type()))),
+            false => Arc::new(f),
         }
-        map
-    }
-
-    /// One row holding a stored map.
-    fn push(&mut self, map: &StoredMap) {
-        for (key, value) in map {
-            self.keys.push(Some(*key));
-            self.values.push(*value);
-        }
-        // Batches are cut far below 2^31 entries (see `policy`), so the offset fits.
-        self.offsets.push(self.keys.len() as i32);
-    }
-
-    fn finish(&mut self, map_type: &DataType) -> Result<ArrayRef, ArrowError> {
-        let DataType::Map(entries_field, sorted) = map_type else {
-            return Err(schema_mismatch("map"));
-        };
-        let entries = StructArray::try_new(
-            struct_fields(entries_field.data_type())?.clone(),
-            vec![self.keys.finish()?, self.values.finish()?],
-            None,
-        )?;
-        let offsets = OffsetBuffer::new(take_offsets(&mut self.offsets).into());
-        Ok(Arc::new(MapArray::try_new(entries_field.clone(), offsets, entries, None, *sorted)?))
-    }
+    });
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(fields.collect::<Vec<_>>(), schema.metadata().clone()))
 }
 
 /// `events ARRAY<STRUCT<time_unix_nano, name, attributes, dropped_attributes_count>>`.
-struct EventColumn {
+struct EventColumn<B> {
     offsets: Vec<i32>,
     time_unix_nano: Int64Builder,
     name: StringBuilder,
-    attributes: MapColumn,
+    attributes: B,
     dropped_attributes_count: Int32Builder,
 }
 
-impl EventColumn {
+impl<B: BagColumn> EventColumn<B> {
     fn new() -> Self {
         EventColumn {
             offsets: vec![0],
             time_unix_nano: Int64Builder::new(),
             name: StringBuilder::new(),
-            attributes: MapColumn::new(),
+            attributes: B::new(),
             dropped_attributes_count: Int32Builder::new(),
         }
     }
 
-    fn append(&mut self, event: &crate::decode::EventView<'_>, scratch: &mut String) -> Result<(), DecodeError> {
+    fn append(&mut self, event: &crate::decode::EventView<'_>) -> Result<(), DecodeError> {
         // Attributes first: the only part that can fail, so a failure appends none of the other fields.
-        self.attributes.append(event.attributes, scratch)?;
+        self.attributes.append(event.attributes)?;
         self.time_unix_nano.append_value(event.time_unix_nano as i64);
         self.name.append_value(event.name);
         self.dropped_attributes_count.append_value(event.dropped_attributes_count as i32);
@@ -504,14 +535,14 @@ impl EventColumn {
     }
 
     fn finish(&mut self, list_type: &DataType, fields: &Fields) -> Result<ArrayRef, ArrowError> {
-        let map_type = fields.find("attributes").map(|(_, f)| f.data_type().clone());
-        let map_type = map_type.ok_or_else(|| schema_mismatch("events.attributes"))?;
+        let bag_type = fields.find("attributes").map(|(_, f)| f.data_type().clone());
+        let bag_type = bag_type.ok_or_else(|| schema_mismatch("events.attributes"))?;
         let values = StructArray::try_new(
             fields.clone(),
             vec![
                 self.time_unix_nano.finish_sized(),
                 self.name.finish_sized(),
-                self.attributes.finish(&map_type)?,
+                self.attributes.finish(&bag_type)?,
                 self.dropped_attributes_count.finish_sized(),
             ],
             None,
@@ -521,34 +552,34 @@ impl EventColumn {
 }
 
 /// `links ARRAY<STRUCT<trace_id, span_id, trace_state, attributes, dropped_attributes_count, flags>>`.
-struct LinkColumn {
+struct LinkColumn<B> {
     offsets: Vec<i32>,
     trace_id: StringBuilder,
     span_id: StringBuilder,
     trace_state: StringBuilder,
-    attributes: MapColumn,
+    attributes: B,
     dropped_attributes_count: Int32Builder,
     flags: Int32Builder,
 }
 
-impl LinkColumn {
+impl<B: BagColumn> LinkColumn<B> {
     fn new() -> Self {
         LinkColumn {
             offsets: vec![0],
             trace_id: StringBuilder::new(),
             span_id: StringBuilder::new(),
             trace_state: StringBuilder::new(),
-            attributes: MapColumn::new(),
+            attributes: B::new(),
             dropped_attributes_count: Int32Builder::new(),
             flags: Int32Builder::new(),
         }
     }
 
-    fn append(&mut self, link: &crate::decode::LinkView<'_>, scratch: &mut Scratch) -> Result<(), DecodeError> {
+    fn append(&mut self, link: &crate::decode::LinkView<'_>, hex: &mut String) -> Result<(), DecodeError> {
         // Attributes first: the only part that can fail, so a failure appends none of the other fields.
-        self.attributes.append(link.attributes, &mut scratch.value)?;
-        self.trace_id.append_value(hex_into(link.trace_id, &mut scratch.hex));
-        self.span_id.append_value(hex_into(link.span_id, &mut scratch.hex));
+        self.attributes.append(link.attributes)?;
+        self.trace_id.append_value(hex_into(link.trace_id, hex));
+        self.span_id.append_value(hex_into(link.span_id, hex));
         self.trace_state.append_value(link.trace_state);
         self.dropped_attributes_count.append_value(link.dropped_attributes_count as i32);
         self.flags.append_value(link.flags as i32);
@@ -560,15 +591,15 @@ impl LinkColumn {
     }
 
     fn finish(&mut self, list_type: &DataType, fields: &Fields) -> Result<ArrayRef, ArrowError> {
-        let map_type = fields.find("attributes").map(|(_, f)| f.data_type().clone());
-        let map_type = map_type.ok_or_else(|| schema_mismatch("links.attributes"))?;
+        let bag_type = fields.find("attributes").map(|(_, f)| f.data_type().clone());
+        let bag_type = bag_type.ok_or_else(|| schema_mismatch("links.attributes"))?;
         let values = StructArray::try_new(
             fields.clone(),
             vec![
                 self.trace_id.finish_sized(),
                 self.span_id.finish_sized(),
                 self.trace_state.finish_sized(),
-                self.attributes.finish(&map_type)?,
+                self.attributes.finish(&bag_type)?,
                 self.dropped_attributes_count.finish_sized(),
                 self.flags.finish_sized(),
             ],
@@ -576,71 +607,4 @@ impl LinkColumn {
         )?;
         finish_list(list_type, &mut self.offsets, values)
     }
-}
-
-fn finish_list(list_type: &DataType, offsets: &mut Vec<i32>, values: StructArray) -> Result<ArrayRef, ArrowError> {
-    let item = list_item(list_type)?;
-    let offsets = OffsetBuffer::new(take_offsets(offsets).into());
-    Ok(Arc::new(ListArray::try_new(item.clone(), offsets, Arc::new(values) as ArrayRef, None)?))
-}
-
-/// Builders are cut at a fixed input size (see `policy`), so the next batch is about as large as the last: each
-/// builder starts the next one with the room this one took, plus an eighth, instead of regrowing (reallocating
-/// and copying) every buffer a dozen times per batch (cost: `docs/design-notes.md#builder-capacity`).
-trait FinishSized {
-    fn finish_sized(&mut self) -> ArrayRef;
-}
-
-impl FinishSized for StringBuilder {
-    fn finish_sized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = StringBuilder::with_capacity(headroom(array.len()), headroom(array.value_data().len()));
-        Arc::new(array)
-    }
-}
-
-impl<T: ArrowPrimitiveType> FinishSized for PrimitiveBuilder<T> {
-    fn finish_sized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = PrimitiveBuilder::with_capacity(headroom(array.len()));
-        Arc::new(array)
-    }
-}
-
-/// The offsets of a list or map column, leaving a vector of the same room (and the leading 0) in their place.
-fn take_offsets(offsets: &mut Vec<i32>) -> Vec<i32> {
-    let mut next = Vec::with_capacity(headroom(offsets.len()));
-    next.push(0);
-    std::mem::replace(offsets, next)
-}
-
-/// Room for the next batch: what this one took plus an eighth, but never more than `MAX_RESERVED` (a batch
-/// that was huge, e.g. a request refused for its size, must not leave its room behind).
-fn headroom(n: usize) -> usize {
-    (n + n / 8).min(MAX_RESERVED)
-}
-
-/// Most room (elements, or bytes of string data) a builder keeps for the next batch.
-const MAX_RESERVED: usize = 32 << 20;
-
-fn field_type<'f>(fields: &'f Fields, name: &str) -> Result<&'f DataType, ArrowError> {
-    fields.find(name).map(|(_, f)| f.data_type()).ok_or_else(|| schema_mismatch(name))
-}
-
-fn list_item(data_type: &DataType) -> Result<&FieldRef, ArrowError> {
-    match data_type {
-        DataType::List(item) => Ok(item),
-        _ => Err(schema_mismatch("list")),
-    }
-}
-
-fn struct_fields(data_type: &DataType) -> Result<&Fields, ArrowError> {
-    match data_type {
-        DataType::Struct(fields) => Ok(fields),
-        _ => Err(schema_mismatch("struct")),
-    }
-}
-
-fn schema_mismatch(what: &str) -> ArrowError {
-    ArrowError::SchemaError(format!("spans schema has no {what} where the column builder expects one"))
 }

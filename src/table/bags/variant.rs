@@ -8,15 +8,108 @@
 //! is a variant null, so its key is still there: `attributes:['k']` is SQL NULL either way, but
 //! `is_variant_null(attributes:['k'])` tells an unset value from a missing key.
 
-use parquet::variant::{ListBuilder, ObjectBuilder, ObjectFieldBuilder, Variant, VariantBuilderExt};
+use std::sync::Arc;
 
+use arrow::array::{ArrayRef, StructArray};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use arrow::error::ArrowError;
+use parquet::variant::{
+    ListBuilder, ObjectBuilder, ObjectFieldBuilder, Variant, VariantArrayBuilder, VariantBuilder, VariantBuilderExt,
+    VariantType,
+};
+
+use super::{BagColumn, RepeatedBagColumn};
 use crate::decode::{AnyValue, Attributes, DecodeError};
+use crate::table::columns::{headroom, struct_fields};
+use crate::table::repeated::{RepeatedBinary, View};
+
+/// `field` with every VARIANT column in it (the Delta kernel's Arrow type for VARIANT: a struct of exactly a
+/// `metadata` and a `value` binary) built as views of the builders' buffers and tagged with the Parquet VARIANT
+/// extension type, which makes the Parquet writer annotate the column with the VARIANT logical type.
+pub(crate) fn annotate_variants(field: &Field) -> Field {
+    let annotated = |f: &FieldRef| Arc::new(annotate_variants(f));
+    match field.data_type() {
+        DataType::Struct(children) if is_variant(children) => {
+            let binary = |name: &str| Field::new(name, DataType::BinaryView, false);
+            let children = Fields::from(vec![binary("metadata"), binary("value")]);
+            field.clone().with_data_type(DataType::Struct(children)).with_extension_type(VariantType)
+        }
+        DataType::Struct(children) => {
+            field.clone().with_data_type(DataType::Struct(children.iter().map(annotated).collect::<Fields>()))
+        }
+        DataType::List(item) => field.clone().with_data_type(DataType::List(annotated(item))),
+        DataType::Map(entries, sorted) => field.clone().with_data_type(DataType::Map(annotated(entries), *sorted)),
+        _ => field.clone(),
+    }
+}
+
+fn is_variant(children: &Fields) -> bool {
+    let binary = |t: &DataType| matches!(t, DataType::Binary | DataType::BinaryView);
+    matches!(children.iter().map(|f| (f.name().as_str(), f.data_type())).collect::<Vec<_>>().as_slice(),
+        [("metadata", m), ("value", v)] if binary(m) && binary(v))
+}
+
+/// A VARIANT column: `STRUCT<metadata BINARY, value BINARY>` (Arrow views of the builder's buffers), one attribute
+/// object per row.
+pub(crate) struct VariantColumn {
+    builder: VariantArrayBuilder,
+    rows: usize,
+}
+
+impl BagColumn for VariantColumn {
+    fn new() -> Self {
+        VariantColumn { builder: VariantArrayBuilder::new(0), rows: 0 }
+    }
+
+    fn append(&mut self, attributes: Attributes<'_>) -> Result<(), DecodeError> {
+        append_attributes(&mut self.builder, attributes)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, ArrowError> {
+        let next = VariantArrayBuilder::new(headroom(std::mem::take(&mut self.rows)));
+        let built = std::mem::replace(&mut self.builder, next).build().into_inner();
+        let (_, columns, nulls) = built.into_parts();
+        Ok(Arc::new(StructArray::try_new(struct_fields(data_type)?.clone(), columns, nulls)?))
+    }
+}
+
+/// A VARIANT column whose rows repeat a few stored objects (resource and scope attributes).
+pub(crate) struct RepeatedVariant {
+    metadata: RepeatedBinary,
+    value: RepeatedBinary,
+}
+
+impl RepeatedBagColumn for RepeatedVariant {
+    /// The views of the object's metadata and value.
+    type Stored = (View, View);
+
+    fn new() -> Self {
+        RepeatedVariant { metadata: RepeatedBinary::new(), value: RepeatedBinary::new() }
+    }
+
+    fn store(&mut self, attributes: Attributes<'_>) -> Result<(Self::Stored, u64), DecodeError> {
+        let mut builder = VariantBuilder::new();
+        append_attributes(&mut builder, attributes)?;
+        let (metadata, value) = builder.try_finish().map_err(invalid)?;
+        let cost = (metadata.len() + value.len()) as u64 + 8;
+        Ok(((self.metadata.store(&metadata), self.value.store(&value)), cost))
+    }
+
+    fn push(&mut self, &(metadata, value): &Self::Stored) {
+        self.metadata.push(Some(metadata));
+        self.value.push(Some(value));
+    }
+
+    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, ArrowError> {
+        let columns = vec![self.metadata.finish()?, self.value.finish()?];
+        Ok(Arc::new(StructArray::try_new(struct_fields(data_type)?.clone(), columns, None)?))
+    }
+}
 
 /// Append an attribute bag as one object value to `out` (one row of a variant column, or a nested field).
-pub(crate) fn append_attributes(
-    out: &mut impl VariantBuilderExt,
-    attributes: Attributes<'_>,
-) -> Result<(), DecodeError> {
+fn append_attributes(out: &mut impl VariantBuilderExt, attributes: Attributes<'_>) -> Result<(), DecodeError> {
     let mut object = out.try_new_object().map_err(invalid)?;
     for kv in attributes {
         let kv = kv?;

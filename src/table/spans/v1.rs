@@ -1,51 +1,64 @@
 //! The v1 OpenTelemetry spans table (Databricks' legacy layout): its Delta schema, the Arrow schema derived from
-//! it, its row builder ([`SpanColumns`]), how its Parquet files are tuned and which columns carry file statistics.
+//! it, its row builder's choices ([`V1`]), how its Parquet files are tuned and which columns carry file statistics.
 //!
 //! Every column is nullable, as Spark/Databricks create them from the SQL DDL (`STRING`, `MAP<STRING,STRING>`
 //! with nullable values, arrays with nullable elements): a table we create is one Databricks would create, and a
 //! table Databricks created passes our check.
 
-mod columns;
-mod values;
-
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use arrow::datatypes::SchemaRef;
-use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
-use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
+use deltalake::kernel::{DataType, MapType, StructType};
 
-use super::repeated::as_views;
-use super::{Contract, FileStatColumns, Layout, ParquetTuning, RowBuilder, Signal};
-use crate::decode::{DecodeError, Summary};
-pub use columns::SpanColumns;
+use super::{arrow_schema_of, span_columns, structure, SpanColumns, SpanLayout};
+use crate::table::bags::map::{MapColumn, RepeatedMap};
+use crate::table::{Contract, FileStatColumns, Layout, ParquetTuning, Signal};
 
-pub(super) static CONTRACT: Contract = Contract {
+pub(in crate::table) static CONTRACT: Contract = Contract {
     signal: Signal::Traces,
     layout: Layout::V1,
     name_suffix: "otel_spans",
     comment: "OpenTelemetry spans (otel-delta, v1 layout)",
     delta_schema,
     arrow_schema,
-    row_builder: || Box::new(SpanColumns::new()),
+    row_builder: || Box::new(SpanColumns::<V1>::new()),
     parquet: ParquetTuning { no_dictionary: NO_DICTIONARY, no_statistics: NO_STATISTICS, bloom_filters: BLOOM_FILTERS },
     file_stats: FileStatColumns { min_max: MIN_MAX_COLUMNS, null_count: NULL_COUNT_COLUMNS },
 };
 
-impl RowBuilder for SpanColumns {
-    fn append_request(&mut self, body: &[u8], limit: u64) -> Result<(Summary, u64), DecodeError> {
-        SpanColumns::append_request_within(self, body, limit)
+/// The v1 layout: attribute bags as `MAP<STRING,STRING>`, short enum names, a root span's parent as `""`.
+pub(crate) struct V1;
+
+impl SpanLayout for V1 {
+    type Bag = MapColumn;
+    type Repeated = RepeatedMap;
+    const LEADING: bool = false;
+    const ROOT_PARENT_IS_NULL: bool = false;
+
+    fn arrow_schema() -> SchemaRef {
+        arrow_schema()
     }
 
-    fn rows(&self) -> usize {
-        SpanColumns::rows(self)
+    /// Span kind as the v1 table names it; unknown kinds are `INTERNAL` (what the Python app this replaces wrote,
+    /// so existing v1 tables stay consistent).
+    fn kind_name(kind: i32) -> &'static str {
+        match kind {
+            0 => "UNSPECIFIED",
+            2 => "SERVER",
+            3 => "CLIENT",
+            4 => "PRODUCER",
+            5 => "CONSUMER",
+            _ => "INTERNAL",
+        }
     }
 
-    fn bytes(&self) -> u64 {
-        SpanColumns::bytes(self)
-    }
-
-    fn finish(&mut self) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
-        SpanColumns::finish(self)
+    /// Status code as the v1 table names it; unknown codes are `UNSET`.
+    fn status_code_name(code: i32) -> &'static str {
+        match code {
+            1 => "OK",
+            2 => "ERROR",
+            _ => "UNSET",
+        }
     }
 }
 
@@ -130,82 +143,13 @@ const NULL_COUNT_COLUMNS: &[&[&str]] = &[
     &["instrumentation_scope", "dropped_attributes_count"],
 ];
 
-fn attributes() -> DataType {
-    MapType::new(DataType::STRING, DataType::STRING, true).into()
-}
-
-fn field(name: &str, data_type: impl Into<DataType>) -> StructField {
-    StructField::new(name, data_type, true)
-}
-
-fn structure(fields: Vec<StructField>) -> StructType {
-    // Field names are distinct literals: `try_new` only fails on duplicates.
-    StructType::try_new(fields).unwrap_or_else(|e| unreachable!("static schema is valid: {e}"))
-}
-
 fn build() -> StructType {
-    let event = structure(vec![
-        field("time_unix_nano", DataType::LONG),
-        field("name", DataType::STRING),
-        field("attributes", attributes()),
-        field("dropped_attributes_count", DataType::INTEGER),
-    ]);
-    let link = structure(vec![
-        field("trace_id", DataType::STRING),
-        field("span_id", DataType::STRING),
-        field("trace_state", DataType::STRING),
-        field("attributes", attributes()),
-        field("dropped_attributes_count", DataType::INTEGER),
-        field("flags", DataType::INTEGER),
-    ]);
-    let status = structure(vec![field("message", DataType::STRING), field("code", DataType::STRING)]);
-    let resource =
-        structure(vec![field("attributes", attributes()), field("dropped_attributes_count", DataType::INTEGER)]);
-    let scope = structure(vec![
-        field("name", DataType::STRING),
-        field("version", DataType::STRING),
-        field("attributes", attributes()),
-        field("dropped_attributes_count", DataType::INTEGER),
-    ]);
-    structure(vec![
-        field("trace_id", DataType::STRING),
-        field("span_id", DataType::STRING),
-        field("trace_state", DataType::STRING),
-        field("parent_span_id", DataType::STRING),
-        field("flags", DataType::INTEGER),
-        field("name", DataType::STRING),
-        field("kind", DataType::STRING),
-        field("start_time_unix_nano", DataType::LONG),
-        field("end_time_unix_nano", DataType::LONG),
-        field("attributes", attributes()),
-        field("dropped_attributes_count", DataType::INTEGER),
-        field("events", ArrayType::new(DataType::from(event), true)),
-        field("dropped_events_count", DataType::INTEGER),
-        field("links", ArrayType::new(DataType::from(link), true)),
-        field("dropped_links_count", DataType::INTEGER),
-        field("status", status),
-        field("resource", resource),
-        field("resource_schema_url", DataType::STRING),
-        field("instrumentation_scope", scope),
-        field("span_schema_url", DataType::STRING),
-    ])
+    structure(span_columns(MapType::new(DataType::STRING, DataType::STRING, true).into()))
 }
 
 static DELTA: LazyLock<StructType> = LazyLock::new(build);
 
-/// Columns holding a resource's or scope's values, built as views of values stored once per request
-/// (`table::repeated`).
-const REPEATED: &[&str] = &["resource", "resource_schema_url", "instrumentation_scope", "span_schema_url"];
-
-static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let schema: arrow::datatypes::Schema =
-        (&*DELTA).try_into_arrow().unwrap_or_else(|e| unreachable!("static schema converts to Arrow: {e}"));
-    let fields = schema.fields().iter().map(|f| match REPEATED.contains(&f.name().as_str()) {
-        true => Arc::new(f.as_ref().clone().with_data_type(as_views(f.data_type()))),
-        false => f.clone(),
-    });
-    Arc::new(arrow::datatypes::Schema::new_with_metadata(fields.collect::<Vec<_>>(), schema.metadata().clone()))
-});
+static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| arrow_schema_of(&DELTA));
 
 /// The Delta schema of the spans table.
 fn delta_schema() -> &'static StructType {
@@ -215,7 +159,7 @@ fn delta_schema() -> &'static StructType {
 /// The Arrow schema record batches are built in: the Delta kernel's own conversion of [`delta_schema`], so
 /// child names (`element`, `key_value`) are what Delta readers expect, with the resource and scope strings as
 /// `Utf8View` (the same Parquet `STRING`).
-pub(super) fn arrow_schema() -> SchemaRef {
+pub(in crate::table) fn arrow_schema() -> SchemaRef {
     ARROW.clone()
 }
 
