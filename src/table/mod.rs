@@ -171,6 +171,11 @@ impl Contract {
         &spans::v1::CONTRACT
     }
 
+    /// The v2 spans table.
+    pub fn spans_v2() -> &'static Contract {
+        &spans::v2::CONTRACT
+    }
+
     /// The spans table in `layout`.
     pub(crate) fn spans(layout: Layout) -> &'static Contract {
         match layout {

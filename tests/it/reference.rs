@@ -134,6 +134,134 @@ pub fn expected_rows(request: &ExportTraceServiceRequest) -> Vec<Value> {
     rows
 }
 
+// ---- the v2 reference mapping (otel-tables.md v2): VARIANT values keep their types ----
+
+/// A value as `support::variant_json` shows a decoded VARIANT.
+fn typed(value: &AnyValue) -> Value {
+    match &value.value {
+        None => Value::Null,
+        Some(any_value::Value::StringValue(s)) => json!(s),
+        Some(any_value::Value::BoolValue(b)) => json!(b),
+        Some(any_value::Value::IntValue(i)) => json!({"int": i}),
+        Some(any_value::Value::DoubleValue(d)) => json!({"double": crate::support::double_json(*d)}),
+        Some(any_value::Value::BytesValue(b)) => json!({"binary": hex(b)}),
+        Some(any_value::Value::ArrayValue(a)) => Value::Array(a.values.iter().map(typed).collect()),
+        Some(any_value::Value::KvlistValue(l)) => object(&l.values),
+        #[allow(unreachable_patterns)]
+        Some(_) => Value::Null,
+    }
+}
+
+/// An attribute bag as a VARIANT object: a key given twice keeps its last value.
+fn object(kvs: &[KeyValue]) -> Value {
+    let mut map = serde_json::Map::new();
+    for kv in kvs {
+        map.insert(kv.key.clone(), kv.value.as_ref().map_or(Value::Null, typed));
+    }
+    Value::Object(map)
+}
+
+fn service_name(resource: &Resource) -> Value {
+    match resource.attributes.iter().rev().find(|kv| kv.key == "service.name") {
+        Some(KeyValue { value: Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }), .. }) => json!(s),
+        _ => Value::Null,
+    }
+}
+
+/// The v2 rows, `record_id` left out (it is checked on its own: unique, and shaped as a UUIDv7 of the row's time).
+pub fn expected_rows_v2(request: &ExportTraceServiceRequest) -> Vec<Value> {
+    const KINDS: [&str; 6] = [
+        "SPAN_KIND_UNSPECIFIED",
+        "SPAN_KIND_INTERNAL",
+        "SPAN_KIND_SERVER",
+        "SPAN_KIND_CLIENT",
+        "SPAN_KIND_PRODUCER",
+        "SPAN_KIND_CONSUMER",
+    ];
+    const CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+    let mut rows = Vec::new();
+    for rs in &request.resource_spans {
+        let resource = rs.resource.clone().unwrap_or_default();
+        for ss in &rs.scope_spans {
+            let scope = ss.scope.clone().unwrap_or_default();
+            for span in ss.spans.iter().filter(|s| storable(s)) {
+                let status = span.status.clone().unwrap_or_default();
+                let micros = (span.start_time_unix_nano / 1_000) as i64;
+                rows.push(json!({
+                    "time": {"micros": micros},
+                    "date": {"days": micros.div_euclid(86_400_000_000) as i32},
+                    "service_name": service_name(&resource),
+                    "trace_id": hex(&span.trace_id),
+                    "span_id": hex(&span.span_id),
+                    "trace_state": span.trace_state,
+                    "parent_span_id": if span.parent_span_id.is_empty() { Value::Null } else { json!(hex(&span.parent_span_id)) },
+                    "flags": span.flags as i32,
+                    "name": span.name,
+                    "kind": KINDS.get(span.kind as usize).copied().unwrap_or(KINDS[0]),
+                    "start_time_unix_nano": span.start_time_unix_nano as i64,
+                    "end_time_unix_nano": span.end_time_unix_nano as i64,
+                    "attributes": object(&span.attributes),
+                    "dropped_attributes_count": span.dropped_attributes_count as i32,
+                    "events": span.events.iter().map(|e| json!({
+                        "time_unix_nano": e.time_unix_nano as i64,
+                        "name": e.name,
+                        "attributes": object(&e.attributes),
+                        "dropped_attributes_count": e.dropped_attributes_count as i32,
+                    })).collect::<Vec<_>>(),
+                    "dropped_events_count": span.dropped_events_count as i32,
+                    "links": span.links.iter().map(|l| json!({
+                        "trace_id": hex(&l.trace_id),
+                        "span_id": hex(&l.span_id),
+                        "trace_state": l.trace_state,
+                        "attributes": object(&l.attributes),
+                        "dropped_attributes_count": l.dropped_attributes_count as i32,
+                        "flags": l.flags as i32,
+                    })).collect::<Vec<_>>(),
+                    "dropped_links_count": span.dropped_links_count as i32,
+                    "status": {
+                        "message": status.message,
+                        "code": CODES.get(status.code as usize).copied().unwrap_or(CODES[0]),
+                    },
+                    "resource": {
+                        "attributes": object(&resource.attributes),
+                        "dropped_attributes_count": resource.dropped_attributes_count as i32,
+                    },
+                    "resource_schema_url": rs.schema_url,
+                    "instrumentation_scope": {
+                        "name": scope.name,
+                        "version": scope.version,
+                        "attributes": object(&scope.attributes),
+                        "dropped_attributes_count": scope.dropped_attributes_count as i32,
+                    },
+                    "span_schema_url": ss.schema_url,
+                }));
+            }
+        }
+    }
+    rows
+}
+
+/// Our v2 rows, with each `record_id` checked and taken out: a UUIDv7 whose timestamp is the row's time (in
+/// milliseconds), unique across the rows.
+pub fn our_rows_v2(body: &[u8]) -> (Summary, Vec<Value>) {
+    let mut columns = Rows::new(Contract::spans_v2());
+    let summary = columns.append_request(body).expect("valid request");
+    let mut rows = batch_rows(&columns.finish().unwrap());
+    let mut ids = std::collections::HashSet::new();
+    for row in &mut rows {
+        let Some(Value::String(id)) = row.as_object_mut().and_then(|r| r.remove("record_id")) else {
+            panic!("no record_id in {row}");
+        };
+        let millis = row["time"]["micros"].as_i64().unwrap().max(0) / 1_000;
+        let hex: String = id.chars().filter(|c| *c != '-').collect();
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(i64::from_str_radix(&hex[..12], 16).unwrap(), millis & 0xffff_ffff_ffff, "{id}");
+        assert_eq!(&hex[12..13], "7", "version 7: {id}");
+        assert!(ids.insert(id.clone()), "record_id {id} repeated");
+    }
+    (summary, rows)
+}
+
 /// Our JSON path: transcode, then the protobuf path.
 pub fn our_json_rows(json: &[u8]) -> (Summary, Vec<Value>) {
     let body = to_protobuf(Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
@@ -291,6 +419,14 @@ proptest! {
         let total: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
         prop_assert_eq!(summary.accepted as usize, expected.len());
         prop_assert_eq!(summary.rejected as usize, total - expected.len());
+        prop_assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn v2_rows_match_the_reference_mapping(request in request()) {
+        let (summary, rows) = our_rows_v2(&request.encode_to_vec());
+        let expected = expected_rows_v2(&request);
+        prop_assert_eq!(summary.accepted as usize, expected.len());
         prop_assert_eq!(rows, expected);
     }
 

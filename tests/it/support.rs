@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use otel_delta::{ServeArgs, ServeError};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};
@@ -165,6 +165,17 @@ fn cell(array: &dyn Array, row: usize) -> Value {
         DataType::Utf8View => json!(array.as_string_view().value(row)),
         DataType::Int32 => json!(array.as_primitive::<Int32Type>().value(row)),
         DataType::Int64 => json!(array.as_primitive::<Int64Type>().value(row)),
+        DataType::Timestamp(_, _) => json!({"micros": array.as_primitive::<TimestampMicrosecondType>().value(row)}),
+        DataType::Date32 => json!({"days": array.as_primitive::<Date32Type>().value(row)}),
+        DataType::Struct(fields) if is_variant(fields) => {
+            let s = array.as_struct();
+            let bytes = |c: &dyn Array| match c.as_binary_view_opt() {
+                Some(b) => b.value(row).to_vec(),
+                None => c.as_binary::<i32>().value(row).to_vec(),
+            };
+            let (metadata, value) = (bytes(s.column(0).as_ref()), bytes(s.column(1).as_ref()));
+            variant_json(&parquet::variant::Variant::new(&metadata, &value))
+        }
         DataType::Struct(fields) => {
             let s = array.as_struct();
             Value::Object(
@@ -183,6 +194,46 @@ fn cell(array: &dyn Array, row: usize) -> Value {
             )
         }
         other => panic!("unexpected column type {other}"),
+    }
+}
+
+/// A VARIANT column as Parquet and Arrow readers see it: a struct of exactly `metadata` and `value` bytes.
+fn is_variant(fields: &arrow::datatypes::Fields) -> bool {
+    fields.len() == 2 && fields[0].name() == "metadata" && fields[1].name() == "value"
+}
+
+/// A VARIANT value, decoded by the `parquet-variant` reader, as JSON that keeps its type: strings, booleans,
+/// arrays and objects as themselves; `{"int": n}` for integers of any width, `{"double": d}` (`"NaN"`,
+/// `"Infinity"`, `"-Infinity"` as strings), `{"binary": hex}`; variant null as JSON null. Other variant types
+/// (decimals, dates, ...) are never written by otel-delta and show as `{"other": debug}`.
+pub fn variant_json(value: &parquet::variant::Variant<'_, '_>) -> Value {
+    use parquet::variant::Variant as V;
+    match value {
+        V::Null => Value::Null,
+        V::BooleanTrue => json!(true),
+        V::BooleanFalse => json!(false),
+        V::Int8(i) => json!({"int": i}),
+        V::Int16(i) => json!({"int": i}),
+        V::Int32(i) => json!({"int": i}),
+        V::Int64(i) => json!({"int": i}),
+        V::Double(d) => json!({"double": double_json(*d)}),
+        V::String(s) => json!(s),
+        V::ShortString(s) => json!(s.as_str()),
+        V::Binary(b) => json!({"binary": b.iter().map(|b| format!("{b:02x}")).collect::<String>()}),
+        V::List(list) => Value::Array(list.iter().map(|v| variant_json(&v)).collect()),
+        V::Object(object) => Value::Object(object.iter().map(|(k, v)| (k.to_owned(), variant_json(&v))).collect()),
+        other => json!({"other": format!("{other:?}")}),
+    }
+}
+
+/// A double as JSON, with the non-finite ones as strings.
+pub fn double_json(d: f64) -> Value {
+    if d.is_nan() {
+        json!("NaN")
+    } else if d.is_infinite() {
+        json!(if d > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(d)
     }
 }
 
