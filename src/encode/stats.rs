@@ -6,7 +6,8 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute;
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::temporal_conversions::{date32_to_datetime, timestamp_us_to_datetime};
 use serde_json::{Map, Value};
 
 use crate::table::FileStatColumns;
@@ -18,6 +19,10 @@ pub(crate) const MAX_STRING_STAT: usize = 32;
 enum Bound {
     Int(i64),
     Str(String),
+    /// A UTC timestamp, microseconds since the epoch.
+    Micros(i64),
+    /// A date, days since the epoch.
+    Days(i32),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -107,6 +112,13 @@ fn bound_json(bound: &Bound, truncate: Truncate) -> Value {
         (Bound::Int(i), _) => Value::from(*i),
         (Bound::Str(s), Truncate::Prefix) => Value::from(s.chars().take(MAX_STRING_STAT).collect::<String>()),
         (Bound::Str(s), Truncate::Never) => Value::from(s.as_str()),
+        // ISO 8601 at full (microsecond) precision: exact bounds both ways (Spark truncates to milliseconds and
+        // widens the max on read, which only loosens an exact max).
+        (Bound::Micros(v), _) => timestamp_us_to_datetime(*v)
+            .map_or(Value::Null, |t| Value::from(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())),
+        (Bound::Days(v), _) => {
+            date32_to_datetime(*v).map_or(Value::Null, |t| Value::from(t.format("%Y-%m-%d").to_string()))
+        }
     }
 }
 
@@ -142,6 +154,8 @@ impl PartialOrd for Bound {
         match (self, other) {
             (Bound::Int(a), Bound::Int(b)) => a.partial_cmp(b),
             (Bound::Str(a), Bound::Str(b)) => a.partial_cmp(b),
+            (Bound::Micros(a), Bound::Micros(b)) => a.partial_cmp(b),
+            (Bound::Days(a), Bound::Days(b)) => a.partial_cmp(b),
             _ => None,
         }
     }
@@ -172,11 +186,52 @@ fn min_max(array: &dyn Array) -> (Option<Bound>, Option<Bound>) {
             let a = array.as_primitive::<Int64Type>();
             (compute::min(a).map(Bound::Int), compute::max(a).map(Bound::Int))
         }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let a = array.as_primitive::<TimestampMicrosecondType>();
+            (compute::min(a).map(Bound::Micros), compute::max(a).map(Bound::Micros))
+        }
+        DataType::Date32 => {
+            let a = array.as_primitive::<Date32Type>();
+            (compute::min(a).map(Bound::Days), compute::max(a).map(Bound::Days))
+        }
         DataType::Int32 => {
             let a = array.as_primitive::<Int32Type>();
             let i = |v: Option<i32>| v.map(|v| Bound::Int(i64::from(v)));
             (i(compute::min(a)), i(compute::max(a)))
         }
         _ => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Date32Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    static TIME: FileStatColumns = FileStatColumns { min_max: &[&["time"], &["date"]], null_count: &[] };
+
+    #[test]
+    fn times_and_dates_are_iso_8601_bounds() {
+        let schema = Schema::new(vec![
+            Field::new("time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("date", DataType::Date32, true),
+        ]);
+        let time =
+            TimestampMicrosecondArray::from(vec![Some(1_700_000_000_123_456), None, Some(1_700_000_000_000_001)])
+                .with_timezone("UTC");
+        let date = Date32Array::from(vec![Some(19_675), Some(19_676), None]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(time), Arc::new(date)]).unwrap();
+        let mut stats = FileStats::new(&TIME);
+        stats.update(&batch);
+        let json: Value = serde_json::from_str(&stats.to_json()).unwrap();
+        assert_eq!(json["minValues"]["time"], "2023-11-14T22:13:20.000001Z");
+        assert_eq!(json["maxValues"]["time"], "2023-11-14T22:13:20.123456Z");
+        assert_eq!(json["minValues"]["date"], "2023-11-14");
+        assert_eq!(json["maxValues"]["date"], "2023-11-15");
+        assert_eq!(json["nullCount"]["time"], 1);
     }
 }
