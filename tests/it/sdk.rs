@@ -145,3 +145,42 @@ async fn every_sdk_transport_lands_the_same_rows() {
         assert_eq!(rows_via(transport).await, reference, "{transport:?} differs from HTTP protobuf");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_rows_keep_the_types_the_sdk_sent() {
+    for transport in [Transport::HttpProtobuf, Transport::GrpcGzip] {
+        let collector = Collector::start(&["--layout", "v2"]).await;
+        let addr = collector.addr;
+        tokio::task::spawn_blocking(move || export_with_sdk(addr, transport)).await.unwrap();
+        let table = collector.stop().await.unwrap();
+        let mut rows = read_rows(&table).await;
+        assert_eq!(rows.len(), 2, "{transport:?}: {rows:#?}");
+        rows.sort_by_key(|r| r["name"].as_str().unwrap().to_owned());
+        let (parent, child) = (&rows[0], &rows[1]);
+        assert_eq!(parent["kind"], "SPAN_KIND_INTERNAL");
+        assert_eq!(parent["parent_span_id"], Value::Null);
+        assert_eq!(child["parent_span_id"], parent["span_id"]);
+        assert_eq!(child["kind"], "SPAN_KIND_CLIENT");
+        assert_eq!(child["status"], json!({"message": "timeout", "code": "STATUS_CODE_ERROR"}));
+        assert_eq!(
+            parent["attributes"],
+            json!({
+                "http.response.status_code": {"int": 200},
+                "http.route": "/cart",
+                "sampled.ratio": {"double": 0.5},
+                "cache.hit": true,
+                "items": ["a", "b"],
+            })
+        );
+        assert_eq!(parent["events"][0]["attributes"], json!({"items.count": {"int": 2}}));
+        assert_eq!(parent["service_name"], "checkout");
+        assert_eq!(parent["resource"]["attributes"]["service.name"], "checkout");
+        assert_eq!(parent["resource"]["attributes"]["deployment.environment"], "test");
+        let micros = parent["start_time_unix_nano"].as_i64().unwrap() / 1_000;
+        assert_eq!(parent["time"], json!({"micros": micros}));
+        assert_eq!(parent["date"], json!({"days": micros.div_euclid(86_400_000_000)}));
+        let id = parent["record_id"].as_str().unwrap();
+        assert_eq!((id.len(), &id[14..15]), (36, "7"), "{id}");
+        assert_ne!(parent["record_id"], child["record_id"]);
+    }
+}

@@ -129,3 +129,42 @@ async fn metadata_changed_by_another_writer_is_adopted_or_refused_never_wedges()
     c.stop().await.unwrap();
     assert_eq!(read_rows(&path).await.len(), 6, "spans of seeds 1-3 only");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_table_carries_variant_and_is_reopened_in_its_own_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans");
+    let c = Collector::start_at(&path, &["--layout", "v2"]).await.unwrap();
+    let r = post(&c.traces_url(), "application/x-protobuf", request(1, 4).encode_to_vec()).await;
+    assert!(r.status().is_success());
+    c.stop().await.unwrap();
+
+    let table = deltalake::open_table(table_url(&path)).await.unwrap();
+    let snapshot = table.snapshot().unwrap();
+    assert_eq!(snapshot.metadata().configuration().get("otel.schemaVersion").map(String::as_str), Some("v2"));
+    assert_eq!(snapshot.schema().as_ref(), otel_delta::Contract::spans_v2().delta_schema());
+    let protocol = serde_json::to_value(snapshot.protocol()).unwrap();
+    assert_eq!((protocol["minReaderVersion"].as_i64(), protocol["minWriterVersion"].as_i64()), (Some(3), Some(7)));
+    assert_eq!(protocol["readerFeatures"], serde_json::json!(["variantType"]), "{protocol}");
+    assert_eq!(protocol["writerFeatures"], serde_json::json!(["variantType"]), "{protocol}");
+    let log = std::fs::read_to_string(path.join("_delta_log").join(format!("{:020}.json", 1))).unwrap();
+    let add =
+        log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|a| a.get("add").is_some());
+    let stats: serde_json::Value = serde_json::from_str(add.unwrap()["add"]["stats"].as_str().unwrap()).unwrap();
+    assert_eq!(stats["minValues"]["time"], "2023-11-14T22:13:20.000000Z", "{stats}");
+    assert_eq!(stats["minValues"]["date"], "2023-11-14", "{stats}");
+    assert_eq!(stats["nullCount"]["parent_span_id"], 4, "root spans have a NULL parent in v2: {stats}");
+
+    // Reopened without --layout: written in its own layout.
+    let c = Collector::start_at(&path, &[]).await.unwrap();
+    let r = post(&c.traces_url(), "application/x-protobuf", request(2, 1).encode_to_vec()).await;
+    assert!(r.status().is_success());
+    c.stop().await.unwrap();
+    let rows = read_rows(&path).await;
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r["kind"].as_str().unwrap().starts_with("SPAN_KIND_")), "{rows:#?}");
+
+    // A layout the table does not have is refused, naming both.
+    let err = Collector::start_at(&path, &["--layout", "v1"]).await.err().expect("refused").to_string();
+    assert!(err.contains("\"v2\"") && err.contains("\"v1\""), "{err}");
+}
