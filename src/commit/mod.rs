@@ -249,7 +249,7 @@ impl Table {
     }
 
     /// The contract of the table's rows.
-    pub(crate) fn contract(&self) -> &'static Contract {
+    pub fn contract(&self) -> &'static Contract {
         self.contract
     }
 

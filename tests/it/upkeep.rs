@@ -120,3 +120,33 @@ async fn the_collector_writes_checkpoints_at_the_table_interval() {
     let table = deltalake::open_table(table_url(&path)).await.unwrap();
     assert_eq!(table.snapshot().unwrap().log_data().num_files(), table.get_file_uris().unwrap().count());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_rewrites_a_v2_table_in_its_own_layout() {
+    let collector = Collector::start(&["--layout", "v2", "--flush-interval", "50ms", "--workers", "1"]).await;
+    for seed in 0..6 {
+        send(&collector, seed, 20).await;
+    }
+    let stopped = collector.stop().await.unwrap();
+    let before = read_rows(&stopped).await;
+    let url = table_url(&stopped.table);
+    let mut table = Table::open(&url, HashMap::new()).await.unwrap();
+    assert_eq!(table.contract(), Contract::spans_v2());
+    let files_before = table.files().unwrap().len();
+    assert!(files_before >= 3, "expected several small files, got {files_before}");
+    let report = optimize(&mut table, &OptimizeOptions::default()).await.unwrap();
+    assert_eq!(report.files_removed, files_before, "{report}");
+    table.refresh().await.unwrap();
+    assert_eq!(table.files().unwrap().len(), 1);
+
+    // Same rows, VARIANT values and all, in the v2 schema.
+    let by_id = |rows: Vec<serde_json::Value>| {
+        let mut rows = rows;
+        rows.sort_by_key(|r| r["record_id"].as_str().unwrap().to_owned());
+        rows
+    };
+    let after = read_rows(&stopped).await;
+    assert_eq!(by_id(after), by_id(before));
+    let snapshot = deltalake::open_table(url).await.unwrap();
+    assert_eq!(snapshot.snapshot().unwrap().schema().as_ref(), Contract::spans_v2().delta_schema());
+}
