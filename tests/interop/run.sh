@@ -36,6 +36,11 @@ python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$w
 stop
 echo "interop (local table): OK"
 
+serve --warehouse "$work/wh2" --layout v2 --flush-interval 200ms
+LAYOUT=v2 python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$work/wh2/main/default/otel_otel_spans" 120
+stop
+echo "interop (local table, v2 layout, VARIANT values decoded by pyspark): OK"
+
 if [ -n "${OTEL_DELTA_TEST_S3:-}" ]; then
   table="$OTEL_DELTA_TEST_S3/interop-$(date +%s)-$RANDOM"
   serve --table "$table" --flush-interval 100ms
