@@ -13,9 +13,12 @@
 //! ```
 //!
 //! Guarantees: a contract's row builder makes record batches of exactly its Arrow schema, which is the Delta
-//! kernel's own conversion of its Delta schema (child names `element`, `key_value` as Delta readers expect);
-//! [`Contract::difference`] accepts a table only if it holds that schema (field metadata aside) and names no other
-//! layout. Adding a signal or a layout is one more [`Contract`] in [`CONTRACTS`] and its row builder.
+//! kernel's own conversion of its Delta schema (child names `element`, `key_value` as Delta readers expect), with
+//! two in-memory choices that Parquet does not see: repeated resource and scope values as views (`repeated`) and
+//! VARIANT columns tagged for the Parquet writer (`bags::variant`). [`Contract::difference`] accepts a table only
+//! if it holds that schema (field metadata aside) and names no other layout. Adding a signal or a layout is one
+//! more [`Contract`] in [`CONTRACTS`] and its row builder; the layouts differ in their attribute bags (`bags`), so a
+//! signal's row builder is written once, generic over them (`spans`).
 
 mod bags;
 mod columns;
@@ -58,7 +61,7 @@ impl Rows {
     }
 }
 
-/// Table property that names the layout (`v1`: MAP attributes, as Databricks' legacy OpenTelemetry tables).
+/// Table property that names the layout (`v1`: MAP attributes, Databricks' legacy layout; `v2`: VARIANT).
 pub(crate) const LAYOUT_PROPERTY: &str = "otel.schemaVersion";
 
 /// An OpenTelemetry signal, each in its own table.
@@ -79,6 +82,7 @@ impl Signal {
 /// A table layout, named as Databricks names them in `otel.schemaVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Layout {
+    /// MAP attributes, as the original app and MLflow's first UC trace locations wrote.
     V1,
     /// VARIANT attributes and four leading columns, as the workspace creates tables today.
     V2,
