@@ -232,6 +232,50 @@ mod tests {
     }
 
     #[test]
+    fn a_bag_that_fails_half_way_leaves_no_row_behind() {
+        use any_value::Value as V;
+        let mut deep = Pb { value: Some(V::IntValue(1)) };
+        for _ in 0..200 {
+            deep = Pb { value: Some(V::ArrayValue(ArrayValue { values: vec![deep] })) };
+        }
+        let span = |attributes| Span { trace_id: vec![1; 16], span_id: vec![2; 8], attributes, ..Default::default() };
+        let spans = vec![
+            span(vec![
+                kv("a", Some(V::IntValue(1))),
+                KeyValue { key: "deep".into(), value: Some(deep), ..Default::default() },
+            ]),
+            span(vec![kv("b", Some(V::StringValue("kept".into())))]),
+        ];
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            }],
+        };
+        let body = request.encode_to_vec();
+        let mut column = VariantColumn::new();
+        let mut results = Vec::new();
+        for rs in Request::new(&body).resource_spans() {
+            for ss in rs.unwrap().scope_spans() {
+                for span in ss.unwrap().spans() {
+                    results.push(column.append(span.unwrap().attributes()));
+                }
+            }
+        }
+        assert_eq!(results, [Err(DecodeError::TooDeep), Ok(())]);
+        let data_type = DataType::Struct(Fields::from(vec![
+            Field::new("metadata", DataType::BinaryView, false),
+            Field::new("value", DataType::BinaryView, false),
+        ]));
+        let array = column.finish(&data_type).unwrap();
+        let array = parquet::variant::VariantArray::try_new(array.as_ref()).unwrap();
+        assert_eq!(array.len(), 1, "the failed bag appended no row");
+        let row = array.value(0);
+        let object = row.as_object().unwrap();
+        assert_eq!((object.len(), object.get("b")), (1, Some(Variant::from("kept"))), "no bytes of the failed bag");
+    }
+
+    #[test]
     fn a_repeated_key_keeps_its_last_value_and_an_empty_bag_is_an_empty_object() {
         use any_value::Value as V;
         let (metadata, value) = encode(vec![kv("k", Some(V::IntValue(1))), kv("k", Some(V::IntValue(2)))]);
