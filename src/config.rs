@@ -366,6 +366,19 @@ mod tests {
     }
 
     #[test]
+    fn layout_is_unset_unless_named_and_v2_is_refused_with_a_databricks_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = dir.path().to_str().unwrap();
+        assert_eq!(args(&["--warehouse", wh]).resolve().unwrap().layout, None);
+        assert_eq!(args(&["--warehouse", wh, "--layout", "v2"]).resolve().unwrap().layout, Some(Layout::V2));
+        assert!(ServeArgs::try_parse_from(["--layout", "v3"]).is_err());
+        let zerobus = ["--warehouse", wh, "--sink", "zerobus", "--zerobus-endpoint", "https://z"];
+        assert!(args(&zerobus).resolve().is_ok());
+        let err = args(&[&zerobus[..], &["--layout", "v2"]].concat()).resolve().unwrap_err().to_string();
+        assert!(err.contains("--layout v2"), "{err}");
+    }
+
+    #[test]
     fn object_store_tables_are_folders_with_default_retries() {
         let config = args(&["--table", "s3://bucket/spans", "--storage-option", "max_retries=7"]).resolve().unwrap();
         assert_eq!(config.table_url.as_str(), "s3://bucket/spans/");
