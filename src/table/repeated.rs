@@ -1,10 +1,11 @@
-//! String columns whose values repeat over many rows: a request's resource and scope values, the same on every
-//! span under them.
+//! Columns whose values repeat over many rows: a request's resource and scope values (strings, and in v2 the
+//! VARIANT bytes of their attributes), the same on every span under them.
 //!
 //! A value is stored once (its bytes copied into a shared block) and every row holds a 16-byte Arrow view of it,
 //! so a 1 MiB resource attribute over 2,000 spans takes 1 MiB and 32 KiB in the builder instead of 2 GiB, and a
-//! span costs no copy of its resource. The columns are Arrow `Utf8View`; Parquet stores them as the same `STRING`
-//! as the table's other strings (the file still repeats the value on each row: the in-flight budget counts that).
+//! span costs no copy of its resource. The columns are Arrow `Utf8View` / `BinaryView`; Parquet stores them as the
+//! same `STRING` / `BINARY` as the table's other columns (the file still repeats the value on each row: the
+//! in-flight budget counts that).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -126,10 +127,10 @@ impl<T: ByteViewType> RepeatedBytes<T> {
             return Err(ArrowError::InvalidArgumentError(format!("repeated value column holds {what}")));
         }
         // SAFETY: every view was made by `make_view` over a `T::Native` (for strings: valid UTF-8) in this
-        // generation: inline, or
-        // pointing at the bytes `store` copied at that offset of the block with that index (blocks are only
-        // appended, in order, and all of them are here). Views of other generations or lengths were refused above.
-        // `try_new` would check the same by re-reading every row's value, which costs as much as copying them.
+        // generation: inline, or pointing at the bytes `store` copied at that offset of the block with that index
+        // (blocks are only appended, in order, and all of them are here). Views of other generations or lengths
+        // were refused above. `try_new` would check the same by re-reading every row's value, which costs as much
+        // as copying them.
         let array = unsafe { GenericByteViewArray::<T>::new_unchecked(views, blocks, nulls) };
         Ok(Arc::new(array))
     }
