@@ -109,10 +109,10 @@ fn writer_properties(tuning: &ParquetTuning, codec: Codec) -> Result<WriterPrope
     let path = |p: &str| ColumnPath::new(p.split('.').map(str::to_owned).collect());
     let mut props =
         WriterProperties::builder().set_compression(codec.to_parquet()?).set_max_row_group_bytes(Some(ROW_GROUP_BYTES));
-    for column in tuning.no_dictionary {
+    for column in tuning.no_dictionary() {
         props = props.set_column_dictionary_enabled(path(column), false);
     }
-    for column in tuning.no_statistics {
+    for column in tuning.no_statistics() {
         props = props.set_column_statistics_enabled(path(column), EnabledStatistics::None);
     }
     for &(column, ndv, fpp) in tuning.bloom_filters {
@@ -182,8 +182,8 @@ mod tests {
             let schema = reader.metadata().file_metadata().schema_descr_ptr();
             let leaves: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
             let tuning = &contract.parquet;
-            let blooms = tuning.bloom_filters.iter().map(|(c, _, _)| c);
-            for column in tuning.no_dictionary.iter().chain(tuning.no_statistics).chain(blooms) {
+            let blooms = tuning.bloom_filters.iter().map(|&(c, _, _)| c);
+            for column in tuning.no_dictionary().chain(tuning.no_statistics()).chain(blooms) {
                 assert!(leaves.iter().any(|l| l == column), "{contract}: {column} is not among {leaves:?}");
             }
         }

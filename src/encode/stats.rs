@@ -54,18 +54,18 @@ impl Default for FileStats {
 impl FileStats {
     /// Statistics of these columns.
     pub(crate) fn new(of: &'static FileStatColumns) -> Self {
-        FileStats { num_records: 0, of, columns: vec![ColumnStats::default(); of.min_max.len() + of.null_count.len()] }
+        FileStats { num_records: 0, of, columns: vec![ColumnStats::default(); of.all().count()] }
     }
 
     /// Fold a batch (of the schema the columns were chosen from) into the statistics.
     pub(crate) fn update(&mut self, batch: &RecordBatch) {
-        let all = self.of.min_max.iter().chain(self.of.null_count);
+        let with_min_max = self.of.min_max_len();
         self.num_records += batch.num_rows() as u64;
-        for (i, path) in all.enumerate() {
+        for (i, path) in self.of.all().enumerate() {
             let Some(array) = column(batch, path) else { continue };
             let stats = &mut self.columns[i];
             stats.null_count += array.null_count() as u64;
-            if i < self.of.min_max.len() {
+            if i < with_min_max {
                 let (min, max) = min_max(array.as_ref());
                 merge(&mut stats.min, min, |new, old| new < old);
                 if let Some(Bound::Str(s)) = &max {
@@ -83,8 +83,7 @@ impl FileStats {
         let mut min_values = Map::new();
         let mut max_values = Map::new();
         let mut null_count = Map::new();
-        let all = self.of.min_max.iter().chain(self.of.null_count);
-        for (path, stats) in all.zip(&self.columns) {
+        for (path, stats) in self.of.all().zip(&self.columns) {
             insert(&mut null_count, path, Value::from(stats.null_count));
             if let Some(min) = &stats.min {
                 insert(&mut min_values, path, bound_json(min, Truncate::Prefix));
@@ -212,7 +211,7 @@ mod tests {
 
     use super::*;
 
-    static TIME: FileStatColumns = FileStatColumns { min_max: &[&["time"], &["date"]], null_count: &[] };
+    static TIME: FileStatColumns = FileStatColumns { min_max: &[&[&["time"], &["date"]]], null_count: &[] };
 
     #[test]
     fn times_and_dates_are_iso_8601_bounds() {

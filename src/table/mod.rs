@@ -112,25 +112,53 @@ pub(crate) trait RowBuilder: Send {
     fn finish(&mut self) -> Result<RecordBatch, ArrowError>;
 }
 
-/// How a table's Parquet files are tuned, by leaf column path (`a.b.c`).
+/// Leaf column paths (`a.b.c`).
+pub(crate) type Leaves = &'static [&'static str];
+
+/// Column paths into the schema, one part per level (a struct child has two parts).
+pub(crate) type Paths = &'static [&'static [&'static str]];
+
+/// How a table's Parquet files are tuned. Each list is given in groups (what a signal's layouts share, what one
+/// layout adds), read as one.
 #[derive(Debug)]
 pub(crate) struct ParquetTuning {
     /// Leaves whose values are (nearly) all distinct: a dictionary only costs time.
-    pub(crate) no_dictionary: &'static [&'static str],
+    pub(crate) no_dictionary: &'static [Leaves],
     /// Leaves without min/max statistics: no reader can skip pages by them.
-    pub(crate) no_statistics: &'static [&'static str],
+    pub(crate) no_statistics: &'static [Leaves],
     /// Leaves with a bloom filter per row group: (column, distinct values it is sized for, false-positive rate).
     pub(crate) bloom_filters: &'static [(&'static str, u64, f64)],
 }
 
-/// Which columns get Delta per-file statistics (`add.stats`): a path into the schema (a struct child has two
-/// parts).
+impl ParquetTuning {
+    pub(crate) fn no_dictionary(&self) -> impl Iterator<Item = &'static str> {
+        self.no_dictionary.iter().flat_map(|group| group.iter().copied())
+    }
+
+    pub(crate) fn no_statistics(&self) -> impl Iterator<Item = &'static str> {
+        self.no_statistics.iter().flat_map(|group| group.iter().copied())
+    }
+}
+
+/// Which columns get Delta per-file statistics (`add.stats`), in groups as [`ParquetTuning`]'s lists.
 #[derive(Debug)]
 pub(crate) struct FileStatColumns {
     /// min, max and null count.
-    pub(crate) min_max: &'static [&'static [&'static str]],
+    pub(crate) min_max: &'static [Paths],
     /// Null count only (nested, or long free text).
-    pub(crate) null_count: &'static [&'static [&'static str]],
+    pub(crate) null_count: &'static [Paths],
+}
+
+impl FileStatColumns {
+    /// Every column with statistics: first those with min/max ([`Self::min_max_len`] of them), then null counts only.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &'static [&'static str]> {
+        self.min_max.iter().chain(self.null_count).flat_map(|group| group.iter().copied())
+    }
+
+    /// How many columns get min/max.
+    pub(crate) fn min_max_len(&self) -> usize {
+        self.min_max.iter().map(|group| group.len()).sum()
+    }
 }
 
 /// One table layout of one signal: what otel-delta writes there.

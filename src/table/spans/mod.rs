@@ -26,7 +26,7 @@ use super::bags::{BagColumn, RepeatedBagColumn};
 use super::columns::{field_type, finish_list, hex_into, list_item, schema_mismatch, struct_fields, FinishSized};
 use super::record_id::RecordIds;
 use super::repeated::{as_views, RepeatedStrings, View};
-use super::RowBuilder;
+use super::{Leaves, Paths, RowBuilder};
 use crate::decode::{AnyValue, DecodeError, Request, SpanView, Summary};
 
 /// What a spans layout decides; the row builder does the rest.
@@ -479,6 +479,78 @@ pub(super) fn span_columns(bag: DeltaType) -> Vec<StructField> {
         field("span_schema_url", DeltaType::STRING),
     ]
 }
+
+// ---- Parquet tuning and file statistics both layouts share (each layout adds its own columns' entries) ----
+
+/// `trace_id` is looked up: a bloom filter per row group sized for 100k distinct traces at 1% false positives
+/// (~120 KiB, folded down by the writer when fewer ids were seen). Sizing and its cost:
+/// `docs/design-notes.md#bloom-filter`.
+pub(super) const BLOOM_FILTERS: &[(&str, u64, f64)] = &[("trace_id", 100_000, 0.01)];
+
+/// Leaves whose values are (nearly) all distinct: a dictionary only costs time before the writer falls back to
+/// plain encoding.
+pub(super) const NO_DICTIONARY: Leaves = &[
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "events.list.element.time_unix_nano",
+    "links.list.element.trace_id",
+    "links.list.element.span_id",
+];
+
+/// Leaves without min/max statistics (computing them compares every string): they are kept only where a reader
+/// can skip pages or row groups by them: ids used to find a trace, times, `name`, `kind`, `status.code`, the scope
+/// name. Not here (besides each layout's attribute bags):
+/// - span ids: random, so a page's range covers nearly all of them (looked up with their `trace_id` anyway);
+/// - free text and near-constant strings nobody filters by (trace state, status message, schema URLs, scope
+///   version).
+pub(super) const NO_STATISTICS: Leaves = &[
+    "span_id",
+    "parent_span_id",
+    "links.list.element.trace_id",
+    "links.list.element.span_id",
+    "trace_state",
+    "links.list.element.trace_state",
+    "status.message",
+    "resource_schema_url",
+    "span_schema_url",
+    "instrumentation_scope.version",
+];
+
+/// Delta file statistics with min/max: the scalar columns readers filter on.
+pub(super) const MIN_MAX_COLUMNS: Paths = &[
+    &["trace_id"],
+    &["span_id"],
+    &["parent_span_id"],
+    &["flags"],
+    &["name"],
+    &["kind"],
+    &["start_time_unix_nano"],
+    &["end_time_unix_nano"],
+    &["dropped_attributes_count"],
+    &["dropped_events_count"],
+    &["dropped_links_count"],
+    &["status", "code"],
+    &["resource_schema_url"],
+    &["instrumentation_scope", "name"],
+    &["span_schema_url"],
+];
+
+/// Delta file statistics with only a null count (nested or long free text).
+pub(super) const NULL_COUNT_COLUMNS: Paths = &[
+    &["trace_state"],
+    &["attributes"],
+    &["events"],
+    &["links"],
+    &["status", "message"],
+    &["resource", "attributes"],
+    &["resource", "dropped_attributes_count"],
+    &["instrumentation_scope", "version"],
+    &["instrumentation_scope", "attributes"],
+    &["instrumentation_scope", "dropped_attributes_count"],
+];
 
 /// Columns holding a resource's or scope's values, built as views of values stored once per request
 /// (`table::repeated`).

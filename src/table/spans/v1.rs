@@ -10,9 +10,12 @@ use std::sync::LazyLock;
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::{DataType, MapType, StructType};
 
-use super::{arrow_schema_of, span_columns, structure, SpanColumns, SpanLayout};
+use super::{
+    arrow_schema_of, span_columns, structure, SpanColumns, SpanLayout, BLOOM_FILTERS, MIN_MAX_COLUMNS, NO_DICTIONARY,
+    NO_STATISTICS, NULL_COUNT_COLUMNS,
+};
 use crate::table::bags::map::{MapColumn, RepeatedMap};
-use crate::table::{Contract, FileStatColumns, Layout, ParquetTuning, Signal};
+use crate::table::{Contract, FileStatColumns, Layout, Leaves, ParquetTuning, Signal};
 
 pub(in crate::table) static CONTRACT: Contract = Contract {
     signal: Signal::Traces,
@@ -22,8 +25,12 @@ pub(in crate::table) static CONTRACT: Contract = Contract {
     delta_schema,
     arrow_schema,
     row_builder: || Box::new(SpanColumns::<V1>::new()),
-    parquet: ParquetTuning { no_dictionary: NO_DICTIONARY, no_statistics: NO_STATISTICS, bloom_filters: BLOOM_FILTERS },
-    file_stats: FileStatColumns { min_max: MIN_MAX_COLUMNS, null_count: NULL_COUNT_COLUMNS },
+    parquet: ParquetTuning {
+        no_dictionary: &[NO_DICTIONARY],
+        no_statistics: &[MAP_NO_STATISTICS, NO_STATISTICS],
+        bloom_filters: BLOOM_FILTERS,
+    },
+    file_stats: FileStatColumns { min_max: &[MIN_MAX_COLUMNS], null_count: &[NULL_COUNT_COLUMNS] },
 };
 
 /// The v1 layout: attribute bags as `MAP<STRING,STRING>`, short enum names, a root span's parent as `""`.
@@ -62,32 +69,9 @@ impl SpanLayout for V1 {
     }
 }
 
-/// `trace_id` is looked up: a bloom filter per row group sized for 100k distinct traces at 1% false positives
-/// (~120 KiB, folded down by the writer when fewer ids were seen). Sizing and its cost:
-/// `docs/design-notes.md#bloom-filter`.
-const BLOOM_FILTERS: &[(&str, u64, f64)] = &[("trace_id", 100_000, 0.01)];
-
-/// Leaves whose values are (nearly) all distinct: a dictionary only costs time before the writer falls back to
-/// plain encoding.
-const NO_DICTIONARY: &[&str] = &[
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "events.list.element.time_unix_nano",
-    "links.list.element.trace_id",
-    "links.list.element.span_id",
-];
-
-/// Leaves without min/max statistics (computing them compares every string): they are kept only where a reader
-/// can skip pages or row groups by them: ids used to find a trace, times, `name`, `kind`, `status.code`, the scope
-/// name. Not here:
-/// - attribute maps: the keys and values of every key share one column, so min/max bound nothing a query can use;
-/// - span ids: random, so a page's range covers nearly all of them (looked up with their `trace_id` anyway);
-/// - free text and near-constant strings nobody filters by (trace state, status message, schema URLs, scope
-///   version).
-const NO_STATISTICS: &[&str] = &[
+/// The attribute maps' leaves: the keys and values of every key share one column, so min/max bound nothing a
+/// query can use.
+const MAP_NO_STATISTICS: Leaves = &[
     "attributes.key_value.key",
     "attributes.key_value.value",
     "events.list.element.attributes.key_value.key",
@@ -98,49 +82,6 @@ const NO_STATISTICS: &[&str] = &[
     "resource.attributes.key_value.value",
     "instrumentation_scope.attributes.key_value.key",
     "instrumentation_scope.attributes.key_value.value",
-    "span_id",
-    "parent_span_id",
-    "links.list.element.trace_id",
-    "links.list.element.span_id",
-    "trace_state",
-    "links.list.element.trace_state",
-    "status.message",
-    "resource_schema_url",
-    "span_schema_url",
-    "instrumentation_scope.version",
-];
-
-/// Delta file statistics with min/max: the scalar columns readers filter on.
-const MIN_MAX_COLUMNS: &[&[&str]] = &[
-    &["trace_id"],
-    &["span_id"],
-    &["parent_span_id"],
-    &["flags"],
-    &["name"],
-    &["kind"],
-    &["start_time_unix_nano"],
-    &["end_time_unix_nano"],
-    &["dropped_attributes_count"],
-    &["dropped_events_count"],
-    &["dropped_links_count"],
-    &["status", "code"],
-    &["resource_schema_url"],
-    &["instrumentation_scope", "name"],
-    &["span_schema_url"],
-];
-
-/// Delta file statistics with only a null count (nested or long free text).
-const NULL_COUNT_COLUMNS: &[&[&str]] = &[
-    &["trace_state"],
-    &["attributes"],
-    &["events"],
-    &["links"],
-    &["status", "message"],
-    &["resource", "attributes"],
-    &["resource", "dropped_attributes_count"],
-    &["instrumentation_scope", "version"],
-    &["instrumentation_scope", "attributes"],
-    &["instrumentation_scope", "dropped_attributes_count"],
 ];
 
 fn build() -> StructType {

@@ -10,9 +10,12 @@ use std::sync::LazyLock;
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::{DataType, StructType};
 
-use super::{arrow_schema_of, field, span_columns, structure, SpanColumns, SpanLayout};
+use super::{
+    arrow_schema_of, field, span_columns, structure, SpanColumns, SpanLayout, BLOOM_FILTERS, MIN_MAX_COLUMNS,
+    NO_DICTIONARY, NO_STATISTICS, NULL_COUNT_COLUMNS,
+};
 use crate::table::bags::variant::{RepeatedVariant, VariantColumn};
-use crate::table::{Contract, FileStatColumns, Layout, ParquetTuning, Signal};
+use crate::table::{Contract, FileStatColumns, Layout, Leaves, ParquetTuning, Paths, Signal};
 
 pub(in crate::table) static CONTRACT: Contract = Contract {
     signal: Signal::Traces,
@@ -22,8 +25,15 @@ pub(in crate::table) static CONTRACT: Contract = Contract {
     delta_schema,
     arrow_schema,
     row_builder: || Box::new(SpanColumns::<V2>::new()),
-    parquet: ParquetTuning { no_dictionary: NO_DICTIONARY, no_statistics: NO_STATISTICS, bloom_filters: BLOOM_FILTERS },
-    file_stats: FileStatColumns { min_max: MIN_MAX_COLUMNS, null_count: NULL_COUNT_COLUMNS },
+    parquet: ParquetTuning {
+        no_dictionary: &[LEADING_NO_DICTIONARY, NO_DICTIONARY],
+        no_statistics: &[VARIANT_NO_STATISTICS, NO_STATISTICS],
+        bloom_filters: BLOOM_FILTERS,
+    },
+    file_stats: FileStatColumns {
+        min_max: &[LEADING_MIN_MAX, MIN_MAX_COLUMNS],
+        null_count: &[LEADING_NULL_COUNT, NULL_COUNT_COLUMNS],
+    },
 };
 
 /// The v2 layout: attribute bags as VARIANT, the four leading columns, OTLP enum names, a root span's parent NULL.
@@ -61,26 +71,11 @@ impl SpanLayout for V2 {
     }
 }
 
-/// As v1: `trace_id` is looked up (`docs/design-notes.md#bloom-filter`).
-const BLOOM_FILTERS: &[(&str, u64, f64)] = &[("trace_id", 100_000, 0.01)];
+/// The leading columns whose values are (nearly) all distinct.
+const LEADING_NO_DICTIONARY: Leaves = &["record_id", "time"];
 
-/// As v1, plus the leading columns whose values are (nearly) all distinct.
-const NO_DICTIONARY: &[&str] = &[
-    "record_id",
-    "time",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "events.list.element.time_unix_nano",
-    "links.list.element.trace_id",
-    "links.list.element.span_id",
-];
-
-/// As v1 (see there why), with VARIANT bytes instead of map keys and values: a binary range bounds nothing a
-/// query can use.
-const NO_STATISTICS: &[&str] = &[
+/// `record_id` (unique ids nobody ranges over) and the VARIANT bytes: a binary range bounds nothing a query can use.
+const VARIANT_NO_STATISTICS: Leaves = &[
     "record_id",
     "attributes.metadata",
     "attributes.value",
@@ -92,54 +87,13 @@ const NO_STATISTICS: &[&str] = &[
     "resource.attributes.value",
     "instrumentation_scope.attributes.metadata",
     "instrumentation_scope.attributes.value",
-    "span_id",
-    "parent_span_id",
-    "links.list.element.trace_id",
-    "links.list.element.span_id",
-    "trace_state",
-    "links.list.element.trace_state",
-    "status.message",
-    "resource_schema_url",
-    "span_schema_url",
-    "instrumentation_scope.version",
 ];
 
-/// Delta file statistics with min/max: v1's, plus the clustering columns `time`, `date` and `service_name`.
-const MIN_MAX_COLUMNS: &[&[&str]] = &[
-    &["time"],
-    &["date"],
-    &["service_name"],
-    &["trace_id"],
-    &["span_id"],
-    &["parent_span_id"],
-    &["flags"],
-    &["name"],
-    &["kind"],
-    &["start_time_unix_nano"],
-    &["end_time_unix_nano"],
-    &["dropped_attributes_count"],
-    &["dropped_events_count"],
-    &["dropped_links_count"],
-    &["status", "code"],
-    &["resource_schema_url"],
-    &["instrumentation_scope", "name"],
-    &["span_schema_url"],
-];
+/// Min/max for the clustering columns `time`, `date` and `service_name` too.
+const LEADING_MIN_MAX: Paths = &[&["time"], &["date"], &["service_name"]];
 
-/// Delta file statistics with only a null count (nested, free text, or unique ids).
-const NULL_COUNT_COLUMNS: &[&[&str]] = &[
-    &["record_id"],
-    &["trace_state"],
-    &["attributes"],
-    &["events"],
-    &["links"],
-    &["status", "message"],
-    &["resource", "attributes"],
-    &["resource", "dropped_attributes_count"],
-    &["instrumentation_scope", "version"],
-    &["instrumentation_scope", "attributes"],
-    &["instrumentation_scope", "dropped_attributes_count"],
-];
+/// A null count only for the unique `record_id`.
+const LEADING_NULL_COUNT: Paths = &[&["record_id"]];
 
 fn build() -> StructType {
     let mut columns = vec![
