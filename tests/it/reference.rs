@@ -75,6 +75,30 @@ fn storable(span: &Span) -> bool {
 }
 
 pub fn expected_rows(request: &ExportTraceServiceRequest) -> Vec<Value> {
+    let mapping = Mapping {
+        bag: attributes,
+        kind: |k| json!(kind(k)),
+        code: |c| json!(["UNSET", "OK", "ERROR"].get(c as usize).copied().unwrap_or("UNSET")),
+        root_parent: json!(""),
+        leading: |_, _, _| {},
+    };
+    span_rows(request, &mapping)
+}
+
+/// What a layout's reference mapping decides; [`span_rows`] does the rest.
+struct Mapping {
+    bag: fn(&[KeyValue]) -> Value,
+    kind: fn(i32) -> Value,
+    code: fn(i32) -> Value,
+    /// A root span's `parent_span_id`.
+    root_parent: Value,
+    /// Columns only this layout has, added to the row.
+    leading: fn(&Resource, &Span, &mut serde_json::Map<String, Value>),
+}
+
+/// One row per storable span, as `mapping` says.
+fn span_rows(request: &ExportTraceServiceRequest, mapping: &Mapping) -> Vec<Value> {
+    let bag = mapping.bag;
     let mut rows = Vec::new();
     for rs in &request.resource_spans {
         let resource = rs.resource.clone().unwrap_or_default();
@@ -82,23 +106,27 @@ pub fn expected_rows(request: &ExportTraceServiceRequest) -> Vec<Value> {
             let scope = ss.scope.clone().unwrap_or_default();
             for span in ss.spans.iter().filter(|s| storable(s)) {
                 let status = span.status.clone().unwrap_or_default();
-                let code = ["UNSET", "OK", "ERROR"].get(status.code as usize).copied().unwrap_or("UNSET");
-                rows.push(json!({
+                let parent = if span.parent_span_id.is_empty() {
+                    mapping.root_parent.clone()
+                } else {
+                    json!(hex(&span.parent_span_id))
+                };
+                let mut row = json!({
                     "trace_id": hex(&span.trace_id),
                     "span_id": hex(&span.span_id),
                     "trace_state": span.trace_state,
-                    "parent_span_id": hex(&span.parent_span_id),
+                    "parent_span_id": parent,
                     "flags": span.flags as i32,
                     "name": span.name,
-                    "kind": kind(span.kind),
+                    "kind": (mapping.kind)(span.kind),
                     "start_time_unix_nano": span.start_time_unix_nano as i64,
                     "end_time_unix_nano": span.end_time_unix_nano as i64,
-                    "attributes": attributes(&span.attributes),
+                    "attributes": bag(&span.attributes),
                     "dropped_attributes_count": span.dropped_attributes_count as i32,
                     "events": span.events.iter().map(|e| json!({
                         "time_unix_nano": e.time_unix_nano as i64,
                         "name": e.name,
-                        "attributes": attributes(&e.attributes),
+                        "attributes": bag(&e.attributes),
                         "dropped_attributes_count": e.dropped_attributes_count as i32,
                     })).collect::<Vec<_>>(),
                     "dropped_events_count": span.dropped_events_count as i32,
@@ -106,28 +134,32 @@ pub fn expected_rows(request: &ExportTraceServiceRequest) -> Vec<Value> {
                         "trace_id": hex(&l.trace_id),
                         "span_id": hex(&l.span_id),
                         "trace_state": l.trace_state,
-                        "attributes": attributes(&l.attributes),
+                        "attributes": bag(&l.attributes),
                         "dropped_attributes_count": l.dropped_attributes_count as i32,
                         "flags": l.flags as i32,
                     })).collect::<Vec<_>>(),
                     "dropped_links_count": span.dropped_links_count as i32,
                     "status": {
                         "message": status.message,
-                        "code": code,
+                        "code": (mapping.code)(status.code),
                     },
                     "resource": {
-                        "attributes": attributes(&resource.attributes),
+                        "attributes": bag(&resource.attributes),
                         "dropped_attributes_count": resource.dropped_attributes_count as i32,
                     },
                     "resource_schema_url": rs.schema_url,
                     "instrumentation_scope": {
                         "name": scope.name,
                         "version": scope.version,
-                        "attributes": attributes(&scope.attributes),
+                        "attributes": bag(&scope.attributes),
                         "dropped_attributes_count": scope.dropped_attributes_count as i32,
                     },
                     "span_schema_url": ss.schema_url,
-                }));
+                });
+                if let Value::Object(columns) = &mut row {
+                    (mapping.leading)(&resource, span, columns);
+                }
+                rows.push(row);
             }
         }
     }
@@ -179,66 +211,20 @@ pub fn expected_rows_v2(request: &ExportTraceServiceRequest) -> Vec<Value> {
         "SPAN_KIND_CONSUMER",
     ];
     const CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
-    let mut rows = Vec::new();
-    for rs in &request.resource_spans {
-        let resource = rs.resource.clone().unwrap_or_default();
-        for ss in &rs.scope_spans {
-            let scope = ss.scope.clone().unwrap_or_default();
-            for span in ss.spans.iter().filter(|s| storable(s)) {
-                let status = span.status.clone().unwrap_or_default();
-                let micros = (span.start_time_unix_nano / 1_000) as i64;
-                rows.push(json!({
-                    "time": {"micros": micros},
-                    "date": {"days": micros.div_euclid(86_400_000_000) as i32},
-                    "service_name": service_name(&resource),
-                    "trace_id": hex(&span.trace_id),
-                    "span_id": hex(&span.span_id),
-                    "trace_state": span.trace_state,
-                    "parent_span_id": if span.parent_span_id.is_empty() { Value::Null } else { json!(hex(&span.parent_span_id)) },
-                    "flags": span.flags as i32,
-                    "name": span.name,
-                    "kind": KINDS.get(span.kind as usize).copied().unwrap_or(KINDS[0]),
-                    "start_time_unix_nano": span.start_time_unix_nano as i64,
-                    "end_time_unix_nano": span.end_time_unix_nano as i64,
-                    "attributes": object(&span.attributes),
-                    "dropped_attributes_count": span.dropped_attributes_count as i32,
-                    "events": span.events.iter().map(|e| json!({
-                        "time_unix_nano": e.time_unix_nano as i64,
-                        "name": e.name,
-                        "attributes": object(&e.attributes),
-                        "dropped_attributes_count": e.dropped_attributes_count as i32,
-                    })).collect::<Vec<_>>(),
-                    "dropped_events_count": span.dropped_events_count as i32,
-                    "links": span.links.iter().map(|l| json!({
-                        "trace_id": hex(&l.trace_id),
-                        "span_id": hex(&l.span_id),
-                        "trace_state": l.trace_state,
-                        "attributes": object(&l.attributes),
-                        "dropped_attributes_count": l.dropped_attributes_count as i32,
-                        "flags": l.flags as i32,
-                    })).collect::<Vec<_>>(),
-                    "dropped_links_count": span.dropped_links_count as i32,
-                    "status": {
-                        "message": status.message,
-                        "code": CODES.get(status.code as usize).copied().unwrap_or(CODES[0]),
-                    },
-                    "resource": {
-                        "attributes": object(&resource.attributes),
-                        "dropped_attributes_count": resource.dropped_attributes_count as i32,
-                    },
-                    "resource_schema_url": rs.schema_url,
-                    "instrumentation_scope": {
-                        "name": scope.name,
-                        "version": scope.version,
-                        "attributes": object(&scope.attributes),
-                        "dropped_attributes_count": scope.dropped_attributes_count as i32,
-                    },
-                    "span_schema_url": ss.schema_url,
-                }));
-            }
-        }
-    }
-    rows
+    let leading: fn(&Resource, &Span, &mut serde_json::Map<String, Value>) = |resource, span, row| {
+        let micros = (span.start_time_unix_nano / 1_000) as i64;
+        row.insert("time".into(), json!({"micros": micros}));
+        row.insert("date".into(), json!({"days": micros.div_euclid(86_400_000_000) as i32}));
+        row.insert("service_name".into(), service_name(resource));
+    };
+    let mapping = Mapping {
+        bag: object,
+        kind: |k| json!(KINDS.get(k as usize).copied().unwrap_or(KINDS[0])),
+        code: |c| json!(CODES.get(c as usize).copied().unwrap_or(CODES[0])),
+        root_parent: Value::Null,
+        leading,
+    };
+    span_rows(request, &mapping)
 }
 
 /// Our v2 rows, with each `record_id` checked and taken out: a UUIDv7 whose timestamp is the row's time (in
