@@ -85,17 +85,23 @@ fn export_with_sdk(collector_addr: std::net::SocketAddr, transport: Transport) {
     .expect("exporter thread");
 }
 
-/// Export with `transport`, read the table, check the rows, and return them without ids and times (which differ
-/// from run to run) for comparison across transports.
-async fn rows_via(transport: Transport) -> Vec<Value> {
-    let collector = Collector::start(&[]).await;
+/// The two spans exported with `transport` to a collector started with `extra`, read back from its table: the
+/// parent ("GET /cart") first.
+async fn exported_rows(extra: &[&str], transport: Transport) -> Vec<Value> {
+    let collector = Collector::start(extra).await;
     let addr = collector.addr;
     tokio::task::spawn_blocking(move || export_with_sdk(addr, transport)).await.unwrap();
     let table = collector.stop().await.unwrap();
-
     let mut rows = read_rows(&table).await;
     assert_eq!(rows.len(), 2, "{transport:?}: {rows:#?}");
     rows.sort_by_key(|r| r["name"].as_str().unwrap().to_owned());
+    rows
+}
+
+/// Export with `transport`, read the table, check the rows, and return them without ids and times (which differ
+/// from run to run) for comparison across transports.
+async fn rows_via(transport: Transport) -> Vec<Value> {
+    let mut rows = exported_rows(&[], transport).await;
     let (parent, child) = (&rows[0], &rows[1]);
     assert_eq!(parent["name"], "GET /cart");
     assert_eq!(parent["kind"], "INTERNAL");
@@ -149,13 +155,7 @@ async fn every_sdk_transport_lands_the_same_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_rows_keep_the_types_the_sdk_sent() {
     for transport in [Transport::HttpProtobuf, Transport::GrpcGzip] {
-        let collector = Collector::start(&["--layout", "v2"]).await;
-        let addr = collector.addr;
-        tokio::task::spawn_blocking(move || export_with_sdk(addr, transport)).await.unwrap();
-        let table = collector.stop().await.unwrap();
-        let mut rows = read_rows(&table).await;
-        assert_eq!(rows.len(), 2, "{transport:?}: {rows:#?}");
-        rows.sort_by_key(|r| r["name"].as_str().unwrap().to_owned());
+        let rows = exported_rows(&["--layout", "v2"], transport).await;
         let (parent, child) = (&rows[0], &rows[1]);
         assert_eq!(parent["kind"], "SPAN_KIND_INTERNAL");
         assert_eq!(parent["parent_span_id"], Value::Null);
