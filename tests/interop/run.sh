@@ -11,13 +11,15 @@ work=$(mktemp -d)
 pid=
 trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 
-# round LABEL TABLE_ARGS... : serve, export from Python, stop; prints nothing on success.
+# serve ARGS... : start on a port the kernel picks (port 0, so nothing else can hold it) and set $url to the
+# traces URL the binary prints once it listens.
 serve() {
-  port=$((20000 + RANDOM % 20000))
-  "$bin" serve --http-addr "127.0.0.1:$port" --grpc-addr off "$@" >"$work/out" 2>&1 &
+  "$bin" serve --http-addr 127.0.0.1:0 --grpc-addr off "$@" >"$work/out" 2>&1 &
   pid=$!
+  url=
   for _ in $(seq 300); do
-    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    url=$(grep -o 'http://127\.0\.0\.1:[0-9]*/v1/traces' "$work/out" | head -n1 || true)
+    [ -n "$url" ] && curl -fs "${url%/v1/traces}/health" >/dev/null 2>&1 && return 0
     kill -0 "$pid" 2>/dev/null || { cat "$work/out"; return 1; }
     sleep 0.1
   done
@@ -32,12 +34,12 @@ stop() {
 }
 
 serve --warehouse "$work/wh" --flush-interval 200ms
-python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$work/wh/main/default/otel_otel_spans" 120
+python3 tests/interop/python_roundtrip.py "$url" "$work/wh/main/default/otel_otel_spans" 120
 stop
 echo "interop (local table): OK"
 
 serve --warehouse "$work/wh2" --layout v2 --flush-interval 200ms
-LAYOUT=v2 python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$work/wh2/main/default/otel_otel_spans" 120
+LAYOUT=v2 python3 tests/interop/python_roundtrip.py "$url" "$work/wh2/main/default/otel_otel_spans" 120
 stop
 echo "interop (local table, v2 layout, VARIANT values decoded by pyspark): OK"
 
@@ -45,8 +47,8 @@ if [ -n "${OTEL_DELTA_TEST_S3:-}" ]; then
   table="$OTEL_DELTA_TEST_S3/interop-$(date +%s)-$RANDOM"
   serve --table "$table" --flush-interval 100ms
   # Several exports with a short flush interval: several small files for optimize to compact.
-  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$table" 120
-  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "http://127.0.0.1:$port/v1/traces" "$table" 120
+  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "$url" "$table" 120
+  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "$url" "$table" 120
   stop
   "$bin" optimize --table "$table" | tee "$work/optimize"
   grep -Eq "rewritten as [1-9]" "$work/optimize"
