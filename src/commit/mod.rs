@@ -13,10 +13,12 @@
 //! - [`Table::rearrange`] (compaction) commits only if every file it replaces is still in the table at the version
 //!   it commits on; concurrent appends never make it fail, a concurrent rearrangement of the same files does.
 
+mod entry;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, PROTOCOL};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Remove};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
@@ -24,6 +26,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
 use url::Url;
 
+use self::entry::{CommitPath, Written};
 use crate::encode::FileStats;
 use crate::store::Store;
 use crate::table::{Contract, CONTRACTS};
@@ -84,6 +87,9 @@ pub struct ActiveFile {
 /// Commit attempts of a rearrangement before giving up (each against a freshly verified snapshot).
 const REARRANGE_ATTEMPTS: usize = 30;
 
+/// Commit attempts of an append through our own log entries (the library's default is 15 retries).
+const APPEND_ATTEMPTS: usize = 30;
+
 /// A data file uploaded under the table root, ready to be added to the log.
 #[derive(Debug, Clone)]
 pub struct UploadedFile {
@@ -111,6 +117,8 @@ pub struct Table {
     /// How the table was reached, to open another handle on it.
     backend: Backend,
     table: DeltaTable,
+    /// Whether the library commits for us or we write the log entries (see [`entry`]).
+    path: CommitPath,
     store: Store,
     checkpoint_interval: u64,
     /// Set when a re-read found the table changed into something we must not write: every later append is refused.
@@ -199,9 +207,7 @@ impl Table {
             contract,
             difference,
         })?;
-        PROTOCOL
-            .can_write_to(state)
-            .map_err(|e| CommitError::Unwritable { url: url.clone(), reason: e.to_string() })?;
+        let path = CommitPath::of(state).map_err(|reason| CommitError::Unwritable { url: url.clone(), reason })?;
         let checkpoint_interval = state
             .metadata()
             .configuration()
@@ -219,6 +225,7 @@ impl Table {
             contract,
             backend: backend.clone(),
             table,
+            path,
             store,
             checkpoint_interval,
             refused: None,
@@ -247,6 +254,16 @@ impl Table {
             Ok(n) => tracing::info!(files = n, "removed staging files of uploads a crash left behind"),
             Err(e) => tracing::warn!(error = %e, "could not remove stale upload staging files"),
         }
+    }
+
+    /// Whether appends go through log entries written here rather than the library's (see [`entry`]).
+    pub(crate) fn writes_own_entries(&self) -> bool {
+        matches!(self.path, CommitPath::Own(_))
+    }
+
+    /// `Ok` if files of the table may be replaced by rewritten ones (compaction).
+    pub(crate) fn can_rewrite(&self) -> Result<(), CommitError> {
+        self.path.can_rewrite().map_err(|reason| CommitError::Unwritable { url: self.url.clone(), reason })
     }
 
     /// The contract of the table's rows.
@@ -294,6 +311,7 @@ impl Table {
         target_size: u64,
     ) -> Result<u64, CommitError> {
         let err = |source| CommitError::Append { files: added.len(), source: Box::new(source) };
+        self.can_rewrite()?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions: Vec<Action> = added.iter().map(|f| add_action(f, now, false)).collect();
         actions.extend(removed.iter().map(|f| {
@@ -324,6 +342,22 @@ impl Table {
                 return Err(CommitError::Rearranged(gone));
             }
             let state: &DeltaTableState = self.table.snapshot().map_err(err)?;
+            if let CommitPath::Own(own) = self.path {
+                let parameters = HashMap::from([("targetSize".to_owned(), serde_json::Value::from(target_size))]);
+                let log_store = self.table.log_store();
+                match own
+                    .commit(state, log_store.as_ref(), actions.clone(), "OPTIMIZE", parameters)
+                    .await
+                    .map_err(err)?
+                {
+                    Written::At(version) => {
+                        self.table.update_incremental(Some(version)).await.map_err(err)?;
+                        self.sync(version).await?;
+                        return Ok(version);
+                    }
+                    Written::Taken => continue,
+                }
+            }
             let properties = CommitProperties::default()
                 .with_max_retries(0)
                 .with_create_checkpoint(false)
@@ -389,6 +423,33 @@ impl Table {
     }
 
     async fn commit_appends(&mut self, actions: Vec<Action>) -> Result<u64, DeltaTableError> {
+        if let CommitPath::Own(own) = self.path {
+            let parameters = HashMap::from([("mode".to_owned(), serde_json::Value::from("Append"))]);
+            // Appends never conflict logically: retry at the next version, as the library does, unless the table's
+            // metadata or protocol changed meanwhile (then the caller checks the table again).
+            let before = self.table.snapshot().map(table_definition)?;
+            for _ in 0..APPEND_ATTEMPTS {
+                let state = self.table.snapshot()?;
+                match own
+                    .commit(state, self.table.log_store().as_ref(), actions.clone(), "WRITE", parameters.clone())
+                    .await?
+                {
+                    Written::At(version) => {
+                        self.table.update_incremental(Some(version)).await?;
+                        return Ok(version);
+                    }
+                    Written::Taken => {
+                        self.table.update_state().await?;
+                        if self.table.snapshot().map(table_definition)? != before {
+                            return Err(DeltaTableError::Generic(
+                                "another writer changed the table's metadata or protocol".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+            return Err(DeltaTableError::Generic(format!("lost {APPEND_ATTEMPTS} commit races in a row")));
+        }
         let state: &DeltaTableState = self.table.snapshot()?;
         // Checkpoints and log cleanup run after the ack (see `checkpoint_if_due`), so a failure there can
         // never turn a committed append into an error.
@@ -411,7 +472,8 @@ impl Table {
         let state = self.table.snapshot().map_err(|e| CommitError::Read(Box::new(e)))?;
         recognize(state, Some(Wanted::exactly(self.contract)))
             .map_err(|(contract, difference)| CommitError::SchemaMismatch { url: url.clone(), contract, difference })?;
-        PROTOCOL.can_write_to(state).map_err(|e| CommitError::Unwritable { url, reason: e.to_string() })
+        self.path = CommitPath::of(state).map_err(|reason| CommitError::Unwritable { url, reason })?;
+        Ok(())
     }
 
     /// Whether the table changed into something this writer must not write (every append is refused).
@@ -480,6 +542,14 @@ fn add_action(file: &UploadedFile, modification_time: i64, data_change: bool) ->
         default_row_commit_version: None,
         clustering_provider: None,
     })
+}
+
+/// What a conflicting commit must not have changed under an append: the table's metadata and protocol.
+fn table_definition(state: &DeltaTableState) -> (serde_json::Value, serde_json::Value) {
+    (
+        serde_json::to_value(state.metadata()).unwrap_or_default(),
+        serde_json::to_value(state.protocol()).unwrap_or_default(),
+    )
 }
 
 /// `minValues.start_time_unix_nano` of a file's stats JSON.

@@ -139,6 +139,25 @@ impl Store {
             .map_err(|source| StoreError::Upload { path: relative_path.to_owned(), source })
     }
 
+    /// Delete files under the table root (unreferenced ones, for vacuum); files already gone are not an error.
+    pub(crate) async fn delete_all(&self, relative_paths: &[String]) -> Result<(), StoreError> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        let paths: Vec<object_store::Result<Path>> =
+            relative_paths.iter().map(|p| Ok(Path::from(p.as_str()))).collect();
+        let paths = futures::stream::iter(paths).boxed();
+        self.object_store
+            .delete_stream(paths)
+            .or_else(|e| async move {
+                match e {
+                    object_store::Error::NotFound { .. } => Ok(Path::default()),
+                    source => Err(StoreError::Upload { path: "(vacuum)".to_owned(), source }),
+                }
+            })
+            .try_collect::<Vec<_>>()
+            .await
+            .map(drop)
+    }
+
     /// Start streaming a file to `relative_path` on `runtime`; feed it from any thread with [`Upload::send`].
     pub(crate) fn begin(
         &self,

@@ -132,6 +132,8 @@ pub(crate) fn plan(files: &[ActiveFile], target_file_size: u64) -> Vec<Vec<Activ
 /// Compact the table's small files. Runs while collectors append; see the module docs for the guarantees.
 pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<OptimizeReport, UpkeepError> {
     table.refresh().await.map_err(Box::new)?;
+    // Before any file is rewritten: a table whose files cannot be replaced is left as it is.
+    table.can_rewrite().map_err(Box::new)?;
     let files = table.files().map_err(Box::new)?;
     let mut report = OptimizeReport { files_before: files.len(), ..Default::default() };
     for bin in plan(&files, options.target_file_size) {
@@ -228,6 +230,9 @@ pub async fn vacuum(
     allow_short_retention: bool,
 ) -> Result<VacuumReport, UpkeepError> {
     let retention = chrono::Duration::from_std(retention).map_err(|_| UpkeepError::Retention(retention))?;
+    // The library's vacuum brackets the deletion with two log entries, which its commit path refuses on tables
+    // only our own entries can write. Those entries are informational: there, the library plans and we delete.
+    let plan_only = dry_run || table.writes_own_entries();
     let (_, metrics) = table
         .delta()
         .clone()
@@ -235,9 +240,12 @@ pub async fn vacuum(
         .with_retention_period(retention)
         .with_enforce_retention_duration(!allow_short_retention)
         .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
-        .with_dry_run(dry_run)
+        .with_dry_run(plan_only)
         .await
         .map_err(UpkeepError::Vacuum)?;
+    if plan_only && !dry_run {
+        table.store().delete_all(&metrics.files_deleted).await?;
+    }
     Ok(VacuumReport { dry_run, files: metrics.files_deleted })
 }
 

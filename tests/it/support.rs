@@ -241,3 +241,63 @@ pub fn double_json(d: f64) -> Value {
 pub fn map_get<'v>(map: &'v Value, key: &str) -> Option<&'v Value> {
     map.as_array()?.iter().find(|e| e[0] == key).map(|e| &e[1])
 }
+
+/// A v2 spans table at `path` as the Databricks workspace creates one (written by hand, from the Delta protocol
+/// and `otel-tables.md`): writer features the Delta library's commit path refuses (clustering, domainMetadata,
+/// rowTracking, inCommitTimestamp, the legacy invariants) plus `extra_writer_features`, clustering domain
+/// metadata, and a row-id high-water mark of 99 (rows written before). Its in-commit timestamp is a day ahead of
+/// the clock, so a writer must take it into account. A checkpoint is due every 2 versions. Returns that timestamp.
+pub fn workspace_made_v2_table(path: &Path, extra_writer_features: &[&str]) -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let ict = now + 86_400_000;
+    let schema = serde_json::to_string(otel_delta::Contract::spans_v2().delta_schema()).unwrap();
+    let mut writer_features = vec![
+        "appendOnly",
+        "invariants",
+        "deletionVectors",
+        "variantType",
+        "v2Checkpoint",
+        "vacuumProtocolCheck",
+        "clustering",
+        "domainMetadata",
+        "rowTracking",
+        "inCommitTimestamp",
+    ];
+    writer_features.extend_from_slice(extra_writer_features);
+    let actions = [
+        json!({"commitInfo": {"timestamp": now, "inCommitTimestamp": ict, "operation": "CREATE TABLE",
+            "operationParameters": {"clusterBy": "[\"time\",\"service_name\",\"trace_id\"]"},
+            "engineInfo": "Databricks-Runtime/17.3.x-scala2.13"}}),
+        json!({"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+            "readerFeatures": ["deletionVectors", "variantType", "v2Checkpoint", "vacuumProtocolCheck"],
+            "writerFeatures": writer_features}}),
+        json!({"metaData": {"id": "3f1c2a9e-5d7b-4e8a-9c61-0b2d4f6a8e10", "format": {"provider": "parquet", "options": {}},
+            "schemaString": schema, "partitionColumns": [], "createdTime": now,
+            "configuration": {
+                "otel.schemaVersion": "v2",
+                "delta.checkpointPolicy": "classic",
+                "delta.checkpointInterval": "2",
+                "delta.enableDeletionVectors": "true",
+                "delta.enableRowTracking": "true",
+                "delta.rowTracking.materializedRowIdColumnName": "_row-id-col-5e3b6c1e",
+                "delta.rowTracking.materializedRowCommitVersionColumnName": "_row-commit-version-col-7a9d2f40",
+                "delta.enableInCommitTimestamps": "true",
+                "delta.inCommitTimestampEnablementVersion": "0",
+                "delta.inCommitTimestampEnablementTimestamp": ict.to_string()}}}),
+        json!({"domainMetadata": {"domain": "delta.clustering", "removed": false,
+            "configuration": "{\"clusteringColumns\":[[\"time\"],[\"service_name\"],[\"trace_id\"]],\"domainName\":\"delta.clustering\"}"}}),
+        json!({"domainMetadata": {"domain": "delta.rowTracking", "removed": false,
+            "configuration": "{\"rowIdHighWaterMark\":99,\"domainName\":\"delta.rowTracking\"}"}}),
+    ];
+    let log = path.join("_delta_log");
+    std::fs::create_dir_all(&log).unwrap();
+    let lines: Vec<String> = actions.iter().map(Value::to_string).collect();
+    std::fs::write(log.join(format!("{:020}.json", 0)), lines.join("\n") + "\n").unwrap();
+    ict
+}
+
+/// The actions of log entry `version` of the local table at `path`.
+pub fn log_entry(path: &Path, version: u64) -> Vec<Value> {
+    let text = std::fs::read_to_string(path.join("_delta_log").join(format!("{version:020}.json"))).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}

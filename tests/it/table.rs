@@ -4,7 +4,7 @@ use deltalake::kernel::{DataType, StructField};
 use prost::Message as _;
 
 use crate::http::{post, request};
-use crate::support::{read_rows, table_url, Collector};
+use crate::support::{log_entry, read_rows, table_url, workspace_made_v2_table, Collector};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
@@ -167,4 +167,74 @@ async fn a_v2_table_carries_variant_and_is_reopened_in_its_own_layout() {
     // A layout the table does not have is refused, naming both.
     let err = Collector::start_at(&path, &["--layout", "v1"]).await.err().expect("refused").to_string();
     assert!(err.contains("\"v2\"") && err.contains("\"v1\""), "{err}");
+}
+
+/// A table as the workspace creates it (clustering, domain metadata, row tracking, in-commit timestamps): appended
+/// to through otel-delta's own log entries, with row ids above the table's mark and its domain metadata kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_made_v2_table_gets_row_ids_and_keeps_its_clustering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans");
+    let created_ict = workspace_made_v2_table(&path, &[]);
+    let c = Collector::start_at(&path, &[]).await.unwrap();
+    for (seed, spans) in [(1, 4), (2, 3)] {
+        let r = post(&c.traces_url(), "application/x-protobuf", request(seed, spans).encode_to_vec()).await;
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    c.stop().await.unwrap();
+
+    let (mut mark, mut ict) = (99, created_ict);
+    for version in [1, 2] {
+        let entry = log_entry(&path, version);
+        let info = &entry[0]["commitInfo"];
+        let this_ict = info["inCommitTimestamp"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("commitInfo first, with an in-commit timestamp: {entry:#?}"));
+        assert!(this_ict > ict, "in-commit timestamps increase: {entry:#?}");
+        ict = this_ict;
+        let adds: Vec<_> = entry.iter().filter_map(|a| a.get("add")).collect();
+        assert!(!adds.is_empty(), "{entry:#?}");
+        for add in adds {
+            assert_eq!(add["baseRowId"], mark + 1, "{entry:#?}");
+            assert_eq!(add["defaultRowCommitVersion"], version, "{entry:#?}");
+            assert!(add.get("clusteringProvider").is_none_or(|p| p.is_null()), "{add}");
+            let stats: serde_json::Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            mark += stats["numRecords"].as_i64().unwrap();
+        }
+        let domains: Vec<_> = entry.iter().filter_map(|a| a.get("domainMetadata")).collect();
+        assert_eq!(domains.len(), 1, "only the row-id mark moves: {entry:#?}");
+        assert_eq!(domains[0]["domain"], "delta.rowTracking");
+        assert_eq!(domains[0]["configuration"], format!("{{\"rowIdHighWaterMark\":{mark}}}"));
+    }
+    assert_eq!(mark, 99 + 7);
+
+    // Version 1 completed a checkpoint interval: the checkpoint was written, and the kernel reads through it.
+    assert!(path.join("_delta_log").join(format!("{:020}.checkpoint.parquet", 1)).exists());
+    // Read back by the Delta kernel: the clustering domain as the workspace wrote it, the mark where we left it.
+    let root = table_url(&path);
+    let engine = deltalake::open_table(root.clone()).await.unwrap().log_store().engine(None);
+    let domains = tokio::task::spawn_blocking(move || {
+        let snapshot = delta_kernel::Snapshot::builder_for(root.as_str()).build(engine.as_ref()).unwrap();
+        let domain = |name| snapshot.get_domain_metadata_internal(name, engine.as_ref()).unwrap();
+        (domain("delta.clustering"), domain("delta.rowTracking"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        domains.0.as_deref(),
+        Some("{\"clusteringColumns\":[[\"time\"],[\"service_name\"],[\"trace_id\"]],\"domainName\":\"delta.clustering\"}")
+    );
+    assert_eq!(domains.1.as_deref(), Some("{\"rowIdHighWaterMark\":106}"));
+    assert_eq!(read_rows(&path).await.len(), 7);
+}
+
+/// A writer feature nobody here can honour is refused at start-up, by name; the table is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_with_a_writer_feature_we_cannot_honour_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans");
+    workspace_made_v2_table(&path, &["someFutureFeature"]);
+    let err = Collector::start_at(&path, &[]).await.err().expect("refused").to_string();
+    assert!(err.contains("someFutureFeature"), "{err}");
+    assert!(!path.join("_delta_log").join(format!("{:020}.json", 1)).exists());
 }

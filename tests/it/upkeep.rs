@@ -7,7 +7,7 @@ use prost::Message as _;
 use reqwest::StatusCode;
 
 use crate::http::{post, request};
-use crate::support::{read_rows, table_url, Collector};
+use crate::support::{read_rows, table_url, workspace_made_v2_table, Collector};
 use otel_delta::{optimize, vacuum, Contract, OptimizeOptions, Table};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -149,4 +149,34 @@ async fn optimize_rewrites_a_v2_table_in_its_own_layout() {
     assert_eq!(by_id(after), by_id(before));
     let snapshot = deltalake::open_table(url).await.unwrap();
     assert_eq!(snapshot.snapshot().unwrap().schema().as_ref(), Contract::spans_v2().delta_schema());
+}
+
+/// On a table as the workspace creates it: optimize refuses before rewriting anything (it would have to carry
+/// row ids over), and vacuum deletes unreferenced files without the library's bracketing log entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upkeep_on_a_workspace_made_table_keeps_row_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spans");
+    workspace_made_v2_table(&path, &[]);
+    let collector = Collector::start_at(&path, &["--flush-interval", "50ms"]).await.unwrap();
+    for seed in 0..3 {
+        send(&collector, seed, 5).await;
+    }
+    collector.stop().await.unwrap();
+    let url = table_url(&path);
+    let mut table = Table::open(&url, HashMap::new()).await.unwrap();
+    let version = table.version();
+    let files = std::fs::read_dir(&path).unwrap().count();
+    let err = optimize(&mut table, &OptimizeOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("row tracking"), "{err}");
+    assert_eq!(std::fs::read_dir(&path).unwrap().count(), files, "nothing written");
+
+    let orphan = path.join("part-orphan.parquet");
+    std::fs::write(&orphan, b"not referenced").unwrap();
+    let done = vacuum(&table, std::time::Duration::ZERO, false, true).await.unwrap();
+    assert_eq!(done.files, ["part-orphan.parquet"], "{done:?}");
+    assert!(!orphan.exists());
+    table.refresh().await.unwrap();
+    assert_eq!(table.version(), version, "no log entry");
+    assert_eq!(read_rows(&path).await.len(), 15);
 }
