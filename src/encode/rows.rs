@@ -24,8 +24,7 @@
 //!   fails the batch ([`RowEncodeError`]), never written as something else.
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::TimestampMicrosecondType;
-use arrow::datatypes::{DataType, Date32Type, Field as ArrowField, Fields, Int32Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Date32Type, Fields, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use parquet::variant::Variant;
 use parquet_variant_json::VariantToJson;
@@ -124,7 +123,7 @@ fn plan(descriptor: &MessageDescriptor, schema: &Fields, path: &str) -> Result<V
             continue;
         };
         let name = named(arrow.name());
-        let value = value(&proto, arrow, &name)?;
+        let value = value(&proto, arrow.data_type(), &name)?;
         fields.push(Field { number: proto.number(), column, value });
     }
     if let Some(missing) = schema.iter().find(|f| descriptor.get_field_by_name(f.name()).is_none()) {
@@ -155,8 +154,7 @@ fn is_variant(children: &Fields) -> bool {
         [("metadata", m), ("value", v)] if binary(m) && binary(v))
 }
 
-fn value(proto: &FieldDescriptor, arrow: &ArrowField, name: &str) -> Result<Value, RowSchemaError> {
-    let arrow = arrow.data_type();
+fn value(proto: &FieldDescriptor, arrow: &DataType, name: &str) -> Result<Value, RowSchemaError> {
     let mismatch = || {
         let ours = match arrow {
             DataType::Struct(children) if is_variant(children) => "VARIANT".to_owned(),
