@@ -253,8 +253,10 @@ impl ServeArgs {
             LayoutArg::V1 => Layout::V1,
             LayoutArg::V2 => Layout::V2,
         });
-        if layout == Some(Layout::V2) && databricks.is_some() {
-            let reason = "the Databricks sinks write v1 tables only so far; leave it unset or v1";
+        // The Zerobus sink writes the table's own layout; the unity-catalog sink (and the experiment's link) not v2 yet.
+        let zerobus = databricks.as_ref().is_some_and(|d| matches!(d.sink, DatabricksSink::Zerobus { .. }));
+        if layout == Some(Layout::V2) && databricks.is_some() && !zerobus {
+            let reason = "of the Databricks sinks, only zerobus writes v2 tables so far; leave it unset or v1";
             return Err(InvalidSetting::new("--layout v2", reason).into());
         }
         Ok(Config {
@@ -366,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn layout_is_unset_unless_named_and_v2_is_refused_with_a_databricks_sink() {
+    fn layout_is_unset_unless_named_and_v2_is_refused_with_the_unity_catalog_sink() {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().to_str().unwrap();
         assert_eq!(args(&["--warehouse", wh]).resolve().unwrap().layout, None);
@@ -374,7 +376,11 @@ mod tests {
         assert!(ServeArgs::try_parse_from(["--layout", "v3"]).is_err());
         let zerobus = ["--warehouse", wh, "--sink", "zerobus", "--zerobus-endpoint", "https://z"];
         assert!(args(&zerobus).resolve().is_ok());
-        let err = args(&[&zerobus[..], &["--layout", "v2"]].concat()).resolve().unwrap_err().to_string();
+        let v2 = args(&[&zerobus[..], &["--layout", "v2"]].concat()).resolve().unwrap();
+        assert_eq!(v2.layout, Some(Layout::V2), "the Zerobus sink writes v2 tables");
+        let unity = ["--warehouse", wh, "--sink", "unity-catalog"];
+        assert_eq!(args(&[&unity[..], &["--layout", "v1"]].concat()).resolve().unwrap().layout, Some(Layout::V1));
+        let err = args(&[&unity[..], &["--layout", "v2"]].concat()).resolve().unwrap_err().to_string();
         assert!(err.contains("--layout v2"), "{err}");
     }
 

@@ -55,7 +55,7 @@ impl Collector {
         if let Some(db) = &config.databricks {
             let ws = Workspace::from_env(|name| std::env::var(name).ok())?.ok_or(DatabricksError::NoHost)?;
             tracing::info!(host = %ws.host(), auth = ws.auth_kind(), "Databricks workspace");
-            match databricks::start(Arc::new(ws), db, contract).await? {
+            match databricks::start(Arc::new(ws), db, contract, config.layout).await? {
                 Some(Destination::UnityCatalog(table)) => {
                     let target = Target::Delta(Box::new(DeltaSink::new(*table, pipeline.codec, pipeline.upload)));
                     return Ok(Collector { config, target });

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::commit::{CommitError, Table, Wanted};
 use crate::settings::InvalidSetting;
-use crate::table::Contract;
+use crate::table::{Contract, Layout};
 
 /// Where rows go: `--table`, or a Unity Catalog table written directly or through Zerobus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -141,12 +141,13 @@ pub(crate) enum Destination {
 }
 
 /// Link the experiment (if configured); for the Unity Catalog sink, resolve (or create) `contract`'s table and
-/// open it through its vended credentials; for the Zerobus sink, open a stream into it. `None` when rows go to
-/// `--table`.
+/// open it through its vended credentials; for the Zerobus sink, open a stream into it, in the table's own layout
+/// (`layout`, the `--layout` asked for if any, must agree with it). `None` when rows go to `--table`.
 pub(crate) async fn start(
     ws: Arc<Workspace>,
     config: &DatabricksConfig,
     contract: &'static Contract,
+    layout: Option<Layout>,
 ) -> Result<Option<Destination>, StartError> {
     let (catalog, schema, prefix) = (&config.catalog, &config.schema, &config.table_prefix);
     let mut spans_table = format!("{catalog}.{schema}.{prefix}_{}", contract.name_suffix);
@@ -173,8 +174,10 @@ pub(crate) async fn start(
                         .into(),
                 )
             })?;
+            // The table decides what is written (Databricks creates these tables, never otel-delta).
+            let contract = zerobus::table_contract(&info, layout).map_err(refused)?;
             let sink = zerobus::ZerobusTable::connect(&ws, endpoint, &spans_table, &info.columns, contract).await?;
-            tracing::info!(table = spans_table, endpoint, "ingesting through Zerobus");
+            tracing::info!(table = spans_table, endpoint, layout = contract.layout.name(), "ingesting through Zerobus");
             return Ok(Some(Destination::Zerobus(Box::new(sink))));
         }
         DatabricksSink::UnityCatalog { storage_location } => storage_location,

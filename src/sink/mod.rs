@@ -37,6 +37,8 @@ pub(crate) use zerobus::ZerobusSink;
 pub(crate) enum WriteError {
     #[error("encoding Parquet")]
     Parquet(#[from] ParquetError),
+    #[error("encoding Zerobus records")]
+    Records(#[from] crate::encode::rows::RowEncodeError),
 }
 
 /// The worker side of a sink: turns record batches into one output, batch by batch.

@@ -45,7 +45,7 @@ impl Writer for RecordWriter {
     }
 
     fn write(&self, open: &mut Self::Open, batch: &arrow::array::RecordBatch) -> Result<(), WriteError> {
-        self.0.encode(batch, open);
+        self.0.encode(batch, open)?;
         Ok(())
     }
 

@@ -200,17 +200,18 @@ fn service_name(resource: &Resource) -> Value {
     }
 }
 
+const KINDS: [&str; 6] = [
+    "SPAN_KIND_UNSPECIFIED",
+    "SPAN_KIND_INTERNAL",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+    "SPAN_KIND_CONSUMER",
+];
+const CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+
 /// The v2 rows, `record_id` left out (it is checked on its own: unique, and shaped as a UUIDv7 of the row's time).
 pub fn expected_rows_v2(request: &ExportTraceServiceRequest) -> Vec<Value> {
-    const KINDS: [&str; 6] = [
-        "SPAN_KIND_UNSPECIFIED",
-        "SPAN_KIND_INTERNAL",
-        "SPAN_KIND_SERVER",
-        "SPAN_KIND_CLIENT",
-        "SPAN_KIND_PRODUCER",
-        "SPAN_KIND_CONSUMER",
-    ];
-    const CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
     let leading: fn(&Resource, &Span, &mut serde_json::Map<String, Value>) = |resource, span, row| {
         let micros = (span.start_time_unix_nano / 1_000) as i64;
         row.insert("time".into(), json!({"micros": micros}));
@@ -219,6 +220,30 @@ pub fn expected_rows_v2(request: &ExportTraceServiceRequest) -> Vec<Value> {
     };
     let mapping = Mapping {
         bag: object,
+        kind: |k| json!(KINDS.get(k as usize).copied().unwrap_or(KINDS[0])),
+        code: |c| json!(CODES.get(c as usize).copied().unwrap_or(CODES[0])),
+        root_parent: Value::Null,
+        leading,
+    };
+    span_rows(request, &mapping)
+}
+
+/// The v2 rows as Zerobus records carry them (`encode::rows`), `record_id` left out: each VARIANT as the JSON its
+/// text holds (a value's JSON as the v1 mapping writes it: bytes base64, non-finite doubles as strings; a key
+/// given twice keeps its last value), TIMESTAMP as microseconds, DATE as days.
+pub fn expected_records_v2(request: &ExportTraceServiceRequest) -> Vec<Value> {
+    let leading: fn(&Resource, &Span, &mut serde_json::Map<String, Value>) = |resource, span, row| {
+        let micros = (span.start_time_unix_nano / 1_000) as i64;
+        row.insert("time".into(), json!(micros));
+        row.insert("date".into(), json!(micros.div_euclid(86_400_000_000) as i32));
+        row.insert("service_name".into(), service_name(resource));
+    };
+    let mapping = Mapping {
+        bag: |kvs| {
+            Value::Object(
+                kvs.iter().map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, any_json))).collect(),
+            )
+        },
         kind: |k| json!(KINDS.get(k as usize).copied().unwrap_or(KINDS[0])),
         code: |c| json!(CODES.get(c as usize).copied().unwrap_or(CODES[0])),
         root_parent: Value::Null,

@@ -15,8 +15,15 @@ use databricks_zerobus_ingest_sdk::databricks::zerobus::{
     PersistentStreamResponse, RecordType, RetireStreamRequest, RetireStreamResponse,
 };
 use futures::Stream;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status as SpanStatus};
 use prost::Message as _;
-use prost_reflect::{DynamicMessage, MapKey};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, ReflectMessage as _};
 use serde_json::{json, Value};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -187,12 +194,30 @@ fn managed_spans_table() -> Value {
         "storage_location": "s3://databricks-managed/t-managed", "columns": otel_delta::testing::databricks::unity::columns_json(otel_delta::Contract::spans_v1()) })
 }
 
+/// The spans table as Databricks describes a managed v2 table the workspace created (v2 columns: VARIANT,
+/// TIMESTAMP, DATE; its `otel.schemaVersion`).
+fn managed_v2_spans_table() -> Value {
+    let columns = otel_delta::testing::databricks::unity::columns_json(otel_delta::Contract::spans_v2());
+    json!({ "full_name": SPANS, "table_id": "t-managed-v2", "table_type": "MANAGED", "data_source_format": "DELTA",
+        "storage_location": "s3://databricks-managed/t-managed-v2", "columns": columns,
+        "properties": { "otel.schemaVersion": "v2" } })
+}
+
 /// The fake Zerobus server and workspace (holding the managed spans table), and the binary started with app.yaml's
 /// command switched to `--sink zerobus` and app.yaml's values, pointed at the fakes, plus `auth`.
 async fn start_app(zerobus: ZerobusState, auth: &[(&str, &str)]) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
+    start_app_on(managed_spans_table(), zerobus, auth).await
+}
+
+/// [`start_app`] with the workspace holding `table` as the spans table.
+async fn start_app_on(
+    table: Value,
+    zerobus: ZerobusState,
+    auth: &[(&str, &str)],
+) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
     let zerobus = start_zerobus(zerobus).await;
     let mut state = v5();
-    state.tables.insert(SPANS.into(), managed_spans_table());
+    state.tables.insert(SPANS.into(), table);
     let fake = FakeDatabricks::start(state).await;
     let (command, yaml_env) = app_yaml();
     let args: Vec<String> = command[1..]
@@ -348,4 +373,216 @@ async fn a_stream_failed_for_good_answers_503_and_the_next_request_opens_a_new_o
     keys.sort();
     acked.sort();
     assert_eq!(keys, acked);
+}
+
+fn kv(key: &str, value: Option<any_value::Value>) -> KeyValue {
+    KeyValue { key: key.into(), value: Some(AnyValue { value }), ..Default::default() }
+}
+
+/// A root span and its child (a day later) with every field set, attributes of every value type (nested too),
+/// events and links with attributes, in a resource and scope with attributes and schema URLs.
+fn v2_request() -> ExportTraceServiceRequest {
+    use any_value::Value as V;
+    let any = |v: V| AnyValue { value: Some(v) };
+    let attributes = vec![
+        kv("http.method", Some(V::StringValue("GET".into()))),
+        kv("ok", Some(V::BoolValue(true))),
+        kv("count", Some(V::IntValue(-7))),
+        kv("ratio", Some(V::DoubleValue(0.25))),
+        kv("whole", Some(V::DoubleValue(3.0))),
+        kv("nan", Some(V::DoubleValue(f64::NAN))),
+        kv("inf", Some(V::DoubleValue(f64::INFINITY))),
+        kv("bytes", Some(V::BytesValue(vec![0, 1, 254]))),
+        kv(
+            "list",
+            Some(V::ArrayValue(ArrayValue { values: vec![any(V::IntValue(1)), any(V::StringValue("two".into()))] })),
+        ),
+        kv(
+            "nested",
+            Some(V::KvlistValue(KeyValueList {
+                values: vec![
+                    kv("inner", Some(V::StringValue("q\"uote\n".into()))),
+                    kv("deep", Some(V::ArrayValue(ArrayValue { values: vec![any(V::BoolValue(false))] }))),
+                ],
+            })),
+        ),
+        kv("unset", None),
+    ];
+    let span = |id: u8, parent: Vec<u8>, start: u64| Span {
+        trace_id: vec![0x5a; 16],
+        span_id: vec![id; 8],
+        trace_state: "rojo=00f067aa0ba902b7".into(),
+        parent_span_id: parent,
+        flags: 0x301,
+        name: format!("op-{id}"),
+        kind: i32::from(id),
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 1_500,
+        attributes: attributes.clone(),
+        dropped_attributes_count: 2,
+        events: vec![Event {
+            time_unix_nano: start + 10,
+            name: "retry".into(),
+            attributes: vec![kv("attempt", Some(V::IntValue(3))), kv("why", Some(V::StringValue("timeout".into())))],
+            dropped_attributes_count: 1,
+        }],
+        dropped_events_count: 3,
+        links: vec![Link {
+            trace_id: vec![0x11; 16],
+            span_id: vec![0x22; 8],
+            trace_state: "congo=t61rcWkgMzE".into(),
+            attributes: vec![kv("link.kind", Some(V::StringValue("follows".into())))],
+            dropped_attributes_count: 4,
+            flags: 0x100,
+        }],
+        dropped_links_count: 5,
+        status: Some(SpanStatus { message: "boom".into(), code: 2 }),
+    };
+    let root = span(2, Vec::new(), 1_700_000_000_123_456_789);
+    let child = span(3, vec![2; 8], 1_700_086_400_000_999_999);
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", Some(V::StringValue("checkout".into()))),
+                    kv("host", Some(V::IntValue(9))),
+                ],
+                dropped_attributes_count: 6,
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "lib".into(),
+                    version: "1.2".into(),
+                    attributes: vec![kv("scope.k", Some(V::DoubleValue(-0.5)))],
+                    dropped_attributes_count: 7,
+                }),
+                spans: vec![root, child],
+                schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
+            }],
+            schema_url: "https://opentelemetry.io/schemas/1.21.0".into(),
+        }],
+    }
+}
+
+/// A record as JSON: every field of its descriptor (an unset one null, a repeated one a list), VARIANT columns
+/// (`attributes`, at any depth) parsed from their JSON text.
+fn record_json(m: &DynamicMessage) -> Value {
+    fn value(field: &FieldDescriptor, v: &prost_reflect::Value) -> Value {
+        match v {
+            prost_reflect::Value::String(s) if field.name() == "attributes" => {
+                serde_json::from_str(s).unwrap_or_else(|e| panic!("attributes {s:?} is not JSON text: {e}"))
+            }
+            prost_reflect::Value::String(s) => json!(s),
+            prost_reflect::Value::I32(i) => json!(i),
+            prost_reflect::Value::I64(i) => json!(i),
+            prost_reflect::Value::Message(m) => record_json(m),
+            other => panic!("{}: unexpected {other:?}", field.name()),
+        }
+    }
+    let mut row = serde_json::Map::new();
+    for field in m.descriptor().fields() {
+        let v = if field.is_list() {
+            let items = m.get_field(&field);
+            Value::Array(items.as_list().unwrap_or_default().iter().map(|v| value(&field, v)).collect())
+        } else if m.has_field(&field) {
+            value(&field, &m.get_field(&field))
+        } else {
+            Value::Null
+        };
+        row.insert(field.name().to_owned(), v);
+    }
+    Value::Object(row)
+}
+
+/// Integral doubles as integers: the JSON text of a VARIANT double 3.0 is `3` (arrow-rs), the reference's `3.0`.
+fn integral(v: Value) -> Value {
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => json!(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, integral(v))).collect()),
+        other => other,
+    }
+}
+
+/// A workspace v2 table (VARIANT, TIMESTAMP, DATE columns) is written in its own layout: every record field is
+/// what the span carried, VARIANT bags as JSON text, `time` the start time in microseconds, `date` its UTC day,
+/// `record_id` a unique UUIDv7 of that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zerobus_sink_writes_a_v2_table_in_its_layout() {
+    let (zerobus, _fake, c) =
+        start_app_on(managed_v2_spans_table(), ZerobusState::default(), &[("DATABRICKS_TOKEN", PAT)]).await;
+    let request = v2_request();
+    let status = crate::http::post(&c.traces_url, "application/x-protobuf", prost::Message::encode_to_vec(&request))
+        .await
+        .status();
+    assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+    assert!(c.logs().contains("layout=\"v2\"") || c.logs().contains("layout=v2"), "{}", c.logs());
+    c.stop().await;
+
+    let state = zerobus.state.lock().unwrap();
+    let mut ids = std::collections::HashSet::new();
+    let mut records: Vec<Value> = decode_all(&state)
+        .iter()
+        .map(|r| {
+            let mut row = record_json(r);
+            let Some(Value::String(id)) = row.as_object_mut().and_then(|o| o.remove("record_id")) else {
+                panic!("no record_id in {row}");
+            };
+            let hex: String = id.chars().filter(|c| *c != '-').collect();
+            assert_eq!((id.len(), &hex[12..13]), (36, "7"), "a UUIDv7: {id}");
+            let millis = row["time"].as_i64().expect("time") / 1_000;
+            assert_eq!(i64::from_str_radix(&hex[..12], 16).unwrap(), millis, "{id} carries the row's time");
+            assert!(ids.insert(id.clone()), "record_id {id} repeated");
+            integral(row)
+        })
+        .collect();
+    let mut expected: Vec<Value> = crate::reference::expected_records_v2(&request).into_iter().map(integral).collect();
+    let key = |r: &Value| r["span_id"].as_str().unwrap_or_default().to_owned();
+    records.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!((records.len(), expected.len()), (2, 2));
+    for (record, expected) in records.iter().zip(&expected) {
+        assert_eq!(record, expected);
+    }
+    // Spelled out once: the units the SDK maps TIMESTAMP and DATE to, and a VARIANT's JSON text.
+    let root = &records[0];
+    assert_eq!(root["time"], json!(1_700_000_000_123_456i64));
+    assert_eq!(root["date"], json!(19_675), "2023-11-14");
+    assert_eq!(records[1]["date"], json!(19_676), "a day later");
+    assert_eq!(root["parent_span_id"], Value::Null, "a root span's parent is NULL in v2");
+    assert_eq!(root["attributes"]["nested"], json!({"inner": "q\"uote\n", "deep": [false]}));
+    assert_eq!(root["attributes"]["bytes"], json!("AAH+"));
+    assert_eq!(root["attributes"]["nan"], json!("NaN"));
+    assert_eq!(root["events"][0]["attributes"], json!({"attempt": 3, "why": "timeout"}));
+    assert_eq!(root["resource"]["attributes"], json!({"service.name": "checkout", "host": 9}));
+    assert_eq!(root["service_name"], json!("checkout"));
+}
+
+/// `--layout v1` against the workspace's v2 table is refused at start-up, naming both layouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zerobus_sink_refuses_a_layout_the_table_does_not_have() {
+    let zerobus = start_zerobus(ZerobusState::default()).await;
+    let mut state = v5();
+    state.tables.insert(SPANS.into(), managed_v2_spans_table());
+    let fake = FakeDatabricks::start(state).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
+        .args(["serve", "--sink", "zerobus", "--layout", "v1", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
+        .env("DATABRICKS_HOST", fake.host())
+        .env("DATABRICKS_TOKEN", PAT)
+        .env("ZEROBUS_ENDPOINT", &zerobus.endpoint)
+        .env_remove("MLFLOW_EXPERIMENT_NAME")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(SPANS) && stderr.contains("is not an otel-delta v1 spans table: otel.schemaVersion is \"v2\""),
+        "{stderr}"
+    );
+    assert!(zerobus.state.lock().unwrap().streams.is_empty(), "no stream opened");
 }
