@@ -253,12 +253,6 @@ impl ServeArgs {
             LayoutArg::V1 => Layout::V1,
             LayoutArg::V2 => Layout::V2,
         });
-        // The Zerobus sink writes the table's own layout; the unity-catalog sink (and the experiment's link) not v2 yet.
-        let zerobus = databricks.as_ref().is_some_and(|d| matches!(d.sink, DatabricksSink::Zerobus { .. }));
-        if layout == Some(Layout::V2) && databricks.is_some() && !zerobus {
-            let reason = "of the Databricks sinks, only zerobus writes v2 tables so far; leave it unset or v1";
-            return Err(InvalidSetting::new("--layout v2", reason).into());
-        }
         Ok(Config {
             http_addr: receiver.http_addr,
             grpc_addr: receiver.grpc_addr,
@@ -368,20 +362,21 @@ mod tests {
     }
 
     #[test]
-    fn layout_is_unset_unless_named_and_v2_is_refused_with_the_unity_catalog_sink() {
+    fn layout_is_unset_unless_named_with_any_sink() {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().to_str().unwrap();
         assert_eq!(args(&["--warehouse", wh]).resolve().unwrap().layout, None);
         assert_eq!(args(&["--warehouse", wh, "--layout", "v2"]).resolve().unwrap().layout, Some(Layout::V2));
         assert!(ServeArgs::try_parse_from(["--layout", "v3"]).is_err());
         let zerobus = ["--warehouse", wh, "--sink", "zerobus", "--zerobus-endpoint", "https://z"];
-        assert!(args(&zerobus).resolve().is_ok());
-        let v2 = args(&[&zerobus[..], &["--layout", "v2"]].concat()).resolve().unwrap();
-        assert_eq!(v2.layout, Some(Layout::V2), "the Zerobus sink writes v2 tables");
         let unity = ["--warehouse", wh, "--sink", "unity-catalog"];
-        assert_eq!(args(&[&unity[..], &["--layout", "v1"]].concat()).resolve().unwrap().layout, Some(Layout::V1));
-        let err = args(&[&unity[..], &["--layout", "v2"]].concat()).resolve().unwrap_err().to_string();
-        assert!(err.contains("--layout v2"), "{err}");
+        for sink in [&zerobus[..], &unity[..]] {
+            assert_eq!(args(sink).resolve().unwrap().layout, None);
+            for (name, layout) in [("v1", Layout::V1), ("v2", Layout::V2)] {
+                let config = args(&[sink, &["--layout", name]].concat()).resolve().unwrap();
+                assert_eq!(config.layout, Some(layout));
+            }
+        }
     }
 
     #[test]

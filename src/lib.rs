@@ -46,4 +46,4 @@ pub use upkeep::{optimize, vacuum, OptimizeOptions, OptimizeReport, UpkeepError,
 pub use decode::{to_protobuf, validate, DecodeError, Format, Summary};
 pub use encode::{Codec, EncodedFile, FileStats, ParquetFile};
 pub use receiver::{decompress, BodyError, Encoding};
-pub use table::{Contract, Rows};
+pub use table::{Contract, Layout, Rows};

@@ -26,13 +26,16 @@ pub struct Experiment {
     pub tags: HashMap<String, String>,
 }
 
-/// Where the linked experiment's spans live.
+/// Where the linked experiment's telemetry lives: the tables the link answer names (each signal's own table, for
+/// when otel-delta writes that signal), else the names MLflow gives them by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceTables {
     /// `catalog.schema.prefix` (or `catalog.schema` with the older API).
     pub location: String,
-    /// Full name of the spans table, `catalog.schema.table`.
+    /// Full names, `catalog.schema.table`.
     pub spans_table: String,
+    pub logs_table: String,
+    pub metrics_table: String,
     /// Which API linked it: `table-prefix` or `uc-schema`.
     pub api: &'static str,
 }
@@ -113,12 +116,12 @@ pub async fn link_trace_tables(
         Ok(answer) => {
             // The answer wraps the location (some versions answer it flat); link with what it says.
             let location = answer.get("uc_table_prefix").cloned().unwrap_or(answer);
-            let spans_table = table_name(&location, catalog, schema)
-                .unwrap_or_else(|| format!("{catalog}.{schema}.{prefix}_otel_spans"));
+            let tables = TraceTables::named_in(&location, catalog, schema, &format!("{prefix}_otel"));
+            let tables = TraceTables { location: requested.clone(), api: "table-prefix", ..tables };
             let path = format!("/api/5.0/mlflow/experiments/{}/trace-location:link", experiment.id);
             let body = json!({ "experiment_id": experiment.id, "uc_table_prefix": location });
             match ws.call(Method::POST, &path, &[], Some(&body)).await {
-                Ok(_) => Ok(TraceTables { location: requested.clone(), spans_table, api: "table-prefix" }),
+                Ok(_) => Ok(tables),
                 Err(e) if e.is_already_exists() => Err(elsewhere(existing_location(&e))),
                 Err(e) => Err(e.into()),
             }
@@ -142,20 +145,18 @@ async fn link_uc_schema(
     if let Ok(warehouse) = std::env::var("MLFLOW_TRACING_SQL_WAREHOUSE_ID") {
         body["sql_warehouse_id"] = json!(warehouse);
     }
-    let spans_table = match ws.call(Method::POST, "/api/4.0/mlflow/traces/location", &[], Some(&body)).await {
-        Ok(answer) => {
-            let location = answer.get("uc_schema").cloned().unwrap_or(answer);
-            table_name(&location, catalog, schema)
-        }
+    let answer = match ws.call(Method::POST, "/api/4.0/mlflow/traces/location", &[], Some(&body)).await {
+        Ok(answer) => answer.get("uc_schema").cloned().unwrap_or(answer),
         // MLflow itself goes on when the location exists already.
-        Err(e) if e.is_already_exists() => None,
+        Err(e) if e.is_already_exists() => Value::Null,
         Err(e) => return Err(e.into()),
-    }
-    .unwrap_or_else(|| format!("{catalog}.{schema}.mlflow_experiment_trace_otel_spans"));
+    };
+    let tables = TraceTables::named_in(&answer, catalog, schema, "mlflow_experiment_trace_otel");
+    let tables = TraceTables { location: requested.clone(), api: "uc-schema", ..tables };
     let path = format!("/api/4.0/mlflow/traces/{}/link-location", experiment.id);
     let body = json!({ "experiment_id": experiment.id, "uc_schema": location });
     match ws.call(Method::POST, &path, &[], Some(&body)).await {
-        Ok(_) => Ok(TraceTables { location: requested, spans_table, api: "uc-schema" }),
+        Ok(_) => Ok(tables),
         Err(e) if e.is_already_exists() => Err(LinkError::LinkedElsewhere {
             experiment: experiment.name.clone(),
             existing: existing_location(&e),
@@ -165,11 +166,29 @@ async fn link_uc_schema(
     }
 }
 
-/// The spans table a location answer names, qualified with catalog and schema when it is a bare name.
-fn table_name(location: &Value, catalog: &str, schema: &str) -> Option<String> {
-    let name =
-        string_field(location, "spans_table_name").or_else(|| string_field(location, "otel_spans_table_name"))?;
-    Some(if name.contains('.') { name } else { format!("{catalog}.{schema}.{name}") })
+impl TraceTables {
+    /// The tables a location answer names (`spans_table_name` or `otel_spans_table_name`, and so on), qualified
+    /// with catalog and schema when bare; a table it does not name is `<default_stem>_<signal>`. `location` and
+    /// `api` are left empty.
+    fn named_in(answer: &Value, catalog: &str, schema: &str, default_stem: &str) -> TraceTables {
+        let name = |signal: &str| {
+            let name = string_field(answer, &format!("{signal}_table_name"))
+                .or_else(|| string_field(answer, &format!("otel_{signal}_table_name")))
+                .unwrap_or_else(|| format!("{default_stem}_{signal}"));
+            if name.contains('.') {
+                name
+            } else {
+                format!("{catalog}.{schema}.{name}")
+            }
+        };
+        TraceTables {
+            location: String::new(),
+            spans_table: name("spans"),
+            logs_table: name("logs"),
+            metrics_table: name("metrics"),
+            api: "",
+        }
+    }
 }
 
 /// What an ALREADY_EXISTS answer says about the existing location (its message names it).
@@ -193,11 +212,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_names_are_read_in_either_spelling_and_qualified() {
-        let full = json!({ "spans_table_name": "c.s.p_otel_spans" });
-        assert_eq!(table_name(&full, "c", "s").unwrap(), "c.s.p_otel_spans");
-        let bare = json!({ "otel_spans_table_name": "spans" });
-        assert_eq!(table_name(&bare, "c", "s").unwrap(), "c.s.spans");
-        assert_eq!(table_name(&json!({}), "c", "s"), None);
+    fn every_table_name_is_read_in_either_spelling_and_qualified() {
+        let answer = json!({
+            "spans_table_name": "c.s.p_otel_spans", "otel_logs_table_name": "logs", "metrics_table_name": "x.y.m"
+        });
+        let tables = TraceTables::named_in(&answer, "c", "s", "p_otel");
+        assert_eq!(
+            (tables.spans_table.as_str(), tables.logs_table.as_str(), tables.metrics_table.as_str()),
+            ("c.s.p_otel_spans", "c.s.logs", "x.y.m")
+        );
+        let defaults = TraceTables::named_in(&Value::Null, "c", "s", "mlflow_experiment_trace_otel");
+        assert_eq!(defaults.spans_table, "c.s.mlflow_experiment_trace_otel_spans");
+        assert_eq!(defaults.metrics_table, "c.s.mlflow_experiment_trace_otel_metrics");
     }
 }

@@ -140,9 +140,10 @@ pub(crate) enum Destination {
     Zerobus(Box<zerobus::ZerobusTable>),
 }
 
-/// Link the experiment (if configured); for the Unity Catalog sink, resolve (or create) `contract`'s table and
-/// open it through its vended credentials; for the Zerobus sink, open a stream into it, in the table's own layout
-/// (`layout`, the `--layout` asked for if any, must agree with it). `None` when rows go to `--table`.
+/// Link the experiment (if configured); for the Unity Catalog sink, resolve the table (or create it as
+/// `contract`'s) and open it through its vended credentials; for the Zerobus sink, open a stream into it. An
+/// existing table is written in its own layout (`layout`, the `--layout` asked for if any, must agree with it).
+/// `None` when rows go to `--table`.
 pub(crate) async fn start(
     ws: Arc<Workspace>,
     config: &DatabricksConfig,
@@ -159,6 +160,8 @@ pub(crate) async fn start(
             experiment_id = experiment.id,
             location = tables.location,
             spans_table = tables.spans_table,
+            logs_table = tables.logs_table,
+            metrics_table = tables.metrics_table,
             api = tables.api,
             "MLflow experiment linked to its trace tables"
         );
@@ -175,27 +178,32 @@ pub(crate) async fn start(
                 )
             })?;
             // The table decides what is written (Databricks creates these tables, never otel-delta).
-            let contract = zerobus::table_contract(&info, layout).map_err(refused)?;
+            let contract = unity::table_contract(&info, layout).map_err(refused)?;
             let sink = zerobus::ZerobusTable::connect(&ws, endpoint, &spans_table, &info.columns, contract).await?;
             tracing::info!(table = spans_table, endpoint, layout = contract.layout.name(), "ingesting through Zerobus");
             return Ok(Some(Destination::Zerobus(Box::new(sink))));
         }
         DatabricksSink::UnityCatalog { storage_location } => storage_location,
     };
-    let info =
-        match unity::get_table(&ws, &spans_table).await? {
-            Some(info) => info,
-            None => match storage_location {
-                Some(location) => unity::create_external_table(&ws, &spans_table, location, contract).await?,
-                None => return Err(refused(
+    // An existing table is written in its own layout; a missing one is created in the one asked for. Everything
+    // the catalog says is checked before credentials are asked for.
+    let (info, contract) = match unity::get_table(&ws, &spans_table).await? {
+        Some(info) => {
+            let contract = unity::table_contract(&info, layout).map_err(refused)?;
+            (info, contract)
+        }
+        None => match storage_location {
+            Some(location) => (unity::create_external_table(&ws, &spans_table, location, contract).await?, contract),
+            None => {
+                return Err(refused(
                     "does not exist; create it, or set --uc-storage-location to have it created as an EXTERNAL Delta \
                      table there"
                         .into(),
-                )),
-            },
-        };
-    unity::refuse_unwritable(&info, contract)
-        .map_err(|reason| refused(format!("cannot be written by otel-delta: {reason}")))?;
+                ))
+            }
+        },
+    };
+    unity::refuse_unwritable(&info).map_err(|reason| refused(format!("cannot be written by otel-delta: {reason}")))?;
     let location = info.storage_location.as_deref().unwrap_or_default();
     let mut url = Url::parse(location).map_err(|e| refused(format!("storage location {location:?}: {e}")))?;
     if !url.path().ends_with('/') {

@@ -17,7 +17,7 @@ use url::Url;
 pub(crate) use databricks_zerobus_ingest_sdk::schema::UcColumn;
 
 use super::{DatabricksError, Workspace};
-use crate::table::{Contract, LAYOUT_PROPERTY};
+use crate::table::{Contract, Layout, LAYOUT_PROPERTY};
 
 /// What Unity Catalog says about a table.
 #[derive(Debug, Clone)]
@@ -93,9 +93,10 @@ pub(crate) fn uc_columns(contract: &Contract) -> Vec<UcColumn> {
     columns_json(contract).into_iter().filter_map(|c| serde_json::from_value(c).ok()).collect()
 }
 
-/// `Err(reason)` for a table this writer must not append to as `contract`'s table: not Delta, a view, no storage
-/// location, liquid clustering (its writers must cluster new files), or another layout (MLflow's v2 tables).
-pub fn refuse_unwritable(table: &TableInfo, contract: &Contract) -> Result<(), String> {
+/// `Err(reason)` for a table this writer cannot append to whatever its Delta log says: not Delta, a view, or no
+/// storage location. (Its columns and layout are checked by [`table_contract`], its Delta features when its log is
+/// opened.)
+pub fn refuse_unwritable(table: &TableInfo) -> Result<(), String> {
     if !table.data_source_format.eq_ignore_ascii_case("DELTA") {
         return Err(format!("its format is {}, not DELTA", table.data_source_format));
     }
@@ -105,17 +106,56 @@ pub fn refuse_unwritable(table: &TableInfo, contract: &Contract) -> Result<(), S
     if table.storage_location.is_none() {
         return Err("Unity Catalog gives no storage location for it".into());
     }
-    if let Some(columns) = table.properties.get("clusteringColumns") {
-        return Err(format!("it uses liquid clustering ({columns}), which this writer does not maintain"));
+    Ok(())
+}
+
+/// The rows an existing table takes: v2 if its `otel.schemaVersion` property says so or, without the property, if
+/// it has VARIANT columns (at any depth); v1 otherwise. `Err(reason)` when `asked` (`--layout`) names another
+/// layout, worded as the refusal of a local table in another layout, or when the property names one otel-delta
+/// does not write.
+pub fn table_contract(info: &TableInfo, asked: Option<Layout>) -> Result<&'static Contract, String> {
+    let (layout, difference) = match info.properties.get(LAYOUT_PROPERTY).map(String::as_str) {
+        Some("v1") => (Layout::V1, format!("{LAYOUT_PROPERTY} is \"v1\"")),
+        Some("v2") => (Layout::V2, format!("{LAYOUT_PROPERTY} is \"v2\"")),
+        Some(other) => {
+            return Err(format!(
+                "is not an otel-delta table: {LAYOUT_PROPERTY} is {other:?}, this writer writes \"v1\" or \"v2\""
+            ))
+        }
+        None => match info.columns.iter().filter(|c| has_variant(c)).map(|c| c.name.as_str()).collect::<Vec<_>>() {
+            variants if variants.is_empty() => (Layout::V1, "it has no VARIANT column".to_owned()),
+            variants => (Layout::V2, format!("its columns {variants:?} hold VARIANT")),
+        },
+    };
+    match asked {
+        Some(asked) if asked != layout => Err(format!(
+            "is not an otel-delta {} table: {difference}, this writer writes {:?} (--layout {}). Leave --layout unset \
+             to write the table in its own layout ({}); it is never altered",
+            Contract::spans(asked),
+            asked.name(),
+            asked.name(),
+            layout.name()
+        )),
+        _ => Ok(Contract::spans(layout)),
     }
-    if table.properties.contains_key("delta.feature.clustering") {
-        return Err("it has the Delta clustering feature, which this writer does not maintain".into());
+}
+
+/// Whether a Unity Catalog column is, or holds, a VARIANT (`type_name`, or a type inside its `type_json`).
+fn has_variant(column: &UcColumn) -> bool {
+    fn holds(json: &serde_json::Value) -> bool {
+        match json {
+            serde_json::Value::Object(o) => o.iter().any(|(k, v)| match v {
+                serde_json::Value::String(t) => {
+                    matches!(k.as_str(), "type" | "elementType" | "keyType" | "valueType") && t == "variant"
+                }
+                other => holds(other),
+            }),
+            serde_json::Value::Array(items) => items.iter().any(holds),
+            _ => false,
+        }
     }
-    let ours = contract.layout.name();
-    match table.properties.get(LAYOUT_PROPERTY) {
-        Some(v) if v != ours => Err(format!("it holds layout {LAYOUT_PROPERTY}={v}; this writer writes {ours}")),
-        _ => Ok(()),
-    }
+    column.type_name.eq_ignore_ascii_case("VARIANT")
+        || serde_json::from_str::<serde_json::Value>(&column.type_json).is_ok_and(|j| holds(&j))
 }
 
 /// Temporary credentials for one table's storage.
@@ -344,17 +384,54 @@ mod tests {
     }
 
     #[test]
-    fn clustered_and_other_layout_tables_are_refused() {
-        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v1")]), Contract::spans_v1()).is_ok());
-        assert!(refuse_unwritable(&info(&[("clusteringColumns", "[[\"time\"]]")]), Contract::spans_v1())
-            .unwrap_err()
-            .contains("clustering"));
-        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v2")]), Contract::spans_v1())
-            .unwrap_err()
-            .contains("v2"));
+    fn views_and_tables_without_storage_are_refused_clustered_ones_are_not() {
+        assert!(refuse_unwritable(&info(&[("otel.schemaVersion", "v1")])).is_ok());
+        assert!(refuse_unwritable(&info(&[("clusteringColumns", "[[\"time\"]]")])).is_ok());
         let mut view = info(&[]);
         view.table_type = "VIEW".into();
-        assert!(refuse_unwritable(&view, Contract::spans_v1()).is_err());
+        assert!(refuse_unwritable(&view).unwrap_err().contains("VIEW"));
+        let mut nowhere = info(&[]);
+        nowhere.storage_location = None;
+        assert!(refuse_unwritable(&nowhere).is_err());
+    }
+
+    fn table(contract: &Contract, properties: &[(&str, &str)]) -> TableInfo {
+        TableInfo {
+            table_id: "t".into(),
+            table_type: "MANAGED".into(),
+            data_source_format: "DELTA".into(),
+            storage_location: None,
+            properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            columns: uc_columns(contract),
+        }
+    }
+
+    #[test]
+    fn the_table_decides_the_layout_and_a_contradicting_layout_is_refused_naming_both() {
+        let (v1, v2) = (Contract::spans_v1(), Contract::spans_v2());
+        // By property, or without it by the VARIANT columns.
+        assert_eq!(table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), None), Ok(v2));
+        assert_eq!(table_contract(&table(v2, &[]), None), Ok(v2));
+        assert_eq!(table_contract(&table(v1, &[]), None), Ok(v1));
+        assert_eq!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v1")]), Some(Layout::V1)), Ok(v1));
+        assert_eq!(table_contract(&table(v2, &[]), Some(Layout::V2)), Ok(v2));
+        let refused = table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), Some(Layout::V1)).unwrap_err();
+        assert!(
+            refused.starts_with(
+                "is not an otel-delta v1 spans table: otel.schemaVersion is \"v2\", this writer writes \"v1\""
+            ),
+            "{refused}"
+        );
+        let refused = table_contract(&table(v1, &[]), Some(Layout::V2)).unwrap_err();
+        assert!(refused.contains("no VARIANT column") && refused.contains("--layout v2"), "{refused}");
+        let refused = table_contract(&table(v2, &[]), Some(Layout::V1)).unwrap_err();
+        assert!(refused.contains("\"attributes\"") && refused.contains("(v2)"), "{refused}");
+        assert!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v3")]), None).unwrap_err().contains("\"v3\""));
+        // Only nested VARIANTs (a table whose top-level bag was dropped) still make it v2.
+        let mut nested = table(v2, &[]);
+        nested.columns.retain(|c| c.type_name != "VARIANT");
+        assert!(nested.columns.iter().any(|c| c.name == "events"));
+        assert_eq!(table_contract(&nested, None), Ok(v2));
     }
 
     #[test]

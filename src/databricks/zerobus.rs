@@ -25,10 +25,9 @@ use databricks_zerobus_ingest_sdk::{
 };
 use prost_types::DescriptorProto;
 
-use super::unity::TableInfo;
 use super::{Auth, Workspace};
 use crate::encode::rows::RowEncoder;
-use crate::table::{Contract, Layout, LAYOUT_PROPERTY};
+use crate::table::Contract;
 
 /// Records per ingest call stay under this many bytes: Zerobus refuses calls above 10 MiB.
 const MAX_CALL_BYTES: usize = 8 << 20;
@@ -230,55 +229,6 @@ impl ZerobusTable {
     }
 }
 
-/// The rows an existing table takes: v2 if its `otel.schemaVersion` property says so or, without the property, if
-/// it has VARIANT columns (at any depth); v1 otherwise. `Err(reason)` when `asked` (`--layout`) names another
-/// layout, worded as the refusal of a local table in another layout, or when the property names one otel-delta
-/// does not write.
-pub(crate) fn table_contract(info: &TableInfo, asked: Option<Layout>) -> Result<&'static Contract, String> {
-    let (layout, difference) = match info.properties.get(LAYOUT_PROPERTY).map(String::as_str) {
-        Some("v1") => (Layout::V1, format!("{LAYOUT_PROPERTY} is \"v1\"")),
-        Some("v2") => (Layout::V2, format!("{LAYOUT_PROPERTY} is \"v2\"")),
-        Some(other) => {
-            return Err(format!(
-                "is not an otel-delta table: {LAYOUT_PROPERTY} is {other:?}, this writer writes \"v1\" or \"v2\""
-            ))
-        }
-        None => match info.columns.iter().filter(|c| has_variant(c)).map(|c| c.name.as_str()).collect::<Vec<_>>() {
-            variants if variants.is_empty() => (Layout::V1, "it has no VARIANT column".to_owned()),
-            variants => (Layout::V2, format!("its columns {variants:?} hold VARIANT")),
-        },
-    };
-    match asked {
-        Some(asked) if asked != layout => Err(format!(
-            "is not an otel-delta {} table: {difference}, this writer writes {:?} (--layout {}). Leave --layout unset \
-             to write the table in its own layout ({}); it is never altered",
-            Contract::spans(asked),
-            asked.name(),
-            asked.name(),
-            layout.name()
-        )),
-        _ => Ok(Contract::spans(layout)),
-    }
-}
-
-/// Whether a Unity Catalog column is, or holds, a VARIANT (`type_name`, or a type inside its `type_json`).
-fn has_variant(column: &UcColumn) -> bool {
-    fn holds(json: &serde_json::Value) -> bool {
-        match json {
-            serde_json::Value::Object(o) => o.iter().any(|(k, v)| match v {
-                serde_json::Value::String(t) => {
-                    matches!(k.as_str(), "type" | "elementType" | "keyType" | "valueType") && t == "variant"
-                }
-                other => holds(other),
-            }),
-            serde_json::Value::Array(items) => items.iter().any(holds),
-            _ => false,
-        }
-    }
-    column.type_name.eq_ignore_ascii_case("VARIANT")
-        || serde_json::from_str::<serde_json::Value>(&column.type_json).is_ok_and(|j| holds(&j))
-}
-
 /// Group rows into ingest calls of at most [`MAX_CALL_BYTES`].
 fn split(rows: Vec<Vec<u8>>) -> Result<Vec<Vec<Vec<u8>>>, ZerobusTableError> {
     let mut calls = Vec::new();
@@ -315,45 +265,6 @@ async fn queue(stream: &ZerobusStream, calls: &[Vec<Vec<u8>>]) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn table(contract: &Contract, properties: &[(&str, &str)]) -> TableInfo {
-        TableInfo {
-            table_id: "t".into(),
-            table_type: "MANAGED".into(),
-            data_source_format: "DELTA".into(),
-            storage_location: None,
-            properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            columns: super::super::unity::uc_columns(contract),
-        }
-    }
-
-    #[test]
-    fn the_table_decides_the_layout_and_a_contradicting_layout_is_refused_naming_both() {
-        let (v1, v2) = (Contract::spans_v1(), Contract::spans_v2());
-        // By property, or without it by the VARIANT columns.
-        assert_eq!(table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), None), Ok(v2));
-        assert_eq!(table_contract(&table(v2, &[]), None), Ok(v2));
-        assert_eq!(table_contract(&table(v1, &[]), None), Ok(v1));
-        assert_eq!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v1")]), Some(Layout::V1)), Ok(v1));
-        assert_eq!(table_contract(&table(v2, &[]), Some(Layout::V2)), Ok(v2));
-        let refused = table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), Some(Layout::V1)).unwrap_err();
-        assert!(
-            refused.starts_with(
-                "is not an otel-delta v1 spans table: otel.schemaVersion is \"v2\", this writer writes \"v1\""
-            ),
-            "{refused}"
-        );
-        let refused = table_contract(&table(v1, &[]), Some(Layout::V2)).unwrap_err();
-        assert!(refused.contains("no VARIANT column") && refused.contains("--layout v2"), "{refused}");
-        let refused = table_contract(&table(v2, &[]), Some(Layout::V1)).unwrap_err();
-        assert!(refused.contains("\"attributes\"") && refused.contains("(v2)"), "{refused}");
-        assert!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v3")]), None).unwrap_err().contains("\"v3\""));
-        // Only nested VARIANTs (a table whose top-level bag was dropped) still make it v2.
-        let mut nested = table(v2, &[]);
-        nested.columns.retain(|c| c.type_name != "VARIANT");
-        assert!(nested.columns.iter().any(|c| c.name == "events"));
-        assert_eq!(table_contract(&nested, None), Ok(v2));
-    }
 
     #[test]
     fn rows_are_split_into_calls_under_the_limit() {

@@ -81,7 +81,7 @@ impl Signal {
 
 /// A table layout, named as Databricks names them in `otel.schemaVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Layout {
+pub enum Layout {
     /// MAP attributes, as the original app and MLflow's first UC trace locations wrote.
     V1,
     /// VARIANT attributes and four leading columns, as the workspace creates tables today.
@@ -90,7 +90,7 @@ pub(crate) enum Layout {
 
 impl Layout {
     /// The value of [`LAYOUT_PROPERTY`].
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Layout::V1 => "v1",
             Layout::V2 => "v2",

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response};
 use otel_delta::testing::databricks::mlflow::{self, LinkError, TRACE_LOCATION_TAG};
 use otel_delta::testing::databricks::{unity, Auth, RetryPolicy, Workspace};
-use otel_delta::Contract;
+use otel_delta::{Contract, Layout};
 use serde_json::{json, Value};
 
 pub const PAT: &str = "dapi-test-token";
@@ -365,7 +365,7 @@ async fn short_lived_oauth_tokens_are_refreshed_before_they_expire() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustered() {
+async fn unity_catalog_tables_are_created_when_missing_and_read_in_their_own_layout() {
     let fake = FakeDatabricks::start(v5()).await;
     let ws = fake.workspace(Auth::Pat(PAT.into()));
     assert!(unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap().is_none());
@@ -375,15 +375,22 @@ async fn unity_catalog_tables_are_created_when_missing_and_refused_when_clustere
             .unwrap();
     assert_eq!(created.storage_location.as_deref(), Some("s3://bucket/spans"));
     assert_eq!(created.properties["otel.schemaVersion"], "v1");
-    assert!(unity::refuse_unwritable(&created, Contract::spans_v1()).is_ok());
+    assert!(unity::refuse_unwritable(&created).is_ok());
+    assert_eq!(unity::table_contract(&created, None), Ok(Contract::spans_v1()));
     let fetched = unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap().unwrap();
     assert_eq!(fetched.table_id, created.table_id);
 
+    // As the workspace creates them: clustered, v2. Taken as v2; --layout v1 refused naming both.
     let mut clustered = fake.state.lock().unwrap().tables["main.default.otel_otel_spans"].clone();
-    clustered["properties"]["clusteringColumns"] = json!("[[\"start_time_unix_nano\"]]");
+    clustered["properties"]["clusteringColumns"] = json!("[[\"time\"],[\"service_name\"],[\"trace_id\"]]");
+    clustered["properties"]["otel.schemaVersion"] = json!("v2");
+    clustered["columns"] = json!(unity::columns_json(Contract::spans_v2()));
     fake.state.lock().unwrap().tables.insert("main.default.clustered".into(), clustered);
     let info = unity::get_table(&ws, "main.default.clustered").await.unwrap().unwrap();
-    assert!(unity::refuse_unwritable(&info, Contract::spans_v1()).unwrap_err().contains("liquid clustering"));
+    assert!(unity::refuse_unwritable(&info).is_ok());
+    assert_eq!(unity::table_contract(&info, None), Ok(Contract::spans_v2()));
+    let refused = unity::table_contract(&info, Some(Layout::V1)).unwrap_err();
+    assert!(refused.contains("\"v2\"") && refused.contains("\"v1\""), "{refused}");
 
     let vended = unity::temporary_credentials(&ws, &created.table_id).await.unwrap();
     assert!(matches!(vended.credential, unity::VendedCredential::Aws { .. }));
@@ -465,18 +472,81 @@ async fn app_yaml_serve_links_the_experiment_and_writes_the_unity_catalog_table(
     crate::stores::assert_exactly_once(&rows, &acked);
 }
 
+/// A Unity Catalog table as the workspace makes it (EXTERNAL here, on S3): clustered, v2, row tracking. The
+/// Unity Catalog sink appends to it in its own layout, through log entries that assign row ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_refuses_a_clustered_unity_catalog_table_at_start_up() {
+async fn serve_appends_to_a_clustered_v2_unity_catalog_table_in_its_layout() {
+    use object_store::ObjectStoreExt as _;
+    let Some(s3) = crate::stores::s3_table("uc-v2") else { return };
+    let (entry, _) = crate::support::workspace_made_v2_log(&[]);
+    let bucket = object_store::aws::AmazonS3Builder::from_env().with_url(s3.as_str()).build().unwrap();
+    let first = format!("{}/_delta_log/{:020}.json", s3.path().trim_matches('/'), 0);
+    bucket.put(&object_store::path::Path::from(first), entry.into()).await.unwrap();
     let mut state = v5();
-    state.tables.insert(
-        "main.default.otel_otel_spans".into(),
-        json!({ "full_name": "main.default.otel_otel_spans", "table_id": "t-1", "table_type": "MANAGED",
-            "data_source_format": "DELTA", "storage_location": "s3://bucket/managed/t-1",
-            "properties": { "clusteringColumns": "[[\"time\"]]", "otel.schemaVersion": "v2" } }),
-    );
+    state.tables.insert("main.default.otel_otel_spans".into(), workspace_table(s3.as_str()));
+    let fake = FakeDatabricks::start(state).await;
+    let args = ["serve", "--sink", "unity-catalog", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"];
+    let env = [
+        ("DATABRICKS_HOST", fake.host()),
+        ("DATABRICKS_TOKEN", PAT.to_owned()),
+        ("OTEL_DELTA_FLUSH_INTERVAL", "200ms".to_owned()),
+    ];
+    let c = crate::stores::Serve::spawn(&args, &env).await;
+    let mut acked = Vec::new();
+    for seed in 0..3u64 {
+        let request = crate::http::request(700 + seed, 4);
+        let body = prost::Message::encode_to_vec(&request);
+        let status = crate::http::post(&c.traces_url, "application/x-protobuf", body).await.status();
+        assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+        acked.extend(crate::stores::span_keys(&request));
+    }
+    c.stop().await;
+    let rows = crate::support::read_rows_at(&s3, HashMap::new()).await;
+    crate::stores::assert_exactly_once(&rows, &acked);
+    assert!(rows.iter().all(|r| r["kind"].as_str().is_some_and(|k| k.starts_with("SPAN_KIND_"))), "v2 rows");
+    // Row ids continue above the workspace's mark (99), one range per file, in commit order.
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for (_, actions) in crate::stores::log_entries(&s3).await {
+        for add in actions.iter().filter_map(|a| a.get("add")) {
+            let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            ranges.push((add["baseRowId"].as_i64().expect("a row id per file"), stats["numRecords"].as_i64().unwrap()));
+        }
+    }
+    ranges.sort_unstable();
+    let mut next = 100;
+    for (base, rows) in ranges {
+        assert_eq!(base, next);
+        next += rows;
+    }
+    assert_eq!(next, 100 + 12);
+}
+
+/// The workspace's table as Unity Catalog describes it: EXTERNAL at `location`, clustered, v2 columns.
+fn workspace_table(location: &str) -> Value {
+    json!({ "full_name": "main.default.otel_otel_spans", "table_id": "t-1", "table_type": "EXTERNAL",
+        "data_source_format": "DELTA", "storage_location": location,
+        "properties": { "clusteringColumns": "[[\"time\"],[\"service_name\"],[\"trace_id\"]]", "otel.schemaVersion": "v2" },
+        "columns": unity::columns_json(Contract::spans_v2()) })
+}
+
+/// A --layout the table does not have is refused at start-up, naming both, before credentials are asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_layout_the_unity_catalog_table_does_not_have() {
+    let mut state = v5();
+    state.tables.insert("main.default.otel_otel_spans".into(), workspace_table("s3://bucket/managed/t-1"));
     let fake = FakeDatabricks::start(state).await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-        .args(["serve", "--sink", "unity-catalog", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
+        .args([
+            "serve",
+            "--sink",
+            "unity-catalog",
+            "--layout",
+            "v1",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "off",
+        ])
         .env("DATABRICKS_HOST", fake.host())
         .env("DATABRICKS_TOKEN", PAT)
         .env_remove("MLFLOW_EXPERIMENT_NAME")
@@ -485,6 +555,7 @@ async fn serve_refuses_a_clustered_unity_catalog_table_at_start_up() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("main.default.otel_otel_spans") && stderr.contains("liquid clustering"), "{stderr}");
+    assert!(stderr.contains("main.default.otel_otel_spans"), "{stderr}");
+    assert!(stderr.contains("\"v2\"") && stderr.contains("\"v1\""), "{stderr}");
     assert_eq!(fake.state.lock().unwrap().vended, 0, "no credentials asked for a table we refuse");
 }

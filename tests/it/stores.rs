@@ -424,7 +424,7 @@ async fn log_versions(url: &Url) -> Vec<u64> {
 }
 
 /// Each commit's actions, by version.
-async fn log_entries(url: &Url) -> Vec<(u64, Vec<Value>)> {
+pub async fn log_entries(url: &Url) -> Vec<(u64, Vec<Value>)> {
     let table = open(url).await;
     let store = table.log_store().object_store(None);
     let mut entries = Vec::new();

@@ -248,6 +248,15 @@ pub fn map_get<'v>(map: &'v Value, key: &str) -> Option<&'v Value> {
 /// metadata, and a row-id high-water mark of 99 (rows written before). Its in-commit timestamp is a day ahead of
 /// the clock, so a writer must take it into account. A checkpoint is due every 2 versions. Returns that timestamp.
 pub fn workspace_made_v2_table(path: &Path, extra_writer_features: &[&str]) -> i64 {
+    let (entry, ict) = workspace_made_v2_log(extra_writer_features);
+    let log = path.join("_delta_log");
+    std::fs::create_dir_all(&log).unwrap();
+    std::fs::write(log.join(format!("{:020}.json", 0)), entry).unwrap();
+    ict
+}
+
+/// The first log entry of [`workspace_made_v2_table`], and its in-commit timestamp.
+pub fn workspace_made_v2_log(extra_writer_features: &[&str]) -> (String, i64) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let ict = now + 86_400_000;
     let schema = serde_json::to_string(otel_delta::Contract::spans_v2().delta_schema()).unwrap();
@@ -289,11 +298,8 @@ pub fn workspace_made_v2_table(path: &Path, extra_writer_features: &[&str]) -> i
         json!({"domainMetadata": {"domain": "delta.rowTracking", "removed": false,
             "configuration": "{\"rowIdHighWaterMark\":99,\"domainName\":\"delta.rowTracking\"}"}}),
     ];
-    let log = path.join("_delta_log");
-    std::fs::create_dir_all(&log).unwrap();
     let lines: Vec<String> = actions.iter().map(Value::to_string).collect();
-    std::fs::write(log.join(format!("{:020}.json", 0)), lines.join("\n") + "\n").unwrap();
-    ict
+    (lines.join("\n") + "\n", ict)
 }
 
 /// The actions of log entry `version` of the local table at `path`.
