@@ -16,8 +16,8 @@
 //!   files carry no `clusteringProvider`, which marks them unclustered until the table's owner clusters them.
 //! - `rowTracking`: every added file gets `baseRowId` (consecutive ranges above the table's high-water mark) and
 //!   `defaultRowCommitVersion` (the entry's version), and the `delta.rowTracking` domain records the new mark.
-//!   Rewriting files would have to carry their rows' ids over, which this writer does not do: compaction refuses
-//!   such tables.
+//!   A rewritten file (compaction) carries its rows' ids and commit versions over in the table's materialized
+//!   row-tracking columns ([`MaterializedRowIds`]) and gets a fresh range like any added file.
 //! - `inCommitTimestamp` (when enabled): `commitInfo` comes first with an `inCommitTimestamp` above the previous
 //!   entry's.
 //! - `invariants`, `checkConstraints`, `generatedColumns`, `identityColumns`: honoured only while no column or
@@ -80,17 +80,36 @@ impl CommitPath {
         OwnEntries::honouring(&names, metadata.configuration(), &schema).map(CommitPath::Own)
     }
 
-    /// Whether files can be rewritten (compaction) on this path; `Err` says why not.
-    pub(crate) fn can_rewrite(&self) -> Result<(), String> {
-        match self {
-            CommitPath::Own(OwnEntries { row_tracking: true, .. }) => {
-                Err("it has row tracking, and rewriting its files would have to carry each row's id over, which this \
-                 writer does not do"
-                    .into())
-            }
-            _ => Ok(()),
+    /// How files of a table with this `configuration` can be rewritten (compaction): as they are (`None`), or
+    /// with their rows' ids and commit versions materialized in the columns named. `Err` says why not at all.
+    pub(crate) fn rewrites(
+        &self,
+        configuration: &HashMap<String, String>,
+    ) -> Result<Option<MaterializedRowIds>, String> {
+        if !matches!(self, CommitPath::Own(OwnEntries { row_tracking: true, .. })) {
+            return Ok(None);
         }
+        let name = |key: &str| {
+            configuration.get(key).filter(|n| !n.is_empty()).cloned().ok_or_else(|| {
+                format!(
+                    "it has row tracking but no {key}: rewriting its files would lose each row's id, so they are left \
+                     as they are"
+                )
+            })
+        };
+        Ok(Some(MaterializedRowIds {
+            row_id: name("delta.rowTracking.materializedRowIdColumnName")?,
+            commit_version: name("delta.rowTracking.materializedRowCommitVersionColumnName")?,
+        }))
     }
+}
+
+/// The hidden columns in which a rewritten file of a row-tracked table keeps each row's id and last commit
+/// version (readers take them over the file's `baseRowId` + row index and `defaultRowCommitVersion`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaterializedRowIds {
+    pub row_id: String,
+    pub commit_version: String,
 }
 
 /// The outcome of one attempt to write an entry.

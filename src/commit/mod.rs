@@ -26,6 +26,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
 use url::Url;
 
+pub use self::entry::MaterializedRowIds;
 use self::entry::{CommitPath, Written};
 use crate::encode::FileStats;
 use crate::store::Store;
@@ -82,6 +83,10 @@ pub struct ActiveFile {
     pub min_start_time: Option<i64>,
     /// Files with deletion vectors are never rewritten (their rows are not all live).
     pub has_deletion_vector: bool,
+    /// Row tracking: the id of the file's first row (the others follow in file order) and the version that last
+    /// committed its rows, where the file has none materialized.
+    pub base_row_id: Option<i64>,
+    pub default_row_commit_version: Option<i64>,
 }
 
 /// Commit attempts of a rearrangement before giving up (each against a freshly verified snapshot).
@@ -261,9 +266,12 @@ impl Table {
         matches!(self.path, CommitPath::Own(_))
     }
 
-    /// `Ok` if files of the table may be replaced by rewritten ones (compaction).
-    pub(crate) fn can_rewrite(&self) -> Result<(), CommitError> {
-        self.path.can_rewrite().map_err(|reason| CommitError::Unwritable { url: self.url.clone(), reason })
+    /// How files of the table may be replaced by rewritten ones (compaction): as they are (`None`), or with their
+    /// row ids materialized in the columns named; `Err` if not at all.
+    pub(crate) fn rewrites(&self) -> Result<Option<MaterializedRowIds>, CommitError> {
+        let refused = |reason| CommitError::Unwritable { url: self.url.clone(), reason };
+        let state = self.table.snapshot().map_err(|e| CommitError::Read(Box::new(e)))?;
+        self.path.rewrites(state.metadata().configuration()).map_err(refused)
     }
 
     /// The contract of the table's rows.
@@ -292,12 +300,20 @@ impl Table {
         Ok(state
             .log_data()
             .iter()
-            .map(|f| ActiveFile {
-                path: f.object_store_path().to_string(),
-                size: f.size().max(0) as u64,
-                num_records: f.num_records().map(|n| n as u64),
-                min_start_time: f.stats().and_then(|s| min_start_time(&s)),
-                has_deletion_vector: f.remove_action(false).deletion_vector.is_some(),
+            .map(|f| {
+                // The add action is the library's only way to a file's row-tracking fields (deprecated in favour
+                // of Arrow arrays it does not expose them in).
+                #[allow(deprecated)]
+                let add = f.add_action();
+                ActiveFile {
+                    path: f.object_store_path().to_string(),
+                    size: f.size().max(0) as u64,
+                    num_records: f.num_records().map(|n| n as u64),
+                    min_start_time: f.stats().and_then(|s| min_start_time(&s)),
+                    has_deletion_vector: add.deletion_vector.is_some(),
+                    base_row_id: add.base_row_id,
+                    default_row_commit_version: add.default_row_commit_version,
+                }
             })
             .collect())
     }
@@ -311,7 +327,7 @@ impl Table {
         target_size: u64,
     ) -> Result<u64, CommitError> {
         let err = |source| CommitError::Append { files: added.len(), source: Box::new(source) };
-        self.can_rewrite()?;
+        self.rewrites()?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions: Vec<Action> = added.iter().map(|f| add_action(f, now, false)).collect();
         actions.extend(removed.iter().map(|f| {
@@ -324,8 +340,8 @@ impl Table {
                 size: Some(f.size as i64),
                 tags: None,
                 deletion_vector: None,
-                base_row_id: None,
-                default_row_commit_version: None,
+                base_row_id: f.base_row_id,
+                default_row_commit_version: f.default_row_commit_version,
             })
         }));
         let operation = DeltaOperation::Optimize { predicate: None, target_size: target_size as i64 };

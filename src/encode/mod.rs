@@ -140,11 +140,29 @@ pub struct EncodedFile {
 impl ParquetFile {
     /// An empty file of `contract`'s table, compressed with `codec`.
     pub fn new(contract: &'static Contract, codec: Codec) -> Result<Self, ParquetError> {
+        ParquetFile::with_hidden_columns(contract, codec, &[])
+    }
+
+    /// An empty file of `contract`'s table with `hidden` columns after the table's (columns the Delta schema does
+    /// not list, such as materialized row ids), compressed with `codec`.
+    pub(crate) fn with_hidden_columns(
+        contract: &'static Contract,
+        codec: Codec,
+        hidden: &[arrow::datatypes::FieldRef],
+    ) -> Result<Self, ParquetError> {
         let properties = writer_properties(&contract.parquet, codec)?;
         // No embedded Arrow schema: readers take each column's type from Parquet and the Delta schema, as for a
         // file Spark wrote; our builders' in-memory choices (`Utf8View` for repeated values) stay ours.
         let options = ArrowWriterOptions::new().with_properties(properties).with_skip_arrow_metadata(true);
-        let writer = ArrowWriter::try_new_with_options(Vec::new(), contract.arrow_schema(), options)?;
+        let schema = contract.arrow_schema();
+        let schema = match hidden {
+            [] => schema,
+            _ => {
+                let fields = schema.fields().iter().chain(hidden).cloned().collect::<Vec<_>>();
+                std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
+            }
+        };
+        let writer = ArrowWriter::try_new_with_options(Vec::new(), schema, options)?;
         Ok(ParquetFile { writer, stats: FileStats::new(&contract.file_stats) })
     }
 

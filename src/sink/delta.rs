@@ -67,6 +67,7 @@ impl Sink for DeltaSink {
             upload: self.upload,
             contract: self.table.contract(),
             codec: self.codec,
+            hidden_columns: Vec::new(),
         }
     }
 

@@ -16,12 +16,15 @@ pub(crate) struct FileDestination {
     pub(crate) upload: UploadConfig,
     pub(crate) contract: &'static Contract,
     pub(crate) codec: Codec,
+    /// Columns written after the contract's that the Delta schema does not list (compaction's materialized row
+    /// ids); usually none.
+    pub(crate) hidden_columns: Vec<arrow::datatypes::FieldRef>,
 }
 
 impl FileDestination {
     /// Start a new data file with a unique name.
     pub(crate) fn create_file(&self) -> Result<StreamedFile, ParquetError> {
-        let file = ParquetFile::new(self.contract, self.codec)?;
+        let file = ParquetFile::with_hidden_columns(self.contract, self.codec, &self.hidden_columns)?;
         let path = format!("part-00000-{}-c000.{}", uuid::Uuid::new_v4(), self.codec.file_suffix());
         Ok(StreamedFile { file, upload: self.store.begin(&self.runtime, path, self.upload) })
     }

@@ -5,19 +5,22 @@
 //!   bloom filter on `trace_id`, statistics) and committed as a data-change-free rearrangement
 //!   ([`Table::rearrange`]). Concurrent appenders never conflict with it; a concurrent compaction of the same
 //!   files makes one of the two give up instead of duplicating rows. Each rewrite checks its row count against the
-//!   log's stats before anything is committed.
+//!   log's stats before anything is committed. On a row-tracked table each row keeps its id and commit version,
+//!   written in the table's materialized row-tracking columns of the new file.
 //! - [`vacuum`] deletes files the table no longer references (replaced by compaction, or orphans of failed
 //!   uploads) once they are older than the retention (default 7 days, the Delta default, so readers of recent
 //!   versions and uploads still in flight are safe).
 //! - Checkpoints and expired-log cleanup run in the committer (see [`crate::commit`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
-use crate::commit::{ActiveFile, CommitError, Table, UploadedFile};
+use crate::commit::{ActiveFile, CommitError, MaterializedRowIds, Table, UploadedFile};
 use crate::encode::Codec;
 use crate::store::{FileDestination, StoreError, UploadConfig};
 
@@ -48,6 +51,8 @@ pub enum UpkeepError {
     Retention(Duration),
     #[error("{path} holds {found} rows but the log says {expected}; not compacting it")]
     RowCount { path: String, found: u64, expected: u64 },
+    #[error("{path}: its rows have no ids to carry over (no baseRowId, none materialized); not compacting it")]
+    NoRowIds { path: String },
     #[error("vacuum: {0}")]
     Vacuum(#[source] deltalake::DeltaTableError),
 }
@@ -133,7 +138,7 @@ pub(crate) fn plan(files: &[ActiveFile], target_file_size: u64) -> Vec<Vec<Activ
 pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<OptimizeReport, UpkeepError> {
     table.refresh().await.map_err(Box::new)?;
     // Before any file is rewritten: a table whose files cannot be replaced is left as it is.
-    table.can_rewrite().map_err(Box::new)?;
+    let row_ids = table.rewrites().map_err(Box::new)?;
     let files = table.files().map_err(Box::new)?;
     let mut report = OptimizeReport { files_before: files.len(), ..Default::default() };
     for bin in plan(&files, options.target_file_size) {
@@ -143,9 +148,11 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
             upload: options.upload,
             contract: table.contract(),
             codec: options.codec,
+            hidden_columns: row_ids.as_ref().map(hidden_columns).unwrap_or_default(),
         };
         let inputs = bin.clone();
-        let rewritten = tokio::task::spawn_blocking(move || rewrite(&inputs, &destination))
+        let row_ids = row_ids.clone();
+        let rewritten = tokio::task::spawn_blocking(move || rewrite(&inputs, &destination, row_ids.as_ref()))
             .await
             .map_err(UpkeepError::Task)
             .and_then(|r| r);
@@ -180,26 +187,74 @@ pub async fn optimize(table: &mut Table, options: &OptimizeOptions) -> Result<Op
     Ok(report)
 }
 
-/// Rewrite `bin` as one file (on a blocking thread: reads and uploads go through the destination's runtime).
-fn rewrite(bin: &[ActiveFile], destination: &FileDestination) -> Result<(UploadedFile, u64), UpkeepError> {
+/// The materialized row-tracking columns a rewritten file carries after the table's.
+fn hidden_columns(row_ids: &MaterializedRowIds) -> Vec<FieldRef> {
+    let column = |name: &str| Arc::new(Field::new(name, DataType::Int64, true));
+    vec![column(&row_ids.row_id), column(&row_ids.commit_version)]
+}
+
+/// Rewrite `bin` as one file (on a blocking thread: reads and uploads go through the destination's runtime). With
+/// `row_ids` (a row-tracked table), each row keeps its id and commit version in the materialized columns: the
+/// value a file already materialized, else its `baseRowId` + the row's index and its `defaultRowCommitVersion`.
+fn rewrite(
+    bin: &[ActiveFile],
+    destination: &FileDestination,
+    row_ids: Option<&MaterializedRowIds>,
+) -> Result<(UploadedFile, u64), UpkeepError> {
     let mut out = destination.create_file().map_err(UpkeepError::Write)?;
     let schema = destination.contract.arrow_schema();
+    let hidden = row_ids.map(hidden_columns).unwrap_or_default();
+    let out_schema = Arc::new(Schema::new(schema.fields().iter().chain(&hidden).cloned().collect::<Vec<_>>()));
     let mut rows = 0u64;
     for input in bin {
         let read_err = |source| UpkeepError::Read { path: input.path.clone(), source };
+        let layout_err = |source| UpkeepError::Layout { path: input.path.clone(), source };
         let bytes: Bytes = destination.runtime.block_on(destination.store.get(&input.path))?;
-        // Read in our Arrow types (whatever Arrow schema, if any, the file embeds): a file of another layout fails
-        // here or below.
-        let options = ArrowReaderOptions::new().with_schema(schema.clone());
+        // Read in our Arrow types (whatever Arrow schema, if any, the file embeds), the file's columns in its own
+        // order: the table's, and materialized row-tracking ones where an earlier rewrite (or Spark) wrote them.
+        // A file of another layout fails here or below.
+        let in_file = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(read_err)?.schema().clone();
+        let read_schema = in_file
+            .fields()
+            .iter()
+            .map(|f| match schema.field_with_name(f.name()) {
+                Ok(ours) => Ok(Arc::new(ours.clone())),
+                Err(_) => hidden.iter().find(|h| h.name() == f.name()).cloned().ok_or_else(|| {
+                    layout_err(arrow::error::ArrowError::SchemaError(format!("unexpected column {}", f.name())))
+                }),
+            })
+            .collect::<Result<Vec<FieldRef>, _>>()?;
+        let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(read_schema)));
         let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
             .and_then(|b| b.with_batch_size(8192).build())
             .map_err(read_err)?;
         let mut found = 0u64;
         for batch in reader {
             let batch = batch.map_err(|e| read_err(e.into()))?;
+            let mut columns = Vec::with_capacity(out_schema.fields().len());
+            for field in schema.fields() {
+                let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                    layout_err(arrow::error::ArrowError::SchemaError(format!("no column {}", field.name())))
+                })?;
+                columns.push(column.clone());
+            }
+            if let Some(row_ids) = row_ids {
+                let first = found as i64;
+                let kept = |name: &str| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>());
+                let ids = carried(kept(&row_ids.row_id), batch.num_rows(), |i| {
+                    input.base_row_id.map(|base| base + first + i as i64)
+                });
+                if ids.null_count() > 0 {
+                    return Err(UpkeepError::NoRowIds { path: input.path.clone() });
+                }
+                // A row with no commit version (none kept, no default) keeps none: readers then see NULL as before.
+                let versions =
+                    carried(kept(&row_ids.commit_version), batch.num_rows(), |_| input.default_row_commit_version);
+                columns.push(Arc::new(ids));
+                columns.push(Arc::new(versions));
+            }
             // Same columns, our schema (and field metadata): a file of another layout is refused here.
-            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-                .map_err(|source| UpkeepError::Layout { path: input.path.clone(), source })?;
+            let batch = RecordBatch::try_new(out_schema.clone(), columns).map_err(layout_err)?;
             found += batch.num_rows() as u64;
             out.write(&batch).map_err(UpkeepError::Write)?;
         }
@@ -212,6 +267,16 @@ fn rewrite(bin: &[ActiveFile], destination: &FileDestination) -> Result<(Uploade
     let path = upload.path.clone();
     let size = destination.runtime.block_on(upload.wait())?;
     Ok((UploadedFile { path, size, stats }, rows))
+}
+
+/// `rows` values: each one `kept` has, else `default(row)` (NULL if that is `None` too).
+fn carried(kept: Option<&Int64Array>, rows: usize, default: impl Fn(usize) -> Option<i64>) -> Int64Array {
+    (0..rows)
+        .map(|i| match kept {
+            Some(kept) if kept.is_valid(i) => Some(kept.value(i)),
+            _ => default(i),
+        })
+        .collect()
 }
 
 /// What vacuum did (or, on a dry run, would do).
@@ -281,6 +346,8 @@ mod tests {
             num_records: Some(1),
             min_start_time: Some(start),
             has_deletion_vector: false,
+            base_row_id: None,
+            default_row_commit_version: None,
         }
     }
 
