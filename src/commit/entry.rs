@@ -174,6 +174,9 @@ impl OwnEntries {
 
     /// Write `actions` (adds, and removes for compaction) as the entry after `state`'s version. `operation` and
     /// `parameters` go to `commitInfo`.
+    ///
+    /// `last` is what the previous entry this writer wrote says (its version, row-id mark and in-commit
+    /// timestamp): when `state` is at that version, the log need not be read for them. It is updated on success.
     pub(crate) async fn commit(
         &self,
         state: &DeltaTableState,
@@ -181,13 +184,19 @@ impl OwnEntries {
         mut actions: Vec<Action>,
         operation: &str,
         parameters: HashMap<String, Value>,
+        last: &mut Option<LastEntry>,
     ) -> Result<Written, DeltaTableError> {
         let version = state.version() + 1;
+        let known = last.filter(|l| l.version == state.version());
         let mut entry: Vec<Action> = Vec::with_capacity(actions.len() + 2);
         let now = chrono::Utc::now().timestamp_millis();
-        let in_commit_timestamp = match self.in_commit_timestamps {
-            true => Some(now.max(previous_in_commit_timestamp(log_store, state.version()).await?.map_or(0, |t| t + 1))),
-            false => None,
+        let in_commit_timestamp = match (self.in_commit_timestamps, known) {
+            (false, _) => None,
+            (true, Some(known)) => Some(now.max(known.in_commit_timestamp.map_or(0, |t| t + 1))),
+            (true, None) => {
+                let previous = previous_in_commit_timestamp(log_store, state.version()).await?;
+                Some(now.max(previous.map_or(0, |t| t + 1)))
+            }
         };
         entry.push(Action::CommitInfo(CommitInfo {
             timestamp: Some(now),
@@ -199,11 +208,16 @@ impl OwnEntries {
             engine_info: Some(concat!("otel-delta/", env!("CARGO_PKG_VERSION")).to_owned()),
             ..Default::default()
         }));
+        let mut row_id_mark = None;
         if self.row_tracking {
-            let mark = row_id_high_water_mark(log_store, state.version()).await?;
-            let (mark, tracked) = assign_row_ids(mark, version, actions)?;
+            let mark = match known {
+                Some(known) => known.row_id_mark,
+                None => row_id_high_water_mark(log_store, state.version()).await?,
+            };
+            let (moved, tracked) = assign_row_ids(mark, version, actions)?;
             actions = tracked;
-            if let Some(mark) = mark {
+            row_id_mark = moved.or(mark);
+            if let Some(mark) = moved {
                 entry.push(Action::DomainMetadata(DomainMetadata {
                     domain: ROW_TRACKING_DOMAIN.to_owned(),
                     configuration: serde_json::json!({ "rowIdHighWaterMark": mark }).to_string(),
@@ -217,8 +231,21 @@ impl OwnEntries {
             serde_json::to_writer(&mut bytes, action).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
             bytes.push(b'\n');
         }
-        write_put_if_absent(log_store, version, Bytes::from(bytes)).await
+        let written = write_put_if_absent(log_store, version, Bytes::from(bytes)).await?;
+        *last = match written {
+            Written::At(version) => Some(LastEntry { version, row_id_mark, in_commit_timestamp }),
+            Written::Taken => None,
+        };
+        Ok(written)
     }
+}
+
+/// What the last entry this writer wrote says, to write the next one without reading the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LastEntry {
+    version: u64,
+    row_id_mark: Option<i64>,
+    in_commit_timestamp: Option<i64>,
 }
 
 /// Whether any field of a Delta schema (JSON), at any depth, carries metadata `key`.

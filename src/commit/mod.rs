@@ -27,7 +27,7 @@ use object_store::ObjectStore;
 use url::Url;
 
 pub use self::entry::MaterializedRowIds;
-use self::entry::{CommitPath, Written};
+use self::entry::{CommitPath, LastEntry, Written};
 use crate::encode::FileStats;
 use crate::store::Store;
 use crate::table::{Contract, CONTRACTS};
@@ -124,6 +124,8 @@ pub struct Table {
     table: DeltaTable,
     /// Whether the library commits for us or we write the log entries (see [`entry`]).
     path: CommitPath,
+    /// The last log entry we wrote ourselves.
+    last_entry: Option<LastEntry>,
     store: Store,
     checkpoint_interval: u64,
     /// Set when a re-read found the table changed into something we must not write: every later append is refused.
@@ -231,6 +233,7 @@ impl Table {
             backend: backend.clone(),
             table,
             path,
+            last_entry: None,
             store,
             checkpoint_interval,
             refused: None,
@@ -362,7 +365,7 @@ impl Table {
                 let parameters = HashMap::from([("targetSize".to_owned(), serde_json::Value::from(target_size))]);
                 let log_store = self.table.log_store();
                 match own
-                    .commit(state, log_store.as_ref(), actions.clone(), "OPTIMIZE", parameters)
+                    .commit(state, log_store.as_ref(), actions.clone(), "OPTIMIZE", parameters, &mut self.last_entry)
                     .await
                     .map_err(err)?
                 {
@@ -447,7 +450,14 @@ impl Table {
             for _ in 0..APPEND_ATTEMPTS {
                 let state = self.table.snapshot()?;
                 match own
-                    .commit(state, self.table.log_store().as_ref(), actions.clone(), "WRITE", parameters.clone())
+                    .commit(
+                        state,
+                        self.table.log_store().as_ref(),
+                        actions.clone(),
+                        "WRITE",
+                        parameters.clone(),
+                        &mut self.last_entry,
+                    )
                     .await?
                 {
                     Written::At(version) => {
