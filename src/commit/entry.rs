@@ -107,9 +107,9 @@ impl CommitPath {
 /// The hidden columns in which a rewritten file of a row-tracked table keeps each row's id and last commit
 /// version (readers take them over the file's `baseRowId` + row index and `defaultRowCommitVersion`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaterializedRowIds {
-    pub row_id: String,
-    pub commit_version: String,
+pub(crate) struct MaterializedRowIds {
+    pub(crate) row_id: String,
+    pub(crate) commit_version: String,
 }
 
 /// The outcome of one attempt to write an entry.

@@ -26,7 +26,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use object_store::ObjectStore;
 use url::Url;
 
-pub use self::entry::MaterializedRowIds;
+pub(crate) use self::entry::MaterializedRowIds;
 use self::entry::{CommitPath, LastEntry, Written};
 use crate::encode::FileStats;
 use crate::store::Store;
