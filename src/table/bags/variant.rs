@@ -89,31 +89,41 @@ impl BagColumn for VariantColumn {
 /// A `BinaryView` array of consecutive rows of `bytes`, each ending at the next of `ends`. Rows are views of the
 /// buffer itself (no copy); a block holds at most 4 GiB, so a larger buffer is split at row boundaries.
 fn views(bytes: Vec<u8>, ends: impl ExactSizeIterator<Item = usize>) -> Result<BinaryViewArray, ArrowError> {
+    views_in_blocks_of(u32::MAX as usize, bytes, ends)
+}
+
+/// [`views`] with blocks of at most `block` bytes (tests split at a size they can afford).
+fn views_in_blocks_of(
+    block: usize,
+    bytes: Vec<u8>,
+    ends: impl ExactSizeIterator<Item = usize>,
+) -> Result<BinaryViewArray, ArrowError> {
     let data = Buffer::from_vec(bytes);
     let too_large = || ArrowError::InvalidArgumentError("a VARIANT row longer than 4 GiB".into());
     let mut views = Vec::with_capacity(ends.len());
     let mut blocks = Vec::new();
-    let (mut block_start, mut block_used, mut start) = (0, false, 0);
+    // The open block: from `block_start` to the end of the last row that is not inlined in its view (0: none).
+    let (mut block_start, mut block_end, mut start) = (0, 0, 0);
     for end in ends {
         let row = data.get(start..end).ok_or_else(too_large)?;
         let len = u32::try_from(row.len()).map_err(|_| too_large())?;
         if len <= 12 {
             views.push(make_view(row, 0, 0));
         } else {
-            if u32::try_from(end - block_start).is_err() {
-                if block_used {
-                    blocks.push(data.slice_with_length(block_start, start - block_start));
+            if end - block_start > block {
+                if block_end > block_start {
+                    blocks.push(data.slice_with_length(block_start, block_end - block_start));
                 }
                 block_start = start;
             }
             let block = u32::try_from(blocks.len()).map_err(|_| too_large())?;
             views.push(make_view(row, block, (start - block_start) as u32));
-            block_used = true;
+            block_end = end;
         }
         start = end;
     }
-    if block_used {
-        blocks.push(data.slice_with_length(block_start, start - block_start));
+    if block_end > block_start {
+        blocks.push(data.slice_with_length(block_start, block_end - block_start));
     }
     BinaryViewArray::try_new(ScalarBuffer::from(views), blocks, None)
 }
@@ -338,6 +348,19 @@ mod tests {
         let row = array.value(0);
         let object = row.as_object().unwrap();
         assert_eq!((object.len(), object.get("b")), (1, Some(Variant::from("kept"))), "no bytes of the failed bag");
+    }
+
+    #[test]
+    fn rows_past_a_block_start_a_new_block() {
+        let rows: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; [3, 13, 30, 40][i as usize % 4]]).collect();
+        let ends = rows.iter().scan(0, |end, row| {
+            *end += row.len();
+            Some(*end)
+        });
+        let array = views_in_blocks_of(40, rows.concat(), ends.collect::<Vec<_>>().into_iter()).unwrap();
+        assert!(array.data_buffers().len() > 5, "{} blocks", array.data_buffers().len());
+        assert!(array.data_buffers().iter().all(|b| b.len() <= 40));
+        assert_eq!(array.iter().map(|r| r.unwrap().to_vec()).collect::<Vec<_>>(), rows);
     }
 
     #[test]
