@@ -1,5 +1,6 @@
-//! OTLP values as VARIANT, the attribute type of the v2 layout (`otel-tables.md`), encoded by the arrow-rs
-//! `parquet-variant` builders.
+//! OTLP values as VARIANT, the attribute type of the v2 layout (`otel-tables.md`), encoded by our own encoder
+//! ([`encode`]) straight into the columns' buffers; the arrow-rs `parquet-variant` builders, which it replaced for
+//! speed, are kept as the tests' oracle.
 //!
 //! Types are kept: a string stays a string, an int an int64, a double a double, a bool a boolean, bytes binary;
 //! an array is a variant array and a kvlist an object, nested as deep as the decoder accepts. An attribute bag is
@@ -10,21 +11,23 @@
 
 use std::sync::Arc;
 
+use arrow::array::{make_view, BinaryViewArray};
 use arrow::array::{ArrayRef, StructArray};
+use arrow::buffer::{Buffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use arrow::error::ArrowError;
-use parquet::variant::{
-    ListBuilder, ObjectBuilder, ObjectFieldBuilder, Variant, VariantArrayBuilder, VariantBuilder, VariantBuilderExt,
-    VariantType,
-};
+use parquet::variant::VariantType;
 
 use super::{BagColumn, RepeatedBagColumn};
-use crate::decode::{AnyValue, Attributes, DecodeError};
+use crate::decode::{Attributes, DecodeError};
 use crate::table::columns::{headroom, struct_fields};
 use crate::table::repeated::{RepeatedBinary, View};
+use encode::Encoder;
+
+mod encode;
 
 /// `field` with every VARIANT column in it (the Delta kernel's Arrow type for VARIANT: a struct of exactly a
-/// `metadata` and a `value` binary) built as views of the builders' buffers and tagged with the Parquet VARIANT
+/// `metadata` and a `value` binary) built as views of the encoders' buffers and tagged with the Parquet VARIANT
 /// extension type, which makes the Parquet writer annotate the column with the VARIANT logical type.
 pub(crate) fn annotate_variants(field: &Field) -> Field {
     let annotated = |f: &FieldRef| Arc::new(annotate_variants(f));
@@ -49,34 +52,87 @@ fn is_variant(children: &Fields) -> bool {
         [("metadata", m), ("value", v)] if binary(m) && binary(v))
 }
 
-/// A VARIANT column: `STRUCT<metadata BINARY, value BINARY>` (Arrow views of the builder's buffers), one attribute
-/// object per row.
+/// A VARIANT column: `STRUCT<metadata BINARY, value BINARY>` (Arrow views of two byte buffers the rows are encoded
+/// into), one attribute object per row.
 pub(crate) struct VariantColumn {
-    builder: VariantArrayBuilder,
-    rows: usize,
+    encoder: Encoder,
+    metadata: Vec<u8>,
+    value: Vec<u8>,
+    /// Where each row's metadata and value end in the buffers.
+    ends: Vec<(usize, usize)>,
 }
 
 impl BagColumn for VariantColumn {
     fn new() -> Self {
-        VariantColumn { builder: VariantArrayBuilder::new(0), rows: 0 }
+        VariantColumn { encoder: Encoder::new(), metadata: Vec::new(), value: Vec::new(), ends: Vec::new() }
     }
 
     fn append(&mut self, attributes: Attributes<'_>) -> Result<(), DecodeError> {
-        append_attributes(&mut self.builder, attributes)?;
-        self.rows += 1;
+        self.encoder.append_bag(attributes, &mut self.metadata, &mut self.value)?;
+        self.ends.push((self.metadata.len(), self.value.len()));
         Ok(())
     }
 
     fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, ArrowError> {
-        let next = VariantArrayBuilder::new(headroom(std::mem::take(&mut self.rows)));
-        let built = std::mem::replace(&mut self.builder, next).build().into_inner();
-        let (_, columns, nulls) = built.into_parts();
-        Ok(Arc::new(StructArray::try_new(struct_fields(data_type)?.clone(), columns, nulls)?))
+        let room = (headroom(self.metadata.len()), headroom(self.value.len()), headroom(self.ends.len()));
+        let metadata = std::mem::replace(&mut self.metadata, Vec::with_capacity(room.0));
+        let value = std::mem::replace(&mut self.value, Vec::with_capacity(room.1));
+        let ends = std::mem::replace(&mut self.ends, Vec::with_capacity(room.2));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(views(metadata, ends.iter().map(|e| e.0))?),
+            Arc::new(views(value, ends.iter().map(|e| e.1))?),
+        ];
+        Ok(Arc::new(StructArray::try_new(struct_fields(data_type)?.clone(), columns, None)?))
     }
+}
+
+/// A `BinaryView` array of consecutive rows of `bytes`, each ending at the next of `ends`. Rows are views of the
+/// buffer itself (no copy); a block holds at most 4 GiB, so a larger buffer is split at row boundaries.
+fn views(bytes: Vec<u8>, ends: impl ExactSizeIterator<Item = usize>) -> Result<BinaryViewArray, ArrowError> {
+    views_in_blocks_of(u32::MAX as usize, bytes, ends)
+}
+
+/// [`views`] with blocks of at most `block` bytes (tests split at a size they can afford).
+fn views_in_blocks_of(
+    block: usize,
+    bytes: Vec<u8>,
+    ends: impl ExactSizeIterator<Item = usize>,
+) -> Result<BinaryViewArray, ArrowError> {
+    let data = Buffer::from_vec(bytes);
+    let too_large = || ArrowError::InvalidArgumentError("a VARIANT row longer than 4 GiB".into());
+    let mut views = Vec::with_capacity(ends.len());
+    let mut blocks = Vec::new();
+    // The open block: from `block_start` to the end of the last row that is not inlined in its view (0: none).
+    let (mut block_start, mut block_end, mut start) = (0, 0, 0);
+    for end in ends {
+        let row = data.get(start..end).ok_or_else(too_large)?;
+        let len = u32::try_from(row.len()).map_err(|_| too_large())?;
+        if len <= 12 {
+            views.push(make_view(row, 0, 0));
+        } else {
+            if end - block_start > block {
+                if block_end > block_start {
+                    blocks.push(data.slice_with_length(block_start, block_end - block_start));
+                }
+                block_start = start;
+            }
+            let block = u32::try_from(blocks.len()).map_err(|_| too_large())?;
+            views.push(make_view(row, block, (start - block_start) as u32));
+            block_end = end;
+        }
+        start = end;
+    }
+    if block_end > block_start {
+        blocks.push(data.slice_with_length(block_start, block_end - block_start));
+    }
+    BinaryViewArray::try_new(ScalarBuffer::from(views), blocks, None)
 }
 
 /// A VARIANT column whose rows repeat a few stored objects (resource and scope attributes).
 pub(crate) struct RepeatedVariant {
+    encoder: Encoder,
+    /// One bag's bytes, before they are stored.
+    scratch: (Vec<u8>, Vec<u8>),
     metadata: RepeatedBinary,
     value: RepeatedBinary,
 }
@@ -86,15 +142,21 @@ impl RepeatedBagColumn for RepeatedVariant {
     type Stored = (View, View);
 
     fn new() -> Self {
-        RepeatedVariant { metadata: RepeatedBinary::new(), value: RepeatedBinary::new() }
+        RepeatedVariant {
+            encoder: Encoder::new(),
+            scratch: (Vec::new(), Vec::new()),
+            metadata: RepeatedBinary::new(),
+            value: RepeatedBinary::new(),
+        }
     }
 
     fn store(&mut self, attributes: Attributes<'_>) -> Result<(Self::Stored, u64), DecodeError> {
-        let mut builder = VariantBuilder::new();
-        append_attributes(&mut builder, attributes)?;
-        let (metadata, value) = builder.try_finish().map_err(invalid)?;
+        let (metadata, value) = &mut self.scratch;
+        metadata.clear();
+        value.clear();
+        self.encoder.append_bag(attributes, metadata, value)?;
         let cost = (metadata.len() + value.len()) as u64 + 8;
-        Ok(((self.metadata.store(&metadata), self.value.store(&value)), cost))
+        Ok(((self.metadata.store(metadata), self.value.store(value)), cost))
     }
 
     fn push(&mut self, &(metadata, value): &Self::Stored) {
@@ -108,49 +170,61 @@ impl RepeatedBagColumn for RepeatedVariant {
     }
 }
 
-/// Append an attribute bag as one object value to `out` (one row of a variant column, or a nested field).
-fn append_attributes(out: &mut impl VariantBuilderExt, attributes: Attributes<'_>) -> Result<(), DecodeError> {
-    let mut object = out.try_new_object().map_err(invalid)?;
-    for kv in attributes {
-        let kv = kv?;
-        append_value(&mut ObjectFieldBuilder::new(kv.key, &mut object), &kv.value, 1)?;
-    }
-    // An object left unfinished (an error above) is rolled back by the builder: the row is not appended.
-    object.finish();
-    Ok(())
-}
+/// The arrow-rs builders' encoding of a bag (what this module used before [`Encoder`]): the oracle the tests hold
+/// the encoder to.
+#[cfg(test)]
+mod oracle {
+    use parquet::variant::{ListBuilder, ObjectBuilder, ObjectFieldBuilder, Variant, VariantBuilderExt};
 
-/// Append one value. `depth` is its nesting level, bounded by the decoder.
-fn append_value(out: &mut impl VariantBuilderExt, value: &AnyValue<'_>, depth: u32) -> Result<(), DecodeError> {
-    match value {
-        AnyValue::Empty => out.append_value(Variant::Null),
-        AnyValue::String(s) => out.append_value(*s),
-        AnyValue::Bool(b) => out.append_value(*b),
-        AnyValue::Int(i) => out.append_value(*i),
-        AnyValue::Double(d) => out.append_value(*d),
-        AnyValue::Bytes(b) => out.append_value(Variant::Binary(b)),
-        AnyValue::Array(array) => {
-            let mut list: ListBuilder<'_, _> = out.try_new_list().map_err(invalid)?;
-            for item in array.iter(depth)? {
-                append_value(&mut list, &item?, depth + 1)?;
-            }
-            list.finish();
-        }
-        AnyValue::KvList(kvs) => {
-            let mut object: ObjectBuilder<'_, _> = out.try_new_object().map_err(invalid)?;
-            for kv in kvs.iter(depth)? {
-                let kv = kv?;
-                append_value(&mut ObjectFieldBuilder::new(kv.key, &mut object), &kv.value, depth + 1)?;
-            }
-            object.finish();
-        }
-    }
-    Ok(())
-}
+    use crate::decode::{AnyValue, Attributes, DecodeError};
 
-/// The builders refuse only what a bounded request cannot produce (a value or dictionary past 4 GiB).
-fn invalid(_: arrow::error::ArrowError) -> DecodeError {
-    DecodeError::Variant
+    /// Append an attribute bag as one object value to `out` (one row of a variant column, or a nested field).
+    pub(super) fn append_attributes(
+        out: &mut impl VariantBuilderExt,
+        attributes: Attributes<'_>,
+    ) -> Result<(), DecodeError> {
+        let mut object = out.try_new_object().map_err(invalid)?;
+        for kv in attributes {
+            let kv = kv?;
+            append_value(&mut ObjectFieldBuilder::new(kv.key, &mut object), &kv.value, 1)?;
+        }
+        // An object left unfinished (an error above) is rolled back by the builder: the row is not appended.
+        object.finish();
+        Ok(())
+    }
+
+    /// Append one value. `depth` is its nesting level, bounded by the decoder.
+    fn append_value(out: &mut impl VariantBuilderExt, value: &AnyValue<'_>, depth: u32) -> Result<(), DecodeError> {
+        match value {
+            AnyValue::Empty => out.append_value(Variant::Null),
+            AnyValue::String(s) => out.append_value(*s),
+            AnyValue::Bool(b) => out.append_value(*b),
+            AnyValue::Int(i) => out.append_value(*i),
+            AnyValue::Double(d) => out.append_value(*d),
+            AnyValue::Bytes(b) => out.append_value(Variant::Binary(b)),
+            AnyValue::Array(array) => {
+                let mut list: ListBuilder<'_, _> = out.try_new_list().map_err(invalid)?;
+                for item in array.iter(depth)? {
+                    append_value(&mut list, &item?, depth + 1)?;
+                }
+                list.finish();
+            }
+            AnyValue::KvList(kvs) => {
+                let mut object: ObjectBuilder<'_, _> = out.try_new_object().map_err(invalid)?;
+                for kv in kvs.iter(depth)? {
+                    let kv = kv?;
+                    append_value(&mut ObjectFieldBuilder::new(kv.key, &mut object), &kv.value, depth + 1)?;
+                }
+                object.finish();
+            }
+        }
+        Ok(())
+    }
+
+    /// The builders refuse only what a bounded request cannot produce (a value or dictionary past 4 GiB).
+    fn invalid(_: arrow::error::ArrowError) -> DecodeError {
+        DecodeError::Variant
+    }
 }
 
 #[cfg(test)]
@@ -158,7 +232,7 @@ mod tests {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue as Pb, ArrayValue, KeyValue, KeyValueList};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-    use parquet::variant::{Variant, VariantArrayBuilder};
+    use parquet::variant::Variant;
     use prost::Message as _;
 
     use super::*;
@@ -168,29 +242,30 @@ mod tests {
         KeyValue { key: key.into(), value: Some(Pb { value }), ..Default::default() }
     }
 
-    /// The attributes of a one-span request, encoded as one variant row; returns the row's (metadata, value).
-    fn encode(attributes: Vec<KeyValue>) -> (Vec<u8>, Vec<u8>) {
+    /// A one-span request whose span has `attributes`, as protobuf.
+    pub(super) fn one_span(attributes: Vec<KeyValue>) -> Vec<u8> {
         let span = Span { trace_id: vec![1; 16], span_id: vec![2; 8], attributes, ..Default::default() };
         let scope = ScopeSpans { spans: vec![span], ..Default::default() };
         let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans { scope_spans: vec![scope], ..Default::default() }],
         };
-        let body = request.encode_to_vec();
-        let mut builder = VariantArrayBuilder::new(1);
-        for rs in Request::new(&body).resource_spans() {
-            for ss in rs.unwrap().scope_spans() {
-                for span in ss.unwrap().spans() {
-                    append_attributes(&mut builder, span.unwrap().attributes()).unwrap();
-                }
-            }
-        }
-        let array = builder.build();
-        let row = array.value(0);
-        let object = row.as_object().expect("an attribute bag is an object");
-        // Re-encode through the reader's view, so the test owns its bytes.
-        let mut out = parquet::variant::VariantBuilder::new();
-        out.append_value(Variant::Object(object.clone()));
-        out.finish()
+        request.encode_to_vec()
+    }
+
+    /// The attributes of the span in a [`one_span`] request.
+    pub(super) fn span_attributes(body: &[u8]) -> Attributes<'_> {
+        let resource_spans = Request::new(body).resource_spans().next().unwrap().unwrap();
+        let scope_spans = resource_spans.scope_spans().next().unwrap().unwrap();
+        let span = scope_spans.spans().next().unwrap().unwrap();
+        span.attributes()
+    }
+
+    /// The attributes of a one-span request, encoded as one variant row; returns the row's (metadata, value).
+    fn encode(attributes: Vec<KeyValue>) -> (Vec<u8>, Vec<u8>) {
+        let body = one_span(attributes);
+        let (mut metadata, mut value) = (Vec::new(), Vec::new());
+        Encoder::new().append_bag(span_attributes(&body), &mut metadata, &mut value).unwrap();
+        (metadata, value)
     }
 
     #[test]
@@ -214,7 +289,7 @@ mod tests {
             kv("list", Some(V::ArrayValue(ArrayValue { values: vec![Pb { value: Some(V::DoubleValue(0.5)) }] }))),
             kv("map", Some(V::KvlistValue(nested))),
         ]);
-        let row = Variant::new(&metadata, &value);
+        let row = Variant::try_new(&metadata, &value).unwrap();
         let o = row.as_object().unwrap();
         assert_eq!(o.get("s"), Some(Variant::from("text")));
         assert_eq!(o.get("b"), Some(Variant::from(true)));
@@ -276,13 +351,26 @@ mod tests {
     }
 
     #[test]
+    fn rows_past_a_block_start_a_new_block() {
+        let rows: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; [3, 13, 30, 40][i as usize % 4]]).collect();
+        let ends = rows.iter().scan(0, |end, row| {
+            *end += row.len();
+            Some(*end)
+        });
+        let array = views_in_blocks_of(40, rows.concat(), ends.collect::<Vec<_>>().into_iter()).unwrap();
+        assert!(array.data_buffers().len() > 5, "{} blocks", array.data_buffers().len());
+        assert!(array.data_buffers().iter().all(|b| b.len() <= 40));
+        assert_eq!(array.iter().map(|r| r.unwrap().to_vec()).collect::<Vec<_>>(), rows);
+    }
+
+    #[test]
     fn a_repeated_key_keeps_its_last_value_and_an_empty_bag_is_an_empty_object() {
         use any_value::Value as V;
         let (metadata, value) = encode(vec![kv("k", Some(V::IntValue(1))), kv("k", Some(V::IntValue(2)))]);
-        let row = Variant::new(&metadata, &value);
+        let row = Variant::try_new(&metadata, &value).unwrap();
         let o = row.as_object().unwrap();
         assert_eq!((o.len(), o.get("k")), (1, Some(Variant::Int64(2))));
         let (metadata, value) = encode(vec![]);
-        assert_eq!(Variant::new(&metadata, &value).as_object().unwrap().len(), 0);
+        assert_eq!(Variant::try_new(&metadata, &value).unwrap().as_object().unwrap().len(), 0);
     }
 }
