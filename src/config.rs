@@ -101,9 +101,9 @@ pub struct ServeArgs {
     pipeline: PipelineArgs,
     #[command(flatten)]
     databricks: DatabricksArgs,
-    /// Layout of a table otel-delta creates: v1 (MAP attributes; Databricks' legacy layout) or v2 (VARIANT
-    /// attributes and four leading columns, as the workspace creates tables today). Default v1. An existing table
-    /// is written in its own layout; naming a layout it does not have is refused at start-up.
+    /// Layout of a table otel-delta creates: v2 (VARIANT attributes and four leading columns, as the workspace
+    /// creates tables today; the default) or v1 (MAP attributes; Databricks' legacy layout). An existing table is
+    /// written in its own layout; naming a layout it does not have is refused at start-up.
     #[arg(long, env = "OTEL_DELTA_LAYOUT", value_enum)]
     layout: Option<LayoutArg>,
     /// Compact small files every this often while serving (e.g. 10m); off by default (run `otel-delta optimize`).

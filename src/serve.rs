@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::databricks::{self, DatabricksError, Destination, StartError, Workspace};
 use crate::pipeline::Pipeline;
 use crate::sink::{DeltaSink, Target, ZerobusSink};
-use crate::table::{Contract, Layout};
+use crate::table::Contract;
 use crate::{receiver, upkeep};
 
 /// At least this long for the last commit after the receiver is done, even past the shutdown timeout: requests
@@ -50,7 +50,7 @@ impl Collector {
     /// Open where the configuration sends spans: `--table`, or with Databricks configured, after linking the
     /// MLflow experiment, the Unity Catalog table (through its vended credentials) or a Zerobus stream into it.
     pub async fn open(config: Config) -> Result<Collector, ServeError> {
-        let contract = Contract::spans(config.layout.unwrap_or(Layout::V1));
+        let contract = Contract::spans(config.layout.unwrap_or_default());
         let pipeline = &config.pipeline;
         if let Some(db) = &config.databricks {
             let ws = Workspace::from_env(|name| std::env::var(name).ok())?.ok_or(DatabricksError::NoHost)?;

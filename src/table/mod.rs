@@ -80,11 +80,13 @@ impl Signal {
 }
 
 /// A table layout, named as Databricks names them in `otel.schemaVersion`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Layout {
     /// MAP attributes, as the original app and MLflow's first UC trace locations wrote.
     V1,
-    /// VARIANT attributes and four leading columns, as the workspace creates tables today.
+    /// VARIANT attributes and four leading columns, as the workspace creates tables today: the layout of a table
+    /// otel-delta creates unless told otherwise.
+    #[default]
     V2,
 }
 

@@ -34,25 +34,25 @@ stop() {
 }
 
 serve --warehouse "$work/wh" --flush-interval 200ms
-python3 tests/interop/python_roundtrip.py "$url" "$work/wh/main/default/otel_otel_spans" 120
+LAYOUT=v2 python3 tests/interop/python_roundtrip.py "$url" "$work/wh/main/default/otel_otel_spans" 120
 stop
-echo "interop (local table): OK"
+echo "interop (local table, default v2 layout, VARIANT values decoded by pyspark): OK"
 
-serve --warehouse "$work/wh2" --layout v2 --flush-interval 200ms
-LAYOUT=v2 python3 tests/interop/python_roundtrip.py "$url" "$work/wh2/main/default/otel_otel_spans" 120
+serve --warehouse "$work/wh1" --layout v1 --flush-interval 200ms
+python3 tests/interop/python_roundtrip.py "$url" "$work/wh1/main/default/otel_otel_spans" 120
 stop
-echo "interop (local table, v2 layout, VARIANT values decoded by pyspark): OK"
+echo "interop (local table, v1 layout): OK"
 
 if [ -n "${OTEL_DELTA_TEST_S3:-}" ]; then
   table="$OTEL_DELTA_TEST_S3/interop-$(date +%s)-$RANDOM"
   serve --table "$table" --flush-interval 100ms
   # Several exports with a short flush interval: several small files for optimize to compact.
-  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "$url" "$table" 120
-  EXPORT_ONLY=1 python3 tests/interop/python_roundtrip.py "$url" "$table" 120
+  EXPORT_ONLY=1 LAYOUT=v2 python3 tests/interop/python_roundtrip.py "$url" "$table" 120
+  EXPORT_ONLY=1 LAYOUT=v2 python3 tests/interop/python_roundtrip.py "$url" "$table" 120
   stop
   "$bin" optimize --table "$table" | tee "$work/optimize"
   grep -Eq "rewritten as [1-9]" "$work/optimize"
-  python3 tests/interop/python_roundtrip.py - "$table" 240
+  LAYOUT=v2 python3 tests/interop/python_roundtrip.py - "$table" 240
   echo "interop (S3 table, after optimize): OK"
 elif [ "${OTEL_DELTA_REQUIRE_STORES:-}" = 1 ]; then
   echo "OTEL_DELTA_REQUIRE_STORES=1 but OTEL_DELTA_TEST_S3 is unset: source tests/stores/env.sh" >&2

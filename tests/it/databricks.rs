@@ -233,8 +233,11 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
             if json["table_type"] != "EXTERNAL" || json["data_source_format"] != "DELTA" {
                 return error(400, "INVALID_PARAMETER_VALUE", "only EXTERNAL DELTA tables can be created");
             }
-            if json["columns"].as_array().is_none_or(|c| c.len() != 20) {
-                return error(400, "INVALID_PARAMETER_VALUE", "expected the 20 spans columns");
+            let described = |(i, c): (usize, &Value)| {
+                ["name", "type_text", "type_name", "type_json"].iter().all(|k| c[k].is_string()) && c["position"] == i
+            };
+            if json["columns"].as_array().is_none_or(|c| c.is_empty() || !c.iter().enumerate().all(described)) {
+                return error(400, "INVALID_PARAMETER_VALUE", "every column needs its name, types and position");
             }
             let mut table = json.clone();
             table["full_name"] = json!(full_name);

@@ -7,7 +7,7 @@ use crate::http::{post, request};
 use crate::support::{log_entry, read_rows, table_url, workspace_made_v2_table, Collector};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
+async fn a_new_table_is_v2_by_default_and_reopening_keeps_its_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("main").join("default").join("otel_otel_spans");
     let c = Collector::start_at(&path, &[]).await.unwrap();
@@ -18,8 +18,8 @@ async fn a_new_table_is_v1_and_reopening_keeps_its_rows() {
     let url = table_url(&path);
     let table = deltalake::open_table(url).await.unwrap();
     let snapshot = table.snapshot().unwrap();
-    assert_eq!(snapshot.metadata().configuration().get("otel.schemaVersion").map(String::as_str), Some("v1"));
-    assert_eq!(snapshot.schema().as_ref(), otel_delta::Contract::spans_v1().delta_schema());
+    assert_eq!(snapshot.metadata().configuration().get("otel.schemaVersion").map(String::as_str), Some("v2"));
+    assert_eq!(snapshot.schema().as_ref(), otel_delta::Contract::spans_v2().delta_schema());
     // Each add carries stats readers can skip files with.
     let log = std::fs::read_to_string(path.join("_delta_log").join(format!("{:020}.json", 1))).unwrap();
     let add: serde_json::Value = log
@@ -94,7 +94,7 @@ async fn a_table_of_another_layout_version_is_refused() {
 async fn metadata_changed_by_another_writer_is_adopted_or_refused_never_wedges() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spans");
-    let c = Collector::start_at(&path, &["--flush-interval", "50ms"]).await.unwrap();
+    let c = Collector::start_at(&path, &["--layout", "v1", "--flush-interval", "50ms"]).await.unwrap();
     let send = |seed| {
         let url = c.traces_url();
         async move { post(&url, "application/x-protobuf", request(seed, 2).encode_to_vec()).await.status() }
