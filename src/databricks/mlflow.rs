@@ -105,8 +105,14 @@ pub async fn link_trace_tables(
         existing,
         requested: requested.clone(),
     };
-    if let Some(existing) = experiment.tags.get(TRACE_LOCATION_TAG).filter(|e| **e != requested) {
-        return Err(elsewhere(existing.clone()));
+    let linked_here = experiment.tags.get(TRACE_LOCATION_TAG).and_then(|t| same_location(t, catalog, schema, prefix));
+    if let Some(tag) = experiment.tags.get(TRACE_LOCATION_TAG) {
+        match linked_here {
+            // Linked by the UC-schema API to this catalog and schema: its tables are that link's.
+            Some(LinkedBy::UcSchema) => return link_uc_schema(ws, experiment, catalog, schema).await,
+            Some(LinkedBy::TablePrefix) => {}
+            None => return Err(elsewhere(tag.clone())),
+        }
     }
     let location = json!({ "catalog_name": catalog, "schema_name": schema, "table_prefix": prefix });
     let created = ws
@@ -122,12 +128,37 @@ pub async fn link_trace_tables(
             let body = json!({ "experiment_id": experiment.id, "uc_table_prefix": location });
             match ws.call(Method::POST, &path, &[], Some(&body)).await {
                 Ok(_) => Ok(tables),
+                // A restart: the experiment is linked here already.
+                Err(e) if e.is_already_exists() && linked_here == Some(LinkedBy::TablePrefix) => Ok(tables),
                 Err(e) if e.is_already_exists() => Err(elsewhere(existing_location(&e))),
                 Err(e) => Err(e.into()),
             }
         }
-        Err(e) if e.status() == Some(404) => link_uc_schema(ws, experiment, catalog, schema).await,
+        Err(e) if e.status() == Some(404) => {
+            tracing::info!("the table-prefix trace location API is not served here; using the UC schema location API");
+            link_uc_schema(ws, experiment, catalog, schema).await
+        }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Which API linked an experiment to the location asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkedBy {
+    TablePrefix,
+    UcSchema,
+}
+
+/// Whether an experiment's trace-location `tag` names the location asked for: `catalog.schema.prefix` (the
+/// table-prefix API) or `catalog.schema` (the UC-schema API, which Databricks gives as two parts). Unity Catalog
+/// names are case-insensitive and may be quoted with backticks; `None` for any other location.
+fn same_location(tag: &str, catalog: &str, schema: &str, prefix: &str) -> Option<LinkedBy> {
+    let parts: Vec<String> = tag.trim().split('.').map(|p| p.trim().trim_matches('`').to_lowercase()).collect();
+    let asked = [catalog, schema, prefix].map(str::to_lowercase);
+    match parts.as_slice() {
+        [c, s, p] if [c, s, p] == [&asked[0], &asked[1], &asked[2]] => Some(LinkedBy::TablePrefix),
+        [c, s] if [c, s] == [&asked[0], &asked[1]] => Some(LinkedBy::UcSchema),
+        _ => None,
     }
 }
 
@@ -138,8 +169,8 @@ async fn link_uc_schema(
     catalog: &str,
     schema: &str,
 ) -> Result<TraceTables, LinkError> {
-    tracing::info!("the table-prefix trace location API is not served here; using the UC schema location API");
     let requested = format!("{catalog}.{schema}");
+    let linked_here = experiment.tags.get(TRACE_LOCATION_TAG).and_then(|t| same_location(t, catalog, schema, ""));
     let location = json!({ "catalog_name": catalog, "schema_name": schema });
     let mut body = json!({ "uc_schema": location });
     if let Ok(warehouse) = std::env::var("MLFLOW_TRACING_SQL_WAREHOUSE_ID") {
@@ -157,6 +188,8 @@ async fn link_uc_schema(
     let body = json!({ "experiment_id": experiment.id, "uc_schema": location });
     match ws.call(Method::POST, &path, &[], Some(&body)).await {
         Ok(_) => Ok(tables),
+        // A restart: the experiment is linked to this schema already.
+        Err(e) if e.is_already_exists() && linked_here == Some(LinkedBy::UcSchema) => Ok(tables),
         Err(e) if e.is_already_exists() => Err(LinkError::LinkedElsewhere {
             experiment: experiment.name.clone(),
             existing: existing_location(&e),
@@ -210,6 +243,16 @@ fn answer_error(call: &str, reason: &str) -> DatabricksError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_names_the_location_asked_for_in_either_api_form() {
+        assert_eq!(same_location("main.default.otel", "main", "default", "otel"), Some(LinkedBy::TablePrefix));
+        assert_eq!(same_location("Main.`default`.OTEL", "main", "default", "otel"), Some(LinkedBy::TablePrefix));
+        assert_eq!(same_location("main.default", "main", "default", "otel"), Some(LinkedBy::UcSchema));
+        assert_eq!(same_location("main.traces", "main", "default", "otel"), None);
+        assert_eq!(same_location("main.default.other", "main", "default", "otel"), None);
+        assert_eq!(same_location("main", "main", "default", "otel"), None);
+    }
 
     #[test]
     fn every_table_name_is_read_in_either_spelling_and_qualified() {

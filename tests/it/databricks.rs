@@ -218,7 +218,32 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
                 "otel_logs_table_name": "mlflow_experiment_trace_otel_logs" } }),
             )
         }
-        ("POST", ["api", "4.0", "mlflow", "traces", _id, "link-location"]) => reply(200, json!({})),
+        ("POST", ["api", "4.0", "mlflow", "traces", id, "link-location"]) => {
+            // The experiment's trace location becomes `catalog.schema` (two parts, as Databricks gives a
+            // schema-linked experiment's destination); linking a linked experiment again is refused, even to the
+            // same place (the strictest reading of the API).
+            let l = &json["uc_schema"];
+            let location = format!(
+                "{}.{}",
+                l["catalog_name"].as_str().unwrap_or_default(),
+                l["schema_name"].as_str().unwrap_or_default()
+            );
+            let id = id.to_string();
+            let Some((_, tags)) = s.experiments.values_mut().find(|(eid, _)| *eid == id) else {
+                return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
+            };
+            match tags.get(TRACE_LOCATION_TAG) {
+                Some(existing) => error(
+                    409,
+                    "ALREADY_EXISTS",
+                    &format!("Experiment {id} is already linked to {existing} and cannot be modified."),
+                ),
+                None => {
+                    tags.insert(TRACE_LOCATION_TAG.to_owned(), location);
+                    reply(200, json!({}))
+                }
+            }
+        }
         ("GET", ["api", "2.1", "unity-catalog", "tables", full_name]) => match s.tables.get(*full_name) {
             Some(table) => reply(200, table.clone()),
             None => error(404, "TABLE_DOES_NOT_EXIST", &format!("Table '{full_name}' does not exist.")),
@@ -330,6 +355,34 @@ async fn an_older_workspace_is_linked_with_the_uc_schema_api() {
     assert_eq!(tables.api, "uc-schema");
     assert_eq!(tables.spans_table, "main.default.mlflow_experiment_trace_otel_spans");
     assert!(fake.calls().contains(&format!("POST /api/4.0/mlflow/traces/{}/link-location", experiment.id)));
+}
+
+/// An experiment linked by the UC-schema API is accepted on restart, on that workspace and after it starts serving
+/// the table-prefix API; a different schema is refused naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uc_schema_link_is_accepted_on_restart_on_either_api() {
+    let fake = FakeDatabricks::start(FakeState::default()).await;
+    let ws = fake.workspace(Auth::Pat(PAT.into()));
+    let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    let first = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap();
+    assert_eq!(first.api, "uc-schema");
+    let restarted = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
+    assert_eq!(restarted.tags[TRACE_LOCATION_TAG], "main.default");
+    let again = mlflow::link_trace_tables(&ws, &restarted, "main", "default", "otel").await.unwrap();
+    assert_eq!(again, first);
+
+    fake.state.lock().unwrap().table_prefix_api = true;
+    let calls_before = fake.calls().len();
+    let upgraded = mlflow::link_trace_tables(&ws, &restarted, "main", "default", "otel").await.unwrap();
+    assert_eq!(upgraded, first, "still the schema link's tables");
+    assert!(!fake.calls()[calls_before..].iter().any(|c| c.contains("/api/5.0/")), "{:?}", fake.calls());
+
+    match mlflow::link_trace_tables(&ws, &restarted, "main", "other", "otel").await {
+        Err(LinkError::LinkedElsewhere { existing, requested, .. }) => {
+            assert_eq!((existing.as_str(), requested.as_str()), ("main.default", "main.other.otel"));
+        }
+        other => panic!("expected a refusal naming both, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
