@@ -111,10 +111,37 @@ pub fn refuse_unwritable(table: &TableInfo) -> Result<(), String> {
 
 /// The rows an existing table takes: v2 if its `otel.schemaVersion` property says so or, without the property, if
 /// it has VARIANT columns (at any depth); v1 otherwise. `Err(reason)` when `asked` (`--layout`) names another
-/// layout, worded as the refusal of a local table in another layout, or when the property names one otel-delta
-/// does not write.
+/// layout, worded as the refusal of a local table in another layout, when the property names one otel-delta
+/// does not write, or when the table lacks a column of that layout (checked by name here, before credentials are
+/// asked for; types when its Delta log or record descriptor is read).
 pub fn table_contract(info: &TableInfo, asked: Option<Layout>) -> Result<&'static Contract, String> {
-    let (layout, difference) = match info.properties.get(LAYOUT_PROPERTY).map(String::as_str) {
+    let (layout, difference) = layout_of(info)?;
+    let contract = match asked {
+        Some(asked) if asked != layout => {
+            return Err(format!(
+                "is not an otel-delta {} table: {difference}, this writer writes {:?} (--layout {}). Leave --layout \
+                 unset to write the table in its own layout ({}); it is never altered",
+                Contract::spans(asked),
+                asked.name(),
+                asked.name(),
+                layout.name()
+            ))
+        }
+        _ => Contract::spans(layout),
+    };
+    if info.columns.is_empty() {
+        return Err("Unity Catalog lists no columns for it; otel-delta writes only tables with their columns".into());
+    }
+    let has = |name: &str| info.columns.iter().any(|c| c.name.eq_ignore_ascii_case(name));
+    match contract.delta_schema().fields().find(|f| !has(f.name())) {
+        Some(missing) => Err(format!("is not an otel-delta {contract} table: it has no column {}", missing.name())),
+        None => Ok(contract),
+    }
+}
+
+/// The layout a table's property or columns say, and how it says so.
+fn layout_of(info: &TableInfo) -> Result<(Layout, String), String> {
+    Ok(match info.properties.get(LAYOUT_PROPERTY).map(String::as_str) {
         Some("v1") => (Layout::V1, format!("{LAYOUT_PROPERTY} is \"v1\"")),
         Some("v2") => (Layout::V2, format!("{LAYOUT_PROPERTY} is \"v2\"")),
         Some(other) => {
@@ -126,18 +153,7 @@ pub fn table_contract(info: &TableInfo, asked: Option<Layout>) -> Result<&'stati
             variants if variants.is_empty() => (Layout::V1, "it has no VARIANT column".to_owned()),
             variants => (Layout::V2, format!("its columns {variants:?} hold VARIANT")),
         },
-    };
-    match asked {
-        Some(asked) if asked != layout => Err(format!(
-            "is not an otel-delta {} table: {difference}, this writer writes {:?} (--layout {}). Leave --layout unset \
-             to write the table in its own layout ({}); it is never altered",
-            Contract::spans(asked),
-            asked.name(),
-            asked.name(),
-            layout.name()
-        )),
-        _ => Ok(Contract::spans(layout)),
-    }
+    })
 }
 
 /// Whether a Unity Catalog column is, or holds, a VARIANT (`type_name`, or a type inside its `type_json`).
@@ -427,11 +443,17 @@ mod tests {
         let refused = table_contract(&table(v2, &[]), Some(Layout::V1)).unwrap_err();
         assert!(refused.contains("\"attributes\"") && refused.contains("(v2)"), "{refused}");
         assert!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v3")]), None).unwrap_err().contains("\"v3\""));
-        // Only nested VARIANTs (a table whose top-level bag was dropped) still make it v2.
+        // Only nested VARIANTs (a table whose top-level bags were dropped) still make it v2, which it then lacks a
+        // column of.
         let mut nested = table(v2, &[]);
         nested.columns.retain(|c| c.type_name != "VARIANT");
         assert!(nested.columns.iter().any(|c| c.name == "events"));
-        assert_eq!(table_contract(&nested, None), Ok(v2));
+        assert_eq!(layout_of(&nested).map(|(layout, _)| layout), Ok(Layout::V2));
+        let refused = table_contract(&nested, None).unwrap_err();
+        assert!(refused.ends_with("it has no column attributes"), "{refused}");
+        let mut empty = table(v1, &[]);
+        empty.columns.clear();
+        assert!(table_contract(&empty, None).unwrap_err().contains("no columns"));
     }
 
     #[test]

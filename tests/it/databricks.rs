@@ -277,6 +277,10 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
             let Some(table) = s.tables.values().find(|t| t["table_id"] == json["table_id"]).cloned() else {
                 return error(404, "TABLE_DOES_NOT_EXIST", "no table with that id");
             };
+            // Databricks' credential-vending page: managed tables get read-only credentials at most.
+            if table["table_type"] == "MANAGED" {
+                return error(403, "PERMISSION_DENIED", "READ_WRITE credentials are not vended for managed tables");
+            }
             s.vended += 1;
             let lifetime = if s.credential_lifetime_ms == 0 { 3_600_000 } else { s.credential_lifetime_ms };
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
@@ -583,6 +587,31 @@ fn workspace_table(location: &str) -> Value {
         "data_source_format": "DELTA", "storage_location": location,
         "properties": { "clusteringColumns": "[[\"time\"],[\"service_name\"],[\"trace_id\"]]", "otel.schemaVersion": "v2" },
         "columns": unity::columns_json(Contract::spans_v2()) })
+}
+
+/// The workspace's own (MANAGED) table through the Unity Catalog sink: refused at start-up in one line that names
+/// the table and the way in (Zerobus), once Unity Catalog declines to vend write credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_managed_table_it_gets_no_write_credentials_for_with_advice() {
+    let mut state = v5();
+    let mut managed = workspace_table("s3://bucket/managed/t-1");
+    managed["table_type"] = json!("MANAGED");
+    state.tables.insert("main.default.otel_otel_spans".into(), managed);
+    let fake = FakeDatabricks::start(state).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
+        .args(["serve", "--sink", "unity-catalog", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
+        .env("DATABRICKS_HOST", fake.host())
+        .env("DATABRICKS_TOKEN", PAT)
+        .env("NO_COLOR", "1")
+        .env_remove("MLFLOW_EXPERIMENT_NAME")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let refusal = stderr.lines().find(|l| l.starts_with("otel-delta:")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(refusal.contains("main.default.otel_otel_spans") && refusal.contains("MANAGED"), "{refusal}");
+    assert!(refusal.contains("--sink zerobus"), "{refusal}");
 }
 
 /// A --layout the table does not have is refused at start-up, naming both, before credentials are asked for.
