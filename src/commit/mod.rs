@@ -12,6 +12,9 @@
 //!   of log entries older than `delta.logRetentionDuration` (when `delta.enableExpiredLogCleanup`, the default).
 //! - [`Table::rearrange`] (compaction) commits only if every file it replaces is still in the table at the version
 //!   it commits on; concurrent appends never make it fail, a concurrent rearrangement of the same files does.
+//! - Both go through the library's commit builder, or, for a table with writer features it refuses but an append
+//!   can honour (the ones the Databricks workspace creates), through log entries written in [`entry`], under the
+//!   same put-if-absent rule.
 
 mod entry;
 
