@@ -292,14 +292,18 @@ fn assign_row_ids(
     version: u64,
     actions: Vec<Action>,
 ) -> Result<(Option<i64>, Vec<Action>), DeltaTableError> {
-    let mut next = mark.map_or(0, |m| m + 1);
+    let exhausted = || DeltaTableError::Generic(format!("row ids above {mark:?} run past i64"));
+    let mut next = match mark {
+        Some(m) => m.checked_add(1).ok_or_else(exhausted)?,
+        None => 0,
+    };
     let actions = actions
         .into_iter()
         .map(|action| match action {
             Action::Add(add) => {
                 let rows = num_records(&add)?;
                 let add = Add { base_row_id: Some(next), default_row_commit_version: Some(version as i64), ..add };
-                next += rows;
+                next = next.checked_add(rows).ok_or_else(exhausted)?;
                 Ok(Action::Add(add))
             }
             other => Ok(other),
@@ -314,6 +318,7 @@ fn num_records(add: &Add) -> Result<i64, DeltaTableError> {
         .as_deref()
         .and_then(|s| serde_json::from_str::<Value>(s).ok())
         .and_then(|s| s.get("numRecords").and_then(Value::as_i64))
+        .filter(|&n| n >= 0)
         .ok_or_else(|| DeltaTableError::Generic(format!("{}: row tracking needs numRecords in its stats", add.path)))
 }
 
@@ -382,6 +387,8 @@ mod tests {
         // No row added: the mark has not moved.
         assert_eq!(assign_row_ids(Some(4), 2, vec![]).unwrap().0, None);
         assert_eq!(assign_row_ids(None, 2, vec![add("empty", 0)]).unwrap().0, None);
+        assert!(assign_row_ids(Some(i64::MAX), 1, vec![add("a", 1)]).is_err());
+        assert!(assign_row_ids(Some(i64::MAX - 2), 1, vec![add("a", 5)]).is_err());
         let no_stats = Action::Add(Add { path: "c".into(), ..Default::default() });
         assert!(assign_row_ids(None, 1, vec![no_stats]).is_err());
     }

@@ -242,7 +242,7 @@ fn rewrite(
                 let first = found as i64;
                 let kept = |name: &str| batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<Int64Type>());
                 let ids = carried(kept(&row_ids.row_id), batch.num_rows(), |i| {
-                    input.base_row_id.map(|base| base + first + i as i64)
+                    input.base_row_id.and_then(|base| base.checked_add(first + i as i64))
                 });
                 if ids.null_count() > 0 {
                     return Err(UpkeepError::NoRowIds { path: input.path.clone() });
