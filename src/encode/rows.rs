@@ -30,6 +30,8 @@ use parquet::variant::Variant;
 use parquet_variant_json::VariantToJson;
 use prost_reflect::{Cardinality, FieldDescriptor, Kind, MessageDescriptor};
 
+use crate::table::is_variant;
+
 /// Why a descriptor cannot carry the batch's rows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RowSchemaError {
@@ -144,14 +146,6 @@ fn describe(proto: &FieldDescriptor) -> String {
     } else {
         kind
     }
-}
-
-/// Whether a struct's children are a VARIANT's: exactly a `metadata` and a `value` binary, in that order (the
-/// Delta kernel's Arrow type for VARIANT, with or without the Parquet extension type on its field).
-fn is_variant(children: &Fields) -> bool {
-    let binary = |t: &DataType| matches!(t, DataType::Binary | DataType::BinaryView | DataType::LargeBinary);
-    matches!(children.iter().map(|f| (f.name().as_str(), f.data_type())).collect::<Vec<_>>().as_slice(),
-        [("metadata", m), ("value", v)] if binary(m) && binary(v))
 }
 
 fn value(proto: &FieldDescriptor, arrow: &DataType, name: &str) -> Result<Value, RowSchemaError> {

@@ -21,6 +21,8 @@
 //! signal's row builder is written once, generic over them (`spans`).
 
 mod bags;
+
+pub(crate) use bags::variant::is_variant;
 mod columns;
 mod record_id;
 mod repeated;

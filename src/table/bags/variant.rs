@@ -46,8 +46,10 @@ pub(crate) fn annotate_variants(field: &Field) -> Field {
     }
 }
 
-fn is_variant(children: &Fields) -> bool {
-    let binary = |t: &DataType| matches!(t, DataType::Binary | DataType::BinaryView);
+/// Whether a struct's children are a VARIANT's: exactly a `metadata` and a `value` binary, in that order (the
+/// Delta kernel's Arrow type for VARIANT, with or without the Parquet extension type on its field).
+pub(crate) fn is_variant(children: &Fields) -> bool {
+    let binary = |t: &DataType| matches!(t, DataType::Binary | DataType::BinaryView | DataType::LargeBinary);
     matches!(children.iter().map(|f| (f.name().as_str(), f.data_type())).collect::<Vec<_>>().as_slice(),
         [("metadata", m), ("value", v)] if binary(m) && binary(v))
 }
