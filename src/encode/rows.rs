@@ -417,17 +417,20 @@ mod tests {
         bytes::Bytes::from(crate::testing::request_of_spans(&[span.buf]))
     }
 
+    /// The one span of `request` as `contract`'s row, encoded for `descriptor` and decoded with it.
+    fn encode_one(descriptor: &MessageDescriptor, contract: &'static Contract, request: &[u8]) -> DynamicMessage {
+        let encoder = RowEncoder::new(descriptor, contract.arrow_schema().fields()).unwrap();
+        let mut columns = Rows::new(contract);
+        columns.append_request(request).unwrap();
+        let mut rows = Vec::new();
+        encoder.encode(&columns.finish().unwrap(), &mut rows).unwrap();
+        assert_eq!(rows.len(), 1);
+        DynamicMessage::decode(descriptor.clone(), rows[0].as_slice()).unwrap()
+    }
+
     #[test]
     fn rows_decode_with_the_descriptor_databricks_derives_from_the_table() {
-        let descriptor = v1_descriptor();
-        let encoder = RowEncoder::new(&descriptor, Contract::spans_v1().arrow_schema().fields()).unwrap();
-        let mut columns = Rows::new(Contract::spans_v1());
-        columns.append_request(&one_request()).unwrap();
-        let batch = columns.finish().unwrap();
-        let mut rows = Vec::new();
-        encoder.encode(&batch, &mut rows).unwrap();
-        assert_eq!(rows.len(), 1);
-        let row = DynamicMessage::decode(descriptor.clone(), rows[0].as_slice()).unwrap();
+        let row = encode_one(&v1_descriptor(), Contract::spans_v1(), &one_request());
         let get = |name: &str| row.get_field_by_name(name).unwrap().into_owned();
         assert_eq!(get("trace_id").as_str(), Some("abababababababababababababababab"));
         assert_eq!(get("span_id").as_str(), Some("cdcdcdcdcdcdcdcd"));
@@ -542,15 +545,7 @@ mod tests {
 
     #[test]
     fn v2_rows_carry_variants_as_json_and_times_in_the_sdk_units() {
-        let descriptor = v2_descriptor();
-        let encoder = RowEncoder::new(&descriptor, Contract::spans_v2().arrow_schema().fields()).unwrap();
-        let mut columns = Rows::new(Contract::spans_v2());
-        columns.append_request(&v2_request()).unwrap();
-        let batch = columns.finish().unwrap();
-        let mut rows = Vec::new();
-        encoder.encode(&batch, &mut rows).unwrap();
-        assert_eq!(rows.len(), 1);
-        let row = DynamicMessage::decode(descriptor.clone(), rows[0].as_slice()).unwrap();
+        let row = encode_one(&v2_descriptor(), Contract::spans_v2(), &v2_request());
         let get = |name: &str| row.get_field_by_name(name).unwrap().into_owned();
         let record_id = get("record_id");
         assert_eq!(record_id.as_str().map(str::len), Some(36), "{record_id:?}");

@@ -598,17 +598,7 @@ async fn serve_refuses_a_managed_table_it_gets_no_write_credentials_for_with_adv
     managed["table_type"] = json!("MANAGED");
     state.tables.insert("main.default.otel_otel_spans".into(), managed);
     let fake = FakeDatabricks::start(state).await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-        .args(["serve", "--sink", "unity-catalog", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
-        .env("DATABRICKS_HOST", fake.host())
-        .env("DATABRICKS_TOKEN", PAT)
-        .env("NO_COLOR", "1")
-        .env_remove("MLFLOW_EXPERIMENT_NAME")
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = crate::support::serve_refused(fake.host(), &["--sink", "unity-catalog"], &[]).await;
     let refusal = stderr.lines().find(|l| l.starts_with("otel-delta:")).unwrap_or_else(|| panic!("{stderr}"));
     assert!(refusal.contains("main.default.otel_otel_spans") && refusal.contains("MANAGED"), "{refusal}");
     assert!(refusal.contains("--sink zerobus"), "{refusal}");
@@ -620,26 +610,7 @@ async fn serve_refuses_a_layout_the_unity_catalog_table_does_not_have() {
     let mut state = v5();
     state.tables.insert("main.default.otel_otel_spans".into(), workspace_table("s3://bucket/managed/t-1"));
     let fake = FakeDatabricks::start(state).await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-        .args([
-            "serve",
-            "--sink",
-            "unity-catalog",
-            "--layout",
-            "v1",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "off",
-        ])
-        .env("DATABRICKS_HOST", fake.host())
-        .env("DATABRICKS_TOKEN", PAT)
-        .env_remove("MLFLOW_EXPERIMENT_NAME")
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = crate::support::serve_refused(fake.host(), &["--sink", "unity-catalog", "--layout", "v1"], &[]).await;
     assert!(stderr.contains("main.default.otel_otel_spans"), "{stderr}");
     assert!(stderr.contains("\"v2\"") && stderr.contains("\"v1\""), "{stderr}");
     assert_eq!(fake.state.lock().unwrap().vended, 0, "no credentials asked for a table we refuse");

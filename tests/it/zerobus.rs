@@ -316,21 +316,10 @@ async fn zerobus_sink_uses_the_sdk_oauth_token_for_a_service_principal() {
 async fn zerobus_sink_refuses_to_start_without_a_table_or_with_refused_credentials() {
     let zerobus = start_zerobus(ZerobusState { reject_all: true, ..Default::default() }).await;
     let fake = FakeDatabricks::start(v5()).await;
-    let run = |fake_host: String| {
-        let endpoint = zerobus.endpoint.clone();
-        async move {
-            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-                .args(["serve", "--sink", "zerobus", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
-                .env("DATABRICKS_HOST", fake_host)
-                .env("DATABRICKS_TOKEN", PAT)
-                .env("ZEROBUS_ENDPOINT", endpoint)
-                .env_remove("MLFLOW_EXPERIMENT_NAME")
-                .output()
-                .await
-                .unwrap();
-            assert!(!output.status.success());
-            String::from_utf8_lossy(&output.stderr).into_owned()
-        }
+    let endpoint = zerobus.endpoint.clone();
+    let run = |host| {
+        let endpoint = endpoint.clone();
+        async move { crate::support::serve_refused(host, &["--sink", "zerobus"], &[("ZEROBUS_ENDPOINT", &endpoint)]).await }
     };
     let missing = run(fake.host()).await;
     assert!(missing.contains(SPANS) && missing.contains("MLFLOW_EXPERIMENT_NAME"), "{missing}");
@@ -569,17 +558,8 @@ async fn zerobus_sink_refuses_a_layout_the_table_does_not_have() {
     let mut state = v5();
     state.tables.insert(SPANS.into(), managed_v2_spans_table());
     let fake = FakeDatabricks::start(state).await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-        .args(["serve", "--sink", "zerobus", "--layout", "v1", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"])
-        .env("DATABRICKS_HOST", fake.host())
-        .env("DATABRICKS_TOKEN", PAT)
-        .env("ZEROBUS_ENDPOINT", &zerobus.endpoint)
-        .env_remove("MLFLOW_EXPERIMENT_NAME")
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let args = ["--sink", "zerobus", "--layout", "v1"];
+    let stderr = crate::support::serve_refused(fake.host(), &args, &[("ZEROBUS_ENDPOINT", &zerobus.endpoint)]).await;
     assert!(
         stderr.contains(SPANS) && stderr.contains("is not an otel-delta v1 spans table: otel.schemaVersion is \"v2\""),
         "{stderr}"
