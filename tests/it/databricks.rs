@@ -103,6 +103,25 @@ fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
     reply(status, json!({ "error_code": code, "message": message }))
 }
 
+/// Record experiment `id`'s trace location, as either link API does; an experiment linked already is refused
+/// (ALREADY_EXISTS), unless `relink_same` and it is linked to this very location.
+fn link_experiment(s: &mut FakeState, id: &str, location: String, relink_same: bool) -> Response<Full<Bytes>> {
+    let Some((_, tags)) = s.experiments.values_mut().find(|(eid, _)| eid == id) else {
+        return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
+    };
+    match tags.get(TRACE_LOCATION_TAG) {
+        Some(existing) if !(relink_same && *existing == location) => error(
+            409,
+            "ALREADY_EXISTS",
+            &format!("Experiment {id} is already linked to {existing} and cannot be modified."),
+        ),
+        _ => {
+            tags.insert(TRACE_LOCATION_TAG.to_owned(), location);
+            reply(200, json!({}))
+        }
+    }
+}
+
 async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
@@ -193,21 +212,7 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
                 l["schema_name"].as_str().unwrap_or_default(),
                 l["table_prefix"].as_str().unwrap_or_default()
             );
-            let id = id.to_string();
-            let Some((_, tags)) = s.experiments.values_mut().find(|(eid, _)| *eid == id) else {
-                return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
-            };
-            match tags.get(TRACE_LOCATION_TAG) {
-                Some(existing) if *existing != location => error(
-                    409,
-                    "ALREADY_EXISTS",
-                    &format!("Experiment {id} is already linked to {existing} and cannot be modified."),
-                ),
-                _ => {
-                    tags.insert(TRACE_LOCATION_TAG.to_owned(), location);
-                    reply(200, json!({}))
-                }
-            }
+            link_experiment(&mut s, id, location, true)
         }
         ("POST", ["api", "4.0", "mlflow", "traces", "location"]) => {
             let l = &json["uc_schema"];
@@ -228,21 +233,7 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
                 l["catalog_name"].as_str().unwrap_or_default(),
                 l["schema_name"].as_str().unwrap_or_default()
             );
-            let id = id.to_string();
-            let Some((_, tags)) = s.experiments.values_mut().find(|(eid, _)| *eid == id) else {
-                return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
-            };
-            match tags.get(TRACE_LOCATION_TAG) {
-                Some(existing) => error(
-                    409,
-                    "ALREADY_EXISTS",
-                    &format!("Experiment {id} is already linked to {existing} and cannot be modified."),
-                ),
-                None => {
-                    tags.insert(TRACE_LOCATION_TAG.to_owned(), location);
-                    reply(200, json!({}))
-                }
-            }
+            link_experiment(&mut s, id, location, false)
         }
         ("GET", ["api", "2.1", "unity-catalog", "tables", full_name]) => match s.tables.get(*full_name) {
             Some(table) => reply(200, table.clone()),
