@@ -209,9 +209,10 @@ pub(crate) async fn start(
     if !url.path().ends_with('/') {
         url.set_path(&format!("{}/", url.path()));
     }
-    // Asked once here, so that a workspace that vends no write credentials for the table stops start-up with
-    // advice (a managed table's are read-only: Zerobus is the way into it) instead of an error chain later.
-    if let Err(e) = unity::temporary_credentials(&ws, &info.table_id).await {
+    // Asked here (and handed to the store, which renews them), so that a workspace that vends no write
+    // credentials for the table stops start-up with advice (a managed table's are read-only: Zerobus is the way
+    // into it) instead of an error chain later.
+    let first = unity::temporary_credentials(&ws, &info.table_id).await.map_err(|e| {
         let refusal = match (e.status(), info.table_type.as_str()) {
             (Some(400..=499), "MANAGED") => format!(
                 "is a MANAGED table and Unity Catalog vends no write credentials for it ({e}): use --sink zerobus, \
@@ -222,11 +223,11 @@ pub(crate) async fn start(
                 "Unity Catalog vends no write credentials for it ({e}): the metastore needs external data access \
                  enabled and the caller EXTERNAL USE SCHEMA on its schema"
             ),
-            _ => return Err(e.into()),
+            _ => return StartError::from(e),
         };
-        return Err(refused(refusal));
-    }
-    let store = unity::object_store(ws, &info.table_id, &url).map_err(refused)?;
+        refused(refusal)
+    })?;
+    let store = unity::object_store(ws, &info.table_id, &url, &first).map_err(refused)?;
     tracing::info!(table = spans_table, location = %url, "writing the Unity Catalog table directly");
     let table = Table::open_or_create_on(&url, store, Wanted::exactly(contract))
         .await

@@ -215,26 +215,31 @@ pub async fn temporary_credentials(ws: &Workspace, table_id: &str) -> Result<Ven
 /// The table's object store (rooted at its bucket or container, as Delta expects), authenticated with credentials
 /// vended for `table_id` and vended again before they expire. Endpoints and other settings come from the usual
 /// AWS_* / AZURE_* / GOOGLE_* environment.
-pub(crate) fn object_store(ws: Arc<Workspace>, table_id: &str, location: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+pub(crate) fn object_store(
+    ws: Arc<Workspace>,
+    table_id: &str,
+    location: &Url,
+    first: &Vended,
+) -> Result<Arc<dyn ObjectStore>, String> {
     let store: Arc<dyn ObjectStore> = match location.scheme() {
         "s3" | "s3a" => Arc::new(
             AmazonS3Builder::from_env()
                 .with_url(location.as_str())
-                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), aws_credential)))
+                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), aws_credential, first)))
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
         "abfss" | "abfs" | "az" | "azure" | "adl" => Arc::new(
             MicrosoftAzureBuilder::from_env()
                 .with_url(location.as_str())
-                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), azure_credential)))
+                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), azure_credential, first)))
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
         "gs" => Arc::new(
             GoogleCloudStorageBuilder::from_env()
                 .with_url(location.as_str())
-                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), gcp_credential)))
+                .with_credentials(Arc::new(Vending::new(ws.clone(), table_id.to_owned(), gcp_credential, first)))
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
@@ -280,9 +285,20 @@ struct Vending<C> {
 }
 
 impl<C> Vending<C> {
-    fn new(ws: Arc<Workspace>, table_id: String, convert: fn(&VendedCredential) -> Option<C>) -> Self {
-        Vending { ws, table_id, convert, current: tokio::sync::Mutex::new(None) }
+    /// Starting with the `first` credentials vended (a credential of another cloud is refused when first used).
+    fn new(ws: Arc<Workspace>, table_id: String, convert: fn(&VendedCredential) -> Option<C>, first: &Vended) -> Self {
+        let current = usable(convert, first).ok();
+        Vending { ws, table_id, convert, current: tokio::sync::Mutex::new(current) }
     }
+}
+
+/// The credential in `vended` for this cloud, and when to renew it.
+fn usable<C>(convert: fn(&VendedCredential) -> Option<C>, vended: &Vended) -> Result<(Arc<C>, SystemTime), String> {
+    let credential = convert(&vended.credential)
+        .ok_or_else(|| format!("vended credentials for another cloud: {:?}", kind(vended)))?;
+    let now = SystemTime::now();
+    let life = vended.expires_at.duration_since(now).unwrap_or_default();
+    Ok((Arc::new(credential), now + life - RENEW_AHEAD.min(life / 2)))
 }
 
 impl<C> std::fmt::Debug for Vending<C> {
@@ -304,14 +320,9 @@ impl<C: Send + Sync + 'static> CredentialProvider for Vending<C> {
         }
         let generic = |message: String| object_store::Error::Generic { store: "UnityCatalog", source: message.into() };
         let vended = temporary_credentials(&self.ws, &self.table_id).await.map_err(|e| generic(e.to_string()))?;
-        let credential = Arc::new(
-            (self.convert)(&vended.credential)
-                .ok_or_else(|| generic(format!("vended credentials for another cloud: {:?}", kind(&vended))))?,
-        );
-        let now = SystemTime::now();
-        let life = vended.expires_at.duration_since(now).unwrap_or_default();
-        let renew_at = now + life - RENEW_AHEAD.min(life / 2);
-        tracing::info!(table_id = self.table_id, valid_for_s = life.as_secs(), "vended storage credentials");
+        let (credential, renew_at) = usable(self.convert, &vended).map_err(generic)?;
+        let valid_for_s = vended.expires_at.duration_since(SystemTime::now()).unwrap_or_default().as_secs();
+        tracing::info!(table_id = self.table_id, valid_for_s, "vended storage credentials");
         *current = Some((credential.clone(), renew_at));
         Ok(credential)
     }
