@@ -18,7 +18,7 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use crate::commit::{ActiveFile, CommitError, MaterializedRowIds, Table, UploadedFile};
 use crate::encode::Codec;
@@ -213,8 +213,9 @@ fn rewrite(
         // Read in our Arrow types (whatever Arrow schema, if any, the file embeds), the file's columns in its own
         // order: the table's, and materialized row-tracking ones where an earlier rewrite (or Spark) wrote them.
         // A file of another layout fails here or below.
-        let in_file = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(read_err)?.schema().clone();
-        let read_schema = in_file
+        let footer = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(read_err)?;
+        let read_schema = footer
+            .schema()
             .fields()
             .iter()
             .map(|f| match schema.field_with_name(f.name()) {
@@ -224,9 +225,12 @@ fn rewrite(
                 }),
             })
             .collect::<Result<Vec<FieldRef>, _>>()?;
+        // The footer read above, with our types: parsed once.
         let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(read_schema)));
-        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
-            .and_then(|b| b.with_batch_size(8192).build())
+        let metadata = ArrowReaderMetadata::try_new(footer.metadata().clone(), options).map_err(read_err)?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata)
+            .with_batch_size(8192)
+            .build()
             .map_err(read_err)?;
         let mut found = 0u64;
         for batch in reader {
