@@ -6,6 +6,8 @@
 //! - [`CommitPath::of`] says, from a table's protocol and metadata, whether the library's commit path may write the
 //!   table, whether our own entries honour every writer feature it has, or which feature nobody here can honour
 //!   (named in the refusal).
+//! - [`create`] writes a new table's first entry (version 0), or returns [`Written::Taken`] when another writer
+//!   created the table first: a lost race is an outcome, not an error, so nothing is logged as one.
 //! - [`OwnEntries::commit`] writes one log entry at the version after the snapshot it is given, as one
 //!   put-if-absent object (the log store's own mechanism, as the library does it). It returns
 //!   [`Written::Taken`] when another writer holds that version: nothing was written and the caller reads the log
@@ -31,13 +33,18 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use deltalake::kernel::transaction::{TransactionError, PROTOCOL};
-use deltalake::kernel::{Action, Add, CommitInfo, DomainMetadata};
+use deltalake::kernel::{Action, Add, CommitInfo, DomainMetadata, Metadata, Protocol};
 use deltalake::logstore::{CommitOrBytes, LogStore};
 use deltalake::table::state::DeltaTableState;
 use deltalake::DeltaTableError;
 use object_store::path::Path;
 use object_store::ObjectStoreExt as _;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use crate::table::Contract;
+
+/// `commitInfo.engineInfo` of our entries.
+const ENGINE: &str = concat!("otel-delta/", env!("CARGO_PKG_VERSION"));
 
 /// The domain holding the row-id high-water mark.
 const ROW_TRACKING_DOMAIN: &str = "delta.rowTracking";
@@ -113,7 +120,7 @@ pub(crate) struct MaterializedRowIds {
 }
 
 /// The outcome of one attempt to write an entry.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {
     At(u64),
     /// Another writer holds the version: read the log again and retry.
@@ -205,7 +212,7 @@ impl OwnEntries {
             operation_parameters: Some(parameters),
             read_version: Some(state.version()),
             is_blind_append: Some(actions.iter().all(|a| matches!(a, Action::Add(_)))),
-            engine_info: Some(concat!("otel-delta/", env!("CARGO_PKG_VERSION")).to_owned()),
+            engine_info: Some(ENGINE.to_owned()),
             ..Default::default()
         }));
         let mut row_id_mark = None;
@@ -226,18 +233,58 @@ impl OwnEntries {
             }
         }
         entry.extend(actions);
-        let mut bytes = Vec::new();
-        for action in &entry {
-            serde_json::to_writer(&mut bytes, action).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
-            bytes.push(b'\n');
-        }
-        let written = write_put_if_absent(log_store, version, Bytes::from(bytes)).await?;
+        let written = write_put_if_absent(log_store, version, lines(&entry)?).await?;
         *last = match written {
             Written::At(version) => Some(LastEntry { version, row_id_mark, in_commit_timestamp }),
             Written::Taken => None,
         };
         Ok(written)
     }
+}
+
+/// Create the table `contract` describes: version 0 with `commitInfo`, `protocol` (the contract's table features;
+/// the legacy 1/2 without any) and `metaData` (its schema, `name`, comment and properties), as one put-if-absent
+/// object. [`Written::Taken`] when a table is already there.
+pub(crate) async fn create(log_store: &dyn LogStore, contract: &Contract, name: &str) -> Result<Written, DeltaTableError> {
+    let json = |e: serde_json::Error| DeltaTableError::Generic(e.to_string());
+    let features = contract.layout.table_features();
+    let protocol: Protocol = serde_json::from_value(if features.is_empty() {
+        json!({ "minReaderVersion": 1, "minWriterVersion": 2 })
+    } else {
+        json!({ "minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": features, "writerFeatures": features })
+    })
+    .map_err(json)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let metadata: Metadata = serde_json::from_value(json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "name": name,
+        "description": contract.comment,
+        "format": { "provider": "parquet", "options": {} },
+        "schemaString": serde_json::to_string(contract.delta_schema()).map_err(json)?,
+        "partitionColumns": [],
+        "configuration": contract.properties().into_iter().collect::<HashMap<_, _>>(),
+        "createdTime": now,
+    }))
+    .map_err(json)?;
+    let commit_info = CommitInfo {
+        timestamp: Some(now),
+        operation: Some("CREATE TABLE".to_owned()),
+        operation_parameters: Some(HashMap::from([("mode".to_owned(), json!("ErrorIfExists"))])),
+        engine_info: Some(ENGINE.to_owned()),
+        ..Default::default()
+    };
+    let entry = [Action::CommitInfo(commit_info), Action::Protocol(protocol), Action::Metadata(metadata)];
+    write_put_if_absent(log_store, 0, lines(&entry)?).await
+}
+
+/// One JSON line per action.
+fn lines(actions: &[Action]) -> Result<Bytes, DeltaTableError> {
+    let mut bytes = Vec::new();
+    for action in actions {
+        serde_json::to_writer(&mut bytes, action).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+        bytes.push(b'\n');
+    }
+    Ok(Bytes::from(bytes))
 }
 
 /// What the last entry this writer wrote says, to write the next one without reading the log.
@@ -365,6 +412,38 @@ mod tests {
             data_change: true,
             ..Default::default()
         })
+    }
+
+    /// Both layouts' first entries, as a Delta reader sees them; a second CREATE loses the race without
+    /// writing.
+    #[tokio::test]
+    async fn create_writes_version_zero_once() {
+        for contract in crate::table::CONTRACTS {
+            let dir = tempfile::tempdir().unwrap();
+            let url = url::Url::from_directory_path(dir.path()).unwrap();
+            let table = deltalake::DeltaTableBuilder::from_url(url.clone()).unwrap().build().unwrap();
+            let log_store = table.log_store();
+            assert_eq!(create(log_store.as_ref(), contract, "t").await.unwrap(), Written::At(0));
+            assert_eq!(create(log_store.as_ref(), contract, "t").await.unwrap(), Written::Taken);
+            assert_eq!(std::fs::read_dir(dir.path().join("_delta_log")).unwrap().count(), 1, "{contract}");
+
+            let mut table = deltalake::DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+            table.load().await.unwrap();
+            let state = table.snapshot().unwrap();
+            assert_eq!(state.version(), 0);
+            assert_eq!(state.schema().as_ref(), contract.delta_schema(), "{contract}");
+            assert_eq!(state.metadata().name(), Some("t"));
+            let protocol = serde_json::to_value(state.protocol()).unwrap();
+            let features = contract.layout.table_features();
+            let (reader, writer) = if features.is_empty() { (1, 2) } else { (3, 7) };
+            assert_eq!(protocol["minReaderVersion"], reader, "{contract}");
+            assert_eq!(protocol["minWriterVersion"], writer, "{contract}");
+            if !features.is_empty() {
+                assert_eq!(protocol["readerFeatures"], json!(features), "{contract}");
+                assert_eq!(protocol["writerFeatures"], json!(features), "{contract}");
+            }
+            assert_eq!(CommitPath::of(state), Ok(CommitPath::Library), "{contract}");
+        }
     }
 
     fn ids(actions: &[Action]) -> Vec<(Option<i64>, Option<i64>)> {

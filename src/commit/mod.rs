@@ -193,21 +193,14 @@ impl Table {
         let mut created = false;
         let table = match (backend.open(url).await, wanted) {
             (Ok(table), _) => table,
-            (Err(DeltaTableError::NotATable(_)), Some(wanted)) => match create_table(url, backend, wanted.create).await
-            {
-                Ok(table) => {
-                    created = true;
-                    table
+            (Err(DeltaTableError::NotATable(_)), Some(wanted)) => {
+                created = create_table(url, backend, wanted.create).await?;
+                if !created {
+                    // Another writer created it first: use theirs (and check it below). An expected race.
+                    tracing::info!(table = %url, "another writer created the table first; opening theirs");
                 }
-                // Another writer created it first: use theirs (and check it below). An expected race, not an error.
-                Err(e) => {
-                    tracing::info!(table = %url, reason = %e, "another writer created the table first; opening theirs");
-                    backend
-                        .open(url)
-                        .await
-                        .map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?
-                }
-            },
+                backend.open(url).await.map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?
+            }
             (Err(source), _) => return Err(CommitError::Open { url: url.clone(), source: Box::new(source) }),
         };
         let state =
@@ -610,24 +603,14 @@ impl Backend {
     }
 }
 
-async fn create_table(url: &Url, backend: &Backend, contract: &'static Contract) -> Result<DeltaTable, CommitError> {
+/// Create the table at `url` for `contract`; `false` when another writer created one there first.
+async fn create_table(url: &Url, backend: &Backend, contract: &'static Contract) -> Result<bool, CommitError> {
     let err = |source| CommitError::Create { url: url.clone(), source: Box::new(source) };
-    backend
-        .builder(url)
-        .and_then(|b| b.build())
-        .map_err(err)?
-        .create()
-        .with_table_name(table_name(url, contract))
-        .with_comment(contract.comment)
-        .with_columns(contract.delta_schema().fields().cloned())
-        .with_configuration(contract.properties().map(|(k, v)| (k, Some(v))))
-        .with_raise_if_key_not_exists(false)
-        .with_save_mode(SaveMode::ErrorIfExists)
-        // Two collectors starting on a new table race to create it: the loser must fail (and open the winner's
-        // table), not retry its CREATE at the next version and write a second one.
-        .with_commit_properties(CommitProperties::default().with_max_retries(0))
-        .await
-        .map_err(err)
+    let table = backend.builder(url).and_then(|b| b.build()).map_err(err)?;
+    // Our own put-if-absent entry rather than the library's CREATE: two collectors starting on a new table race to
+    // create it, and the loser must neither write a second CREATE nor log its expected defeat as an error.
+    let written = entry::create(table.log_store().as_ref(), contract, &table_name(url, contract)).await.map_err(err)?;
+    Ok(matches!(written, Written::At(_)))
 }
 
 fn table_name(url: &Url, contract: &Contract) -> String {

@@ -100,6 +100,15 @@ impl Layout {
             Layout::V2 => "v2",
         }
     }
+
+    /// The table features (reader and writer alike) a table of this layout needs: VARIANT columns need
+    /// `variantType`.
+    pub(crate) fn table_features(self) -> &'static [&'static str] {
+        match self {
+            Layout::V1 => &[],
+            Layout::V2 => &["variantType"],
+        }
+    }
 }
 
 /// Rows of one table under construction, appended request by request on a worker thread.
