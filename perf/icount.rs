@@ -5,7 +5,8 @@
 //! `perf/icount.sh` builds this with the `icount` profile, runs it under
 //! `valgrind --tool=callgrind --toggle-collect=*icount_pipeline*` (only the pipeline is counted, not the input
 //! generation), and compares the total with `perf/icount-baseline.txt`. With the argument `v2` it builds the v2
-//! layout's rows instead (baseline `perf/icount-baseline-v2.txt`).
+//! layout's rows instead (baseline `perf/icount-baseline-v2.txt`). A second argument (`small`, `large`, `mixed`) keeps
+//! only that profile's input, to see where a difference between layouts comes from.
 
 mod workload;
 
@@ -31,11 +32,15 @@ fn main() {
         Some("v2") => Contract::spans_v2(),
         _ => Contract::spans_v1(),
     };
+    let only = std::env::args().nth(2).map(|p| workload::Profile::parse(&p).expect("small, large or mixed"));
     // About 1 MB per profile, deterministic.
     let mut total = (0, 0);
     for (profile, count) in
         [(workload::Profile::Small, 4), (workload::Profile::Large, 1), (workload::Profile::Mixed, 1)]
     {
+        if only.is_some_and(|only| only != profile) {
+            continue;
+        }
         let requests = workload::pool(profile, count, 42);
         let (rows, bytes) = icount_pipeline(contract, std::hint::black_box(&requests));
         total.0 += rows;
