@@ -337,7 +337,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().to_str().unwrap();
         assert!(matches!(args(&["--warehouse", wh, "--schema", "../x"]).resolve(), Err(ConfigError::BadName { .. })));
-        assert!(args(&["--warehouse", wh, "--sink", "zerobus"]).resolve().is_err(), "needs an endpoint");
+        let derived = args(&["--warehouse", wh, "--sink", "zerobus"]).resolve().unwrap().databricks.unwrap();
+        assert_eq!(derived.sink, DatabricksSink::Zerobus { endpoint: None }, "derived from the workspace at start-up");
         assert!(args(&[
             "--warehouse",
             wh,

@@ -8,6 +8,7 @@ pub use crate::decode::wire::Writer as ProtobufWriter;
 
 /// Databricks internals, for tests against a fake workspace.
 pub mod databricks {
+    pub use crate::databricks::zerobus::derive_endpoint as zerobus_endpoint;
     pub use crate::databricks::{mlflow, unity, Auth, DatabricksError, RetryPolicy, Workspace};
 }
 

@@ -40,6 +40,17 @@ pub struct TraceTables {
     pub api: &'static str,
 }
 
+/// The Unity Catalog location an experiment's traces are linked to, and what the location APIs are given.
+#[derive(Debug, Clone, Copy)]
+pub struct Location<'a> {
+    pub catalog: &'a str,
+    pub schema: &'a str,
+    pub prefix: &'a str,
+    /// `sql_warehouse_id` for the UC-schema API, which requires one (the workspace falls back to its default
+    /// warehouse without it). The table-prefix API takes none.
+    pub sql_warehouse_id: Option<&'a str>,
+}
+
 /// Why linking failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -95,10 +106,9 @@ async fn get_experiment(ws: &Workspace, name: &str) -> Result<Experiment, Databr
 pub async fn link_trace_tables(
     ws: &Workspace,
     experiment: &Experiment,
-    catalog: &str,
-    schema: &str,
-    prefix: &str,
+    asked: &Location<'_>,
 ) -> Result<TraceTables, LinkError> {
+    let Location { catalog, schema, prefix, .. } = *asked;
     let requested = format!("{catalog}.{schema}.{prefix}");
     let elsewhere = |existing: String| LinkError::LinkedElsewhere {
         experiment: experiment.name.clone(),
@@ -109,7 +119,7 @@ pub async fn link_trace_tables(
     if let Some(tag) = experiment.tags.get(TRACE_LOCATION_TAG) {
         match linked_here {
             // Linked by the UC-schema API to this catalog and schema: its tables are that link's.
-            Some(LinkedBy::UcSchema) => return link_uc_schema(ws, experiment, catalog, schema).await,
+            Some(LinkedBy::UcSchema) => return link_uc_schema(ws, experiment, asked).await,
             Some(LinkedBy::TablePrefix) => {}
             None => return Err(elsewhere(tag.clone())),
         }
@@ -136,7 +146,7 @@ pub async fn link_trace_tables(
         }
         Err(e) if e.status() == Some(404) => {
             tracing::info!("the table-prefix trace location API is not served here; using the UC schema location API");
-            link_uc_schema(ws, experiment, catalog, schema).await
+            link_uc_schema(ws, experiment, asked).await
         }
         Err(e) => Err(e.into()),
     }
@@ -166,14 +176,14 @@ fn same_location(tag: &str, catalog: &str, schema: &str, prefix: &str) -> Option
 async fn link_uc_schema(
     ws: &Workspace,
     experiment: &Experiment,
-    catalog: &str,
-    schema: &str,
+    asked: &Location<'_>,
 ) -> Result<TraceTables, LinkError> {
+    let Location { catalog, schema, .. } = *asked;
     let requested = format!("{catalog}.{schema}");
     let linked_here = experiment.tags.get(TRACE_LOCATION_TAG).and_then(|t| same_location(t, catalog, schema, ""));
     let location = json!({ "catalog_name": catalog, "schema_name": schema });
     let mut body = json!({ "uc_schema": location });
-    if let Ok(warehouse) = std::env::var("MLFLOW_TRACING_SQL_WAREHOUSE_ID") {
+    if let Some(warehouse) = asked.sql_warehouse_id {
         body["sql_warehouse_id"] = json!(warehouse);
     }
     let answer = match ws.call(Method::POST, "/api/4.0/mlflow/traces/location", &[], Some(&body)).await {

@@ -47,16 +47,21 @@ pub(crate) struct DatabricksArgs {
     /// Where spans go: `delta` (the table of --table / --warehouse), `unity-catalog` (the Unity Catalog table
     /// <catalog>.<schema>.<prefix>_otel_spans, or the one MLflow linking names, written directly with credentials
     /// Unity Catalog vends; needs DATABRICKS_HOST) or `zerobus` (that table, through Databricks Zerobus Ingest:
-    /// for managed tables; needs DATABRICKS_HOST and --zerobus-endpoint).
+    /// for managed tables; needs DATABRICKS_HOST).
     #[arg(long, env = "OTEL_DELTA_SINK", value_enum, default_value_t = SinkKind::Delta)]
     sink: SinkKind,
     /// zerobus sink: the workspace's Zerobus endpoint, https://<workspace-id>.zerobus.<region>.cloud.databricks.com
-    /// (Azure: …azuredatabricks.net).
+    /// (Azure: …azuredatabricks.net, GCP: …gcp.databricks.com). Unset: derived from the workspace's id and its
+    /// metastore's cloud and region.
     #[arg(long, env = "ZEROBUS_ENDPOINT")]
     zerobus_endpoint: Option<String>,
     /// MLflow experiment to link to the Unity Catalog trace tables at start-up (needs DATABRICKS_HOST).
     #[arg(long, env = "MLFLOW_EXPERIMENT_NAME")]
     experiment: Option<String>,
+    /// SQL warehouse MLflow's UC-schema trace location API is given (its `sql_warehouse_id`); unset, the workspace
+    /// uses its default warehouse.
+    #[arg(long, env = "MLFLOW_TRACING_SQL_WAREHOUSE_ID")]
+    sql_warehouse_id: Option<String>,
     /// unity-catalog sink: create the table as an EXTERNAL Delta table at this location if it is missing.
     #[arg(long, env = "OTEL_DELTA_UC_STORAGE_LOCATION")]
     uc_storage_location: Option<String>,
@@ -76,9 +81,8 @@ impl DatabricksArgs {
             SinkKind::UnityCatalog => {
                 DatabricksSink::UnityCatalog { storage_location: self.uc_storage_location.clone() }
             }
-            SinkKind::Zerobus => match self.zerobus_endpoint.as_deref().map(str::trim) {
-                Some(endpoint) if !endpoint.is_empty() => DatabricksSink::Zerobus { endpoint: endpoint.to_owned() },
-                _ => return Err(InvalidSetting::new("--sink zerobus", "needs --zerobus-endpoint (ZEROBUS_ENDPOINT)")),
+            SinkKind::Zerobus => DatabricksSink::Zerobus {
+                endpoint: self.zerobus_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned),
             },
         };
         let experiment = self.experiment.clone().filter(|e| !e.trim().is_empty());
@@ -87,6 +91,7 @@ impl DatabricksArgs {
         }
         Ok(Some(DatabricksConfig {
             experiment,
+            sql_warehouse_id: self.sql_warehouse_id.clone().filter(|w| !w.trim().is_empty()),
             sink,
             catalog: catalog.to_owned(),
             schema: schema.to_owned(),
@@ -102,8 +107,8 @@ pub(crate) enum DatabricksSink {
     Table,
     /// The Unity Catalog table, written directly; created (EXTERNAL) at `storage_location` if missing and given.
     UnityCatalog { storage_location: Option<String> },
-    /// The Unity Catalog table, through this Zerobus endpoint.
-    Zerobus { endpoint: String },
+    /// The Unity Catalog table, through this Zerobus endpoint (`None`: the one the workspace's location implies).
+    Zerobus { endpoint: Option<String> },
 }
 
 /// The Databricks side of `serve`: which experiment to link, and where rows go.
@@ -111,6 +116,8 @@ pub(crate) enum DatabricksSink {
 pub(crate) struct DatabricksConfig {
     /// `MLFLOW_EXPERIMENT_NAME`: link this experiment to the trace tables at start-up.
     pub(crate) experiment: Option<String>,
+    /// `MLFLOW_TRACING_SQL_WAREHOUSE_ID`: the warehouse the trace location API is given.
+    pub(crate) sql_warehouse_id: Option<String>,
     pub(crate) sink: DatabricksSink,
     pub(crate) catalog: String,
     pub(crate) schema: String,
@@ -154,7 +161,9 @@ pub(crate) async fn start(
     let mut spans_table = format!("{catalog}.{schema}.{prefix}_{}", contract.name_suffix);
     if let Some(name) = &config.experiment {
         let experiment = mlflow::get_or_create_experiment(&ws, name).await?;
-        let tables = mlflow::link_trace_tables(&ws, &experiment, catalog, schema, prefix).await?;
+        let location =
+            mlflow::Location { catalog, schema, prefix, sql_warehouse_id: config.sql_warehouse_id.as_deref() };
+        let tables = mlflow::link_trace_tables(&ws, &experiment, &location).await?;
         tracing::info!(
             experiment = name,
             experiment_id = experiment.id,
@@ -179,7 +188,11 @@ pub(crate) async fn start(
             })?;
             // The table decides what is written (Databricks creates these tables, never otel-delta).
             let contract = unity::table_contract(&info, layout).map_err(refused)?;
-            let sink = zerobus::ZerobusTable::connect(&ws, endpoint, &spans_table, &info.columns, contract).await?;
+            let endpoint = match endpoint {
+                Some(endpoint) => endpoint.clone(),
+                None => zerobus::derive_endpoint(&ws).await?,
+            };
+            let sink = zerobus::ZerobusTable::connect(&ws, &endpoint, &spans_table, &info.columns, contract).await?;
             tracing::info!(table = spans_table, endpoint, layout = contract.layout.name(), "ingesting through Zerobus");
             return Ok(Some(Destination::Zerobus(Box::new(sink))));
         }
@@ -312,6 +325,8 @@ pub struct Workspace {
     http: reqwest::Client,
     auth: Auth,
     retry: RetryPolicy,
+    /// The workspace id, as its answers give it (`x-databricks-org-id`).
+    org_id: std::sync::OnceLock<String>,
 }
 
 impl Workspace {
@@ -324,7 +339,7 @@ impl Workspace {
             .user_agent(concat!("otel-delta/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DatabricksError::Config(format!("HTTP client: {e}")))?;
-        Ok(Workspace { host, http, auth, retry })
+        Ok(Workspace { host, http, auth, retry, org_id: Default::default() })
     }
 
     /// From the standard environment: `DATABRICKS_HOST`, and `DATABRICKS_TOKEN` or `DATABRICKS_CLIENT_ID` +
@@ -337,6 +352,24 @@ impl Workspace {
 
     pub fn host(&self) -> &Url {
         &self.host
+    }
+
+    /// The workspace's numeric id: from its answers so far (the `x-databricks-org-id` header), else from a host
+    /// name that carries it (Azure `adb-<id>.<n>.azuredatabricks.net`, GCP `<id>.<n>.gcp.databricks.com`).
+    pub fn workspace_id(&self) -> Option<String> {
+        if let Some(id) = self.org_id.get() {
+            return Some(id.clone());
+        }
+        let host = self.host.host_str()?;
+        let first = host.split('.').next()?;
+        let id = if host.ends_with(".azuredatabricks.net") {
+            first.strip_prefix("adb-")?
+        } else if host.ends_with(".gcp.databricks.com") {
+            first
+        } else {
+            return None;
+        };
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_owned())
     }
 
     /// The credentials (the Zerobus sink authenticates its stream with them).
@@ -381,6 +414,11 @@ impl Workspace {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok());
+                    if let Some(id) = response.headers().get("x-databricks-org-id").and_then(|v| v.to_str().ok()) {
+                        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+                            let _ = self.org_id.set(id.to_owned());
+                        }
+                    }
                     let text = response.text().await.unwrap_or_default();
                     if status.is_success() {
                         return parse_json(&call, &text);
@@ -460,6 +498,16 @@ mod tests {
         );
         assert_eq!(normalize_host("http://127.0.0.1:8080").unwrap().as_str(), "http://127.0.0.1:8080/");
         assert!(normalize_host("ftp://x").is_err());
+    }
+
+    #[test]
+    fn the_workspace_id_comes_from_azure_and_gcp_host_names() {
+        let id =
+            |host: &str| Workspace::new(host, Auth::Pat("t".into()), RetryPolicy::default()).unwrap().workspace_id();
+        assert_eq!(id("adb-1234567890123456.7.azuredatabricks.net").as_deref(), Some("1234567890123456"));
+        assert_eq!(id("https://1234567890123456.0.gcp.databricks.com").as_deref(), Some("1234567890123456"));
+        assert_eq!(id("dbc-a1b2c3d4-e5f6.cloud.databricks.com"), None, "AWS hosts do not carry it");
+        assert_eq!(id("adb-x1.2.azuredatabricks.net"), None);
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub enum ZerobusTableError {
     Stream(#[from] Box<ZerobusError>),
     #[error("a single span's record is {0} bytes, above the {MAX_CALL_BYTES} bytes of one Zerobus ingest call")]
     RecordTooLarge(usize),
+    #[error(
+        "--sink zerobus: the Zerobus endpoint cannot be derived ({0}): set ZEROBUS_ENDPOINT to \
+         https://<workspace-id>.zerobus.<region>.cloud.databricks.com (Azure: …azuredatabricks.net, GCP: \
+         …gcp.databricks.com)"
+    )]
+    NoEndpoint(String),
 }
 
 /// A personal access token as Zerobus headers (the SDK's OAuth provider covers service principals).
@@ -229,6 +235,39 @@ impl ZerobusTable {
     }
 }
 
+/// The workspace's Zerobus endpoint, `https://<workspace-id>.zerobus.<region>.<cloud's domain>`, from what the
+/// workspace says: the cloud and region of its metastore (`metastore_summary`) and its id (see
+/// [`Workspace::workspace_id`]). [`ZerobusTableError::NoEndpoint`] names what it did not say.
+pub async fn derive_endpoint(ws: &Workspace) -> Result<String, ZerobusTableError> {
+    let summary = ws
+        .call(reqwest::Method::GET, "/api/2.1/unity-catalog/metastore_summary", &[], None)
+        .await
+        .map_err(|e| ZerobusTableError::NoEndpoint(e.to_string()))?;
+    let field = |name: &str| summary.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    let workspace_id = ws.workspace_id().ok_or_else(|| {
+        ZerobusTableError::NoEndpoint("the workspace's answers carry no x-databricks-org-id".to_owned())
+    })?;
+    let endpoint = endpoint_for(&workspace_id, &field("cloud"), &field("region"))?;
+    tracing::info!(endpoint, "Zerobus endpoint derived from the workspace (ZEROBUS_ENDPOINT overrides it)");
+    Ok(endpoint)
+}
+
+/// The Zerobus endpoint of workspace `id` in `region` of `cloud` (`aws`, `azure` or `gcp`, as Unity Catalog
+/// names them).
+fn endpoint_for(id: &str, cloud: &str, region: &str) -> Result<String, ZerobusTableError> {
+    let domain = match cloud.to_ascii_lowercase().as_str() {
+        "aws" => "cloud.databricks.com",
+        "azure" => "azuredatabricks.net",
+        "gcp" => "gcp.databricks.com",
+        other => return Err(ZerobusTableError::NoEndpoint(format!("the metastore's cloud is {other:?}"))),
+    };
+    let region = region.to_ascii_lowercase();
+    if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(ZerobusTableError::NoEndpoint(format!("the metastore's region is {region:?}")));
+    }
+    Ok(format!("https://{id}.zerobus.{region}.{domain}"))
+}
+
 /// Group rows into ingest calls of at most [`MAX_CALL_BYTES`].
 fn split(rows: Vec<Vec<u8>>) -> Result<Vec<Vec<Vec<u8>>>, ZerobusTableError> {
     let mut calls = Vec::new();
@@ -265,6 +304,18 @@ async fn queue(stream: &ZerobusStream, calls: &[Vec<Vec<u8>>]) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_follow_each_clouds_pattern() {
+        let ok = |cloud, region| endpoint_for("1234567890123456", cloud, region).unwrap();
+        assert_eq!(ok("aws", "us-west-2"), "https://1234567890123456.zerobus.us-west-2.cloud.databricks.com");
+        assert_eq!(ok("AZURE", "westeurope"), "https://1234567890123456.zerobus.westeurope.azuredatabricks.net");
+        assert_eq!(ok("gcp", "us-central1"), "https://1234567890123456.zerobus.us-central1.gcp.databricks.com");
+        let refused = endpoint_for("1", "", "us-west-2").unwrap_err().to_string();
+        assert!(refused.contains("cloud is \"\"") && refused.contains("set ZEROBUS_ENDPOINT"), "{refused}");
+        assert!(endpoint_for("1", "aws", "").is_err());
+        assert!(endpoint_for("1", "aws", "us west/2").is_err());
+    }
 
     #[test]
     fn rows_are_split_into_calls_under_the_limit() {

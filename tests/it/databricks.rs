@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response};
 use otel_delta::testing::databricks::mlflow::{self, LinkError, TRACE_LOCATION_TAG};
-use otel_delta::testing::databricks::{unity, Auth, RetryPolicy, Workspace};
+use otel_delta::testing::databricks::{unity, zerobus_endpoint, Auth, RetryPolicy, Workspace};
 use otel_delta::{Contract, Layout};
 use serde_json::{json, Value};
 
@@ -40,6 +40,14 @@ pub struct FakeState {
     /// Storage location given to tables created through the API, and vended credentials' lifetime.
     pub credential_lifetime_ms: u64,
     pub vended: usize,
+    /// Linking creates the location's spans table, MANAGED and v2, as MLflow's linking provisions its tables.
+    pub provision_managed: bool,
+    /// Sent as `x-databricks-org-id` on every answer, as Databricks does.
+    pub org_id: Option<&'static str>,
+    /// Answered by `metastore_summary`: (cloud, region); `None` answers 404.
+    pub metastore: Option<(&'static str, &'static str)>,
+    /// The `sql_warehouse_id` of each UC-schema location request (null when absent).
+    pub sql_warehouse_ids: Vec<Value>,
 }
 
 pub struct FakeDatabricks {
@@ -104,8 +112,18 @@ fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
 }
 
 /// Record experiment `id`'s trace location, as either link API does; an experiment linked already is refused
-/// (ALREADY_EXISTS), unless `relink_same` and it is linked to this very location.
-fn link_experiment(s: &mut FakeState, id: &str, location: String, relink_same: bool) -> Response<Full<Bytes>> {
+/// (ALREADY_EXISTS), unless `relink_same` and it is linked to this very location. With `provision_managed`, the
+/// location's spans table `spans_table` is created (MANAGED, v2) when missing.
+fn link_experiment(
+    s: &mut FakeState,
+    id: &str,
+    location: String,
+    relink_same: bool,
+    spans_table: String,
+) -> Response<Full<Bytes>> {
+    if s.provision_managed {
+        s.tables.entry(spans_table.clone()).or_insert_with(|| managed_v2_table(&spans_table));
+    }
     let Some((_, tags)) = s.experiments.values_mut().find(|(eid, _)| eid == id) else {
         return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
     };
@@ -123,6 +141,14 @@ fn link_experiment(s: &mut FakeState, id: &str, location: String, relink_same: b
 }
 
 async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let mut response = answer_call(state, request).await;
+    if let Some(id) = state.lock().unwrap().org_id {
+        response.headers_mut().insert("x-databricks-org-id", id.parse().unwrap());
+    }
+    response
+}
+
+async fn answer_call(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query: HashMap<String, String> = request
@@ -212,9 +238,11 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
                 l["schema_name"].as_str().unwrap_or_default(),
                 l["table_prefix"].as_str().unwrap_or_default()
             );
-            link_experiment(&mut s, id, location, true)
+            let spans_table = format!("{location}_otel_spans");
+            link_experiment(&mut s, id, location, true, spans_table)
         }
         ("POST", ["api", "4.0", "mlflow", "traces", "location"]) => {
+            s.sql_warehouse_ids.push(json["sql_warehouse_id"].clone());
             let l = &json["uc_schema"];
             reply(
                 200,
@@ -233,8 +261,17 @@ async fn answer(state: &Mutex<FakeState>, request: Request<hyper::body::Incoming
                 l["catalog_name"].as_str().unwrap_or_default(),
                 l["schema_name"].as_str().unwrap_or_default()
             );
-            link_experiment(&mut s, id, location, false)
+            let spans_table = format!("{location}.mlflow_experiment_trace_otel_spans");
+            link_experiment(&mut s, id, location, false, spans_table)
         }
+        ("GET", ["api", "2.1", "unity-catalog", "metastore_summary"]) => match s.metastore {
+            Some((cloud, region)) => reply(
+                200,
+                json!({ "metastore_id": "m-1", "name": "metastore", "cloud": cloud, "region": region,
+                "default_data_access_config_id": "d-1" }),
+            ),
+            None => error(404, "METASTORE_DOES_NOT_EXIST", "No metastore assigned for the current workspace."),
+        },
         ("GET", ["api", "2.1", "unity-catalog", "tables", full_name]) => match s.tables.get(*full_name) {
             Some(table) => reply(200, table.clone()),
             None => error(404, "TABLE_DOES_NOT_EXIST", &format!("Table '{full_name}' does not exist.")),
@@ -293,12 +330,25 @@ pub fn v5() -> FakeState {
     FakeState { table_prefix_api: true, ..Default::default() }
 }
 
+/// A spans table as Unity Catalog describes one the workspace made: MANAGED, v2 columns (VARIANT, TIMESTAMP,
+/// DATE) and its `otel.schemaVersion`.
+pub fn managed_v2_table(full_name: &str) -> Value {
+    json!({ "full_name": full_name, "table_id": format!("t-{full_name}"), "table_type": "MANAGED",
+        "data_source_format": "DELTA", "storage_location": format!("s3://databricks-managed/{full_name}"),
+        "columns": unity::columns_json(Contract::spans_v2()), "properties": { "otel.schemaVersion": "v2" } })
+}
+
+/// The location `catalog.schema.prefix`, no SQL warehouse.
+fn at<'a>(catalog: &'a str, schema: &'a str, prefix: &'a str) -> mlflow::Location<'a> {
+    mlflow::Location { catalog, schema, prefix, sql_warehouse_id: None }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_experiment_is_created_and_linked_with_the_table_prefix_api() {
     let fake = FakeDatabricks::start(v5()).await;
     let ws = fake.workspace(Auth::Pat(PAT.into()));
     let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
-    let tables = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap();
+    let tables = mlflow::link_trace_tables(&ws, &experiment, &at("main", "default", "otel")).await.unwrap();
     assert_eq!(tables.spans_table, "main.default.otel_otel_spans");
     assert_eq!(tables.api, "table-prefix");
     assert_eq!(
@@ -314,7 +364,7 @@ async fn a_new_experiment_is_created_and_linked_with_the_table_prefix_api() {
     let again = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
     assert_eq!(again.id, experiment.id);
     assert_eq!(again.tags[TRACE_LOCATION_TAG], "main.default.otel");
-    assert_eq!(mlflow::link_trace_tables(&ws, &again, "main", "default", "otel").await.unwrap(), tables);
+    assert_eq!(mlflow::link_trace_tables(&ws, &again, &at("main", "default", "otel")).await.unwrap(), tables);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +375,7 @@ async fn an_experiment_linked_elsewhere_is_refused_with_guidance_and_nothing_cha
     let fake = FakeDatabricks::start(state).await;
     let ws = fake.workspace(Auth::Pat(PAT.into()));
     let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
-    let err = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap_err();
+    let err = mlflow::link_trace_tables(&ws, &experiment, &at("main", "default", "otel")).await.unwrap_err();
     assert!(matches!(err, LinkError::LinkedElsewhere { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("main.prod.agents") && message.contains("main.default.otel"), "{message}");
@@ -337,7 +387,7 @@ async fn an_experiment_linked_elsewhere_is_refused_with_guidance_and_nothing_cha
     let untagged = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
     fake.state.lock().unwrap().experiments.get_mut("/Shared/otel").unwrap().1 =
         HashMap::from([(TRACE_LOCATION_TAG.to_owned(), "main.prod.agents".to_owned())]);
-    let err = mlflow::link_trace_tables(&ws, &untagged, "main", "default", "otel").await.unwrap_err();
+    let err = mlflow::link_trace_tables(&ws, &untagged, &at("main", "default", "otel")).await.unwrap_err();
     assert!(err.to_string().contains("already linked to main.prod.agents"), "{err}");
 }
 
@@ -346,8 +396,10 @@ async fn an_older_workspace_is_linked_with_the_uc_schema_api() {
     let fake = FakeDatabricks::start(FakeState::default()).await;
     let ws = fake.workspace(Auth::Pat(PAT.into()));
     let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
-    let tables = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap();
+    let location = mlflow::Location { sql_warehouse_id: Some("wh-1"), ..at("main", "default", "otel") };
+    let tables = mlflow::link_trace_tables(&ws, &experiment, &location).await.unwrap();
     assert_eq!(tables.api, "uc-schema");
+    assert_eq!(fake.state.lock().unwrap().sql_warehouse_ids, [json!("wh-1")], "the API's required warehouse");
     assert_eq!(tables.spans_table, "main.default.mlflow_experiment_trace_otel_spans");
     assert!(fake.calls().contains(&format!("POST /api/4.0/mlflow/traces/{}/link-location", experiment.id)));
 }
@@ -359,20 +411,20 @@ async fn a_uc_schema_link_is_accepted_on_restart_on_either_api() {
     let fake = FakeDatabricks::start(FakeState::default()).await;
     let ws = fake.workspace(Auth::Pat(PAT.into()));
     let experiment = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
-    let first = mlflow::link_trace_tables(&ws, &experiment, "main", "default", "otel").await.unwrap();
+    let first = mlflow::link_trace_tables(&ws, &experiment, &at("main", "default", "otel")).await.unwrap();
     assert_eq!(first.api, "uc-schema");
     let restarted = mlflow::get_or_create_experiment(&ws, "/Shared/otel").await.unwrap();
     assert_eq!(restarted.tags[TRACE_LOCATION_TAG], "main.default");
-    let again = mlflow::link_trace_tables(&ws, &restarted, "main", "default", "otel").await.unwrap();
+    let again = mlflow::link_trace_tables(&ws, &restarted, &at("main", "default", "otel")).await.unwrap();
     assert_eq!(again, first);
 
     fake.state.lock().unwrap().table_prefix_api = true;
     let calls_before = fake.calls().len();
-    let upgraded = mlflow::link_trace_tables(&ws, &restarted, "main", "default", "otel").await.unwrap();
+    let upgraded = mlflow::link_trace_tables(&ws, &restarted, &at("main", "default", "otel")).await.unwrap();
     assert_eq!(upgraded, first, "still the schema link's tables");
     assert!(!fake.calls()[calls_before..].iter().any(|c| c.contains("/api/5.0/")), "{:?}", fake.calls());
 
-    match mlflow::link_trace_tables(&ws, &restarted, "main", "other", "otel").await {
+    match mlflow::link_trace_tables(&ws, &restarted, &at("main", "other", "otel")).await {
         Err(LinkError::LinkedElsewhere { existing, requested, .. }) => {
             assert_eq!((existing.as_str(), requested.as_str()), ("main.default", "main.other.otel"));
         }
@@ -465,8 +517,8 @@ pub fn app_yaml() -> (Vec<String>, Vec<(String, String)>) {
     (command, env)
 }
 
-/// The binary as app.yaml runs it, with app.yaml's values (only the host pointed at the fake workspace and the
-/// secret's token filled in): links the experiment, resolves the Unity Catalog table, writes it on S3 with
+/// The binary as app.yaml runs it but with `--sink unity-catalog`, with app.yaml's values (only the host pointed at
+/// the fake workspace and the secret's token filled in): links the experiment, resolves the Unity Catalog table, writes it on S3 with
 /// vended credentials that are renewed while it runs, and every acknowledged span is in the table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_yaml_serve_links_the_experiment_and_writes_the_unity_catalog_table() {
@@ -493,9 +545,15 @@ async fn app_yaml_serve_links_the_experiment_and_writes_the_unity_catalog_table(
         ("OTEL_DELTA_UC_STORAGE_LOCATION", s3.to_string()),
         ("OTEL_DELTA_FLUSH_INTERVAL", "200ms".to_owned()),
     ]);
-    // Loopback only, and the port the platform would give: any free one.
-    let args: Vec<String> =
-        command[1..].iter().map(|a| a.replace("0.0.0.0", "127.0.0.1").replace("$DATABRICKS_APP_PORT", "0")).collect();
+    // Loopback only, the port the platform would give (any free one), and the direct-write sink app.yaml's comment
+    // names for EXTERNAL tables instead of its default (Zerobus).
+    let args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| {
+            a.replace("0.0.0.0", "127.0.0.1").replace("$DATABRICKS_APP_PORT", "0").replace("zerobus", "unity-catalog")
+        })
+        .collect();
+    assert!(args.contains(&"unity-catalog".to_owned()), "app.yaml names a sink: {args:?}");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let c = crate::stores::Serve::spawn(&args, &env).await;
     assert!(c.table_line().contains(s3.as_str().trim_end_matches('/')), "{}", c.table_line());
@@ -605,4 +663,35 @@ async fn serve_refuses_a_layout_the_unity_catalog_table_does_not_have() {
     assert!(stderr.contains("main.default.otel_otel_spans"), "{stderr}");
     assert!(stderr.contains("\"v2\"") && stderr.contains("\"v1\""), "{stderr}");
     assert_eq!(fake.state.lock().unwrap().vended, 0, "no credentials asked for a table we refuse");
+}
+
+/// Without ZEROBUS_ENDPOINT the endpoint follows from what the workspace says: its id (`x-databricks-org-id`) and
+/// its metastore's cloud and region; what it does not say is named in the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zerobus_endpoint_is_derived_from_the_workspace() {
+    let state = FakeState { org_id: Some("1234567890123456"), metastore: Some(("aws", "us-west-2")), ..v5() };
+    let fake = FakeDatabricks::start(state).await;
+    let ws = fake.workspace(Auth::oauth(CLIENT.0.into(), CLIENT.1.into()));
+    let endpoint = zerobus_endpoint(&ws).await.unwrap();
+    assert_eq!(endpoint, "https://1234567890123456.zerobus.us-west-2.cloud.databricks.com");
+
+    fake.state.lock().unwrap().metastore = Some(("azure", "westeurope"));
+    let endpoint = zerobus_endpoint(&fake.workspace(Auth::Pat(PAT.into()))).await.unwrap();
+    assert_eq!(endpoint, "https://1234567890123456.zerobus.westeurope.azuredatabricks.net");
+
+    fake.state.lock().unwrap().org_id = None;
+    let refused = zerobus_endpoint(&fake.workspace(Auth::Pat(PAT.into()))).await.unwrap_err().to_string();
+    assert!(refused.contains("x-databricks-org-id") && refused.contains("set ZEROBUS_ENDPOINT"), "{refused}");
+}
+
+/// `--sink zerobus` without ZEROBUS_ENDPOINT on a workspace that does not say its metastore's region: refused at
+/// start-up in one line that says what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_a_zerobus_endpoint_it_cannot_derive_is_refused_in_one_line() {
+    let mut state = FakeState { org_id: Some("1234567890123456"), ..v5() };
+    state.tables.insert("main.default.otel_otel_spans".into(), managed_v2_table("main.default.otel_otel_spans"));
+    let fake = FakeDatabricks::start(state).await;
+    let stderr = crate::support::serve_refused(fake.host(), &["--sink", "zerobus"], &[]).await;
+    let refusal = stderr.lines().find(|l| l.starts_with("otel-delta:")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(refusal.contains("metastore_summary") && refusal.contains("set ZEROBUS_ENDPOINT"), "{refusal}");
 }

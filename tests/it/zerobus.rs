@@ -27,7 +27,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, ReflectMessage as _
 use serde_json::{json, Value};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::databricks::{app_yaml, v5, FakeDatabricks, CLIENT, PAT};
+use crate::databricks::{app_yaml, v5, FakeDatabricks, FakeState, CLIENT, PAT};
 use crate::stores::Serve;
 
 const SPANS: &str = "main.default.otel_otel_spans";
@@ -204,7 +204,7 @@ fn managed_v2_spans_table() -> Value {
 }
 
 /// The fake Zerobus server and workspace (holding the managed spans table), and the binary started with app.yaml's
-/// command switched to `--sink zerobus` and app.yaml's values, pointed at the fakes, plus `auth`.
+/// command and values, pointed at the fakes, plus `auth`.
 async fn start_app(zerobus: ZerobusState, auth: &[(&str, &str)]) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
     start_app_on(managed_spans_table(), zerobus, auth).await
 }
@@ -215,21 +215,27 @@ async fn start_app_on(
     zerobus: ZerobusState,
     auth: &[(&str, &str)],
 ) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
-    let zerobus = start_zerobus(zerobus).await;
     let mut state = v5();
     state.tables.insert(SPANS.into(), table);
+    start_app_in(state, zerobus, auth).await
+}
+
+/// [`start_app`] on a workspace in `state`.
+async fn start_app_in(
+    state: FakeState,
+    zerobus: ZerobusState,
+    auth: &[(&str, &str)],
+) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
+    let zerobus = start_zerobus(zerobus).await;
     let fake = FakeDatabricks::start(state).await;
     let (command, yaml_env) = app_yaml();
-    let args: Vec<String> = command[1..]
-        .iter()
-        .map(|a| {
-            a.replace("0.0.0.0", "127.0.0.1").replace("$DATABRICKS_APP_PORT", "0").replace("unity-catalog", "zerobus")
-        })
-        .collect();
+    let args: Vec<String> =
+        command[1..].iter().map(|a| a.replace("0.0.0.0", "127.0.0.1").replace("$DATABRICKS_APP_PORT", "0")).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut env: Vec<(&str, String)> =
         yaml_env.iter().filter(|(k, _)| k != "DATABRICKS_HOST").map(|(k, v)| (k.as_str(), v.clone())).collect();
     env.push(("DATABRICKS_HOST", fake.host()));
+    // The endpoint app.yaml leaves to derivation would be a real host: the fake's, given as the override.
     env.push(("ZEROBUS_ENDPOINT", zerobus.endpoint.clone()));
     env.push(("OTEL_DELTA_FLUSH_INTERVAL", "200ms".into()));
     env.extend(auth.iter().map(|(k, v)| (*k, v.to_string())));
@@ -549,6 +555,48 @@ async fn zerobus_sink_writes_a_v2_table_in_its_layout() {
     assert_eq!(root["events"][0]["attributes"], json!({"attempt": 3, "why": "timeout"}));
     assert_eq!(root["resource"]["attributes"], json!({"service.name": "checkout", "host": 9}));
     assert_eq!(root["service_name"], json!("checkout"));
+}
+
+/// app.yaml as shipped, on a workspace where nothing exists yet, as a Databricks App's service principal (OAuth
+/// M2M): the experiment is created and linked, linking provisions the MANAGED v2 spans table (as MLflow's linking
+/// does), and every span lands through Zerobus as a record of that table's layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_yaml_writes_the_managed_v2_table_linking_provisions_through_zerobus() {
+    let state = FakeState { provision_managed: true, ..v5() };
+    let auth = [("DATABRICKS_CLIENT_ID", CLIENT.0), ("DATABRICKS_CLIENT_SECRET", CLIENT.1)];
+    let (zerobus, fake, c) = start_app_in(state, ZerobusState::default(), &auth).await;
+    let mut sent = Vec::new();
+    for seed in 0..3u64 {
+        let request = crate::http::request(700 + seed, 4);
+        let body = prost::Message::encode_to_vec(&request);
+        let status = crate::http::post(&c.traces_url, "application/x-protobuf", body).await.status();
+        assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+        sent.extend(
+            request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| hex(&s.span_id)),
+        );
+    }
+    c.stop().await;
+    {
+        let s = fake.state.lock().unwrap();
+        assert_eq!(s.tables[SPANS]["table_type"], "MANAGED", "provisioned by linking");
+        assert_eq!(
+            s.experiments["/Shared/opentelemetry-traces"].1
+                [otel_delta::testing::databricks::mlflow::TRACE_LOCATION_TAG],
+            "main.default.otel"
+        );
+        assert!(!s.tokens.is_empty(), "the service principal's OAuth tokens were used");
+    }
+    let state = zerobus.state.lock().unwrap();
+    let records = decode_all(&state);
+    assert!(records.iter().all(|r| text(r, "record_id").len() == 36), "v2 records");
+    let mut landed: Vec<String> = records.iter().map(|r| text(r, "span_id")).collect();
+    landed.sort();
+    sent.sort();
+    assert_eq!(landed, sent, "every span once");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `--layout v1` against the workspace's v2 table is refused at start-up, naming both layouts.
