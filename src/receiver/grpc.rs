@@ -33,6 +33,7 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<crate::ack::Acc
     if req.uri().path() != EXPORT_PATH {
         return Err(ReceiveError::UnknownGrpcMethod(req.uri().path().to_owned()));
     }
+    state.authorize(req.headers())?;
     let limit = state.config.max_request_bytes;
     let encoding = Encoding::from_header(req.headers().get("grpc-encoding").and_then(|v| v.to_str().ok()))?;
     // Admission before the body is read; chunks are charged as they arrive (gRPC declares no length up front).

@@ -4,8 +4,10 @@
 //! Limits are checked before work: the declared and the actual (decompressed) body size against
 //! `max_request_bytes` (413 / RESOURCE_EXHAUSTED), then admission into the pipeline (503 + Retry-After /
 //! UNAVAILABLE + RetryInfo when full). The answer waits for the request's commit (see [`crate::pipeline`]).
+//! With `--auth-token-file`, an export must carry a bearer token first (see [`auth`]): 401 / UNAUTHENTICATED.
 //! `GET /` and `GET /health` answer 200 once serving. CORS preflights are answered for configured origins.
 
+mod auth;
 mod body;
 mod grpc;
 mod response;
@@ -21,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, VARY,
+    ACCESS_CONTROL_REQUEST_HEADERS, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, VARY,
 };
 use http::{HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
@@ -92,6 +94,10 @@ pub(crate) struct ReceiverArgs {
     /// Open connections, all listeners together; a connection beyond it is closed as soon as it is accepted.
     #[arg(long, env = "OTEL_DELTA_MAX_CONNECTIONS", default_value = "4096")]
     max_connections: usize,
+    /// Let an export in only with `Authorization: Bearer <token>` (gRPC: that metadata) naming a token of this
+    /// file: one a line (`#` comments), read again within a second of a change. Unset: no authentication.
+    #[arg(long, env = "OTEL_DELTA_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<std::path::PathBuf>,
 }
 
 /// A listener address, or `off`.
@@ -145,6 +151,12 @@ impl ReceiverArgs {
         if self.http2_max_streams == 0 || self.max_connections == 0 {
             return Err(InvalidSetting::new("--http2-max-streams and --max-connections", "must be above zero"));
         }
+        let auth = match &self.auth_token_file {
+            Some(path) => Some(Arc::new(
+                auth::Tokens::load(path).map_err(|e| InvalidSetting::new("--auth-token-file", e.to_string()))?,
+            )),
+            None => None,
+        };
         let mut http_addr = self.http_addr;
         if let Some(port) = self.http_port {
             http_addr.set_port(port);
@@ -166,6 +178,7 @@ impl ReceiverArgs {
                 http2_keepalive: self.http2_keepalive,
                 http2_max_streams: self.http2_max_streams,
                 max_connections: self.max_connections,
+                auth,
             },
         })
     }
@@ -186,6 +199,8 @@ pub(crate) struct HttpConfig {
     pub(crate) http2_keepalive: Duration,
     pub(crate) http2_max_streams: u32,
     pub(crate) max_connections: usize,
+    /// Bearer tokens an export must carry; `None`: none needed.
+    pub(crate) auth: Option<Arc<auth::Tokens>>,
 }
 
 struct State {
@@ -209,6 +224,16 @@ impl State {
         // Poisoned only if a thread panicked while taking the submitter at shutdown.
         let guard = self.submitter.read().map_err(|_| shutting_down())?;
         f(guard.as_ref().ok_or_else(shutting_down)?)
+    }
+
+    /// Refuse an export whose headers carry none of the bearer tokens (when tokens are configured).
+    fn authorize(&self, headers: &http::HeaderMap) -> Result<(), ReceiveError> {
+        match &self.config.auth {
+            Some(tokens) if !tokens.allows(headers.get(AUTHORIZATION).map(HeaderValue::as_bytes)) => {
+                Err(ReceiveError::Unauthenticated)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Reserve in-flight budget for a request before its body is read (its declared length; chunks beyond it
@@ -246,6 +271,15 @@ pub(crate) async fn serve(
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let (give_up_tx, give_up) = tokio::sync::watch::channel(false);
+    // Tokens follow their file while serving.
+    let _reload = config.auth.clone().map(|tokens| {
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(auth::RELOAD_EVERY).await;
+                tokens.reload_if_changed();
+            }
+        }))
+    });
     let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), give_up, config });
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -279,6 +313,15 @@ pub(crate) async fn serve(
     if let Ok(mut submitter) = state.submitter.write() {
         submitter.take();
     };
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn accept_loop(
@@ -371,6 +414,7 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
 async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, ReceiveError> {
     let limit = state.config.max_request_bytes;
     let headers = req.headers();
+    state.authorize(headers)?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let format =
         request_format(content_type).ok_or_else(|| ReceiveError::UnsupportedMediaType(content_type.to_owned()))?;
@@ -445,6 +489,7 @@ mod tests {
             http2_keepalive: Duration::from_secs(1),
             http2_max_streams: 1,
             max_connections: 1,
+            auth: None,
         };
         let origin = HeaderValue::from_static("https://app.example.com");
         assert!(allowed_origin(&config, Some(&origin)).is_some());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full};
@@ -49,6 +49,8 @@ pub(crate) enum ReceiveError {
         "unknown gRPC method {0}; this server implements opentelemetry.proto.collector.trace.v1.TraceService/Export"
     )]
     UnknownGrpcMethod(String),
+    #[error("missing or unknown bearer token: send Authorization: Bearer <token>")]
+    Unauthenticated,
 }
 
 /// gRPC status codes.
@@ -60,6 +62,7 @@ pub(crate) mod code {
     pub(crate) const RESOURCE_EXHAUSTED: u32 = 8;
     pub(crate) const UNIMPLEMENTED: u32 = 12;
     pub(crate) const UNAVAILABLE: u32 = 14;
+    pub(crate) const UNAUTHENTICATED: u32 = 16;
 }
 
 impl ReceiveError {
@@ -84,6 +87,7 @@ impl ReceiveError {
             ReceiveError::NotFound(_) => (StatusCode::NOT_FOUND, code::NOT_FOUND, false),
             ReceiveError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED, false),
             ReceiveError::UnknownGrpcMethod(_) => (StatusCode::NOT_FOUND, code::UNIMPLEMENTED, false),
+            ReceiveError::Unauthenticated => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, false),
         }
     }
 
@@ -114,6 +118,9 @@ impl ReceiveError {
         let mut response = full(status, format, body);
         if retryable {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+        }
+        if let ReceiveError::Unauthenticated = self {
+            response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"otel-delta\""));
         }
         if let ReceiveError::MethodNotAllowed(_) = self {
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));

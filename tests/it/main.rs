@@ -1,6 +1,7 @@
 //! Integration tests: real clients (the OpenTelemetry SDK's OTLP exporter, raw HTTP) against the collector,
 //! results read back from the Delta table.
 
+mod auth;
 mod conformance;
 mod databricks;
 mod hostile;
