@@ -245,7 +245,11 @@ impl OwnEntries {
 /// Create the table `contract` describes: version 0 with `commitInfo`, `protocol` (the contract's table features;
 /// the legacy 1/2 without any) and `metaData` (its schema, `name`, comment and properties), as one put-if-absent
 /// object. [`Written::Taken`] when a table is already there.
-pub(crate) async fn create(log_store: &dyn LogStore, contract: &Contract, name: &str) -> Result<Written, DeltaTableError> {
+pub(crate) async fn create(
+    log_store: &dyn LogStore,
+    contract: &Contract,
+    name: &str,
+) -> Result<Written, DeltaTableError> {
     let json = |e: serde_json::Error| DeltaTableError::Generic(e.to_string());
     let features = contract.layout.table_features();
     let protocol: Protocol = serde_json::from_value(if features.is_empty() {

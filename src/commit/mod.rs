@@ -199,7 +199,10 @@ impl Table {
                     // Another writer created it first: use theirs (and check it below). An expected race.
                     tracing::info!(table = %url, "another writer created the table first; opening theirs");
                 }
-                backend.open(url).await.map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?
+                backend
+                    .open(url)
+                    .await
+                    .map_err(|source| CommitError::Open { url: url.clone(), source: Box::new(source) })?
             }
             (Err(source), _) => return Err(CommitError::Open { url: url.clone(), source: Box::new(source) }),
         };
