@@ -192,18 +192,16 @@ impl ZerobusTable {
         rows: Vec<Vec<u8>>,
     ) -> Result<impl Future<Output = Result<(), ZerobusTableError>> + Send + 'static, ZerobusTableError> {
         let calls = split(rows)?;
+        if calls.is_empty() {
+            // Every row of the batch was left out by its worker: nothing to queue or wait for, whatever the
+            // stream's state.
+            return Ok(durable(None));
+        }
         let mut retried = false;
         loop {
             let stream = self.stream().await?;
             match queue(&stream, &calls).await {
-                Ok(last) => {
-                    return Ok(async move {
-                        if let Some(offset) = last {
-                            stream.wait_for_offset(offset).await.map_err(Box::new)?;
-                        }
-                        Ok(())
-                    });
-                }
+                Ok(last) => return Ok(durable(last.map(|offset| (stream, offset)))),
                 Err(e) if !retried => {
                     tracing::warn!(error = %e, table = self.table, "Zerobus stream failed; opening a new one");
                     self.stream = None;
@@ -230,6 +228,15 @@ impl ZerobusTable {
             }
         }
     }
+}
+
+/// Resolves once `stream` has acknowledged `offset` (and so every record before it) as durable; at once if
+/// nothing was queued.
+async fn durable(queued: Option<(Arc<ZerobusStream>, i64)>) -> Result<(), ZerobusTableError> {
+    if let Some((stream, offset)) = queued {
+        stream.wait_for_offset(offset).await.map_err(Box::new)?;
+    }
+    Ok(())
 }
 
 /// Group rows into ingest calls of at most [`MAX_CALL_BYTES`]. A larger row is an error, not a panic: the workers
