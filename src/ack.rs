@@ -11,6 +11,7 @@
 //! dropped unsettled (a task died), the receiver sees its reply channel close and answers 503: nothing is acked
 //! that was not stored. Its [`Permit`] goes back to the [`Budget`] with it.
 
+use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,12 +28,17 @@ pub(crate) struct Accepted {
     pub(crate) message: Option<String>,
 }
 
+impl Accepted {
+    /// `rejected` spans refused alone, for these reasons: "N span(s) rejected: why[; why…]".
+    fn rejecting(rejected: u64, reasons: &[Cow<'static, str>]) -> Self {
+        let message = (!reasons.is_empty()).then(|| format!("{rejected} span(s) rejected: {}", reasons.join("; ")));
+        Accepted { rejected, message }
+    }
+}
+
 impl From<Summary> for Accepted {
     fn from(s: Summary) -> Self {
-        Accepted {
-            rejected: s.rejected,
-            message: s.first_rejection.map(|r| format!("{} span(s) rejected: {r}", s.rejected)),
-        }
+        Accepted::rejecting(s.rejected, s.first_rejection.map(Cow::Borrowed).as_slice())
     }
 }
 
@@ -113,14 +119,34 @@ pub(crate) type Reply = oneshot::Sender<Result<Accepted, ExportError>>;
 /// A request whose rows are in an open or sealed output, waiting to be stored.
 pub(crate) struct Pending {
     reply: Reply,
-    accepted: Accepted,
+    /// Spans refused alone (at decode, or later by a worker), answered as partial success.
+    rejected: u64,
+    /// Why, each distinct reason once, first seen first (decode's first reason, then the worker's).
+    reasons: Vec<Cow<'static, str>>,
     /// Released when the request is answered.
     _permit: Permit,
 }
 
 impl Pending {
-    pub(crate) fn new(reply: Reply, accepted: Accepted, permit: Permit) -> Self {
-        Pending { reply, accepted, _permit: permit }
+    /// A request whose spans were checked as `summary` says (its rejections are part of its answer).
+    pub(crate) fn new(reply: Reply, summary: &Summary, permit: Permit) -> Self {
+        let reasons = summary.first_rejection.map(Cow::Borrowed).into_iter().collect();
+        Pending { reply, rejected: summary.rejected, reasons, _permit: permit }
+    }
+
+    /// `n` more of its spans are refused alone, for `reason`: rows left out of the output because they can never
+    /// be stored. Its answer stays a success, counting them as rejected (the client must not retry them).
+    pub(crate) fn reject(&mut self, n: u64, reason: impl Into<Cow<'static, str>>) {
+        let reason = reason.into();
+        self.rejected += n;
+        if !self.reasons.contains(&reason) {
+            self.reasons.push(reason);
+        }
+    }
+
+    /// Its answer once its rows are stored.
+    fn accepted(&self) -> Accepted {
+        Accepted::rejecting(self.rejected, &self.reasons)
     }
 }
 
@@ -143,6 +169,11 @@ impl Requests {
         self.0.len()
     }
 
+    /// The `index`th request (in the order pushed).
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Pending> {
+        self.0.get_mut(index)
+    }
+
     /// Take every request out, leaving this empty (a worker hands its requests over with its sealed output).
     pub(crate) fn take(&mut self) -> Requests {
         Requests(std::mem::take(&mut self.0))
@@ -151,7 +182,8 @@ impl Requests {
     /// Their rows are stored: answer each with its partial-success summary.
     pub(crate) fn succeed_all(self) {
         for p in self.0 {
-            let _ = p.reply.send(Ok(p.accepted));
+            let accepted = p.accepted();
+            let _ = p.reply.send(Ok(accepted));
         }
     }
 
@@ -278,7 +310,7 @@ mod tests {
         let mut answers = Vec::new();
         for _ in 0..2 {
             let (reply, answer) = oneshot::channel();
-            requests.push(Pending::new(reply, Accepted::default(), budget.try_acquire(5).unwrap()));
+            requests.push(Pending::new(reply, &Summary::default(), budget.try_acquire(5).unwrap()));
             answers.push(answer);
         }
         assert!(budget.try_acquire(1).is_none());
@@ -290,5 +322,34 @@ mod tests {
             }
         }
         assert!(budget.try_acquire(10).is_some(), "permits are given back once answered");
+    }
+
+    #[test]
+    fn rejections_add_up_and_name_each_reason_once() {
+        let budget = Budget::new(10);
+        let decoded = Summary { accepted: 3, rejected: 2, first_rejection: Some("trace_id must be 16 bytes") };
+        let (reply, mut mixed) = oneshot::channel();
+        let mut both = Pending::new(reply, &decoded, budget.try_acquire(1).unwrap());
+        both.reject(1, "too large");
+        both.reject(2, String::from("too large"));
+        let (reply, mut clean) = oneshot::channel();
+        let mut only =
+            Pending::new(reply, &Summary { accepted: 1, ..Summary::default() }, budget.try_acquire(1).unwrap());
+        only.reject(1, "too large");
+        let (reply, mut untouched) = oneshot::channel();
+        let none = Pending::new(reply, &decoded, budget.try_acquire(1).unwrap());
+        let mut requests = Requests::default();
+        for p in [both, only, none] {
+            requests.push(p);
+        }
+        requests.succeed_all();
+        let message = |rejected: u64, m: &str| Accepted { rejected, message: Some(m.to_owned()) };
+        assert_eq!(
+            mixed.try_recv().unwrap().unwrap(),
+            message(5, "5 span(s) rejected: trace_id must be 16 bytes; too large")
+        );
+        assert_eq!(clean.try_recv().unwrap().unwrap(), message(1, "1 span(s) rejected: too large"));
+        assert_eq!(untouched.try_recv().unwrap().unwrap(), Accepted::from(decoded), "as decode answered it");
+        assert_eq!(Accepted::from(decoded), message(2, "2 span(s) rejected: trace_id must be 16 bytes"));
     }
 }

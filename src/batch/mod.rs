@@ -6,7 +6,9 @@
 //! output travels to the sink's committer with exactly the requests whose rows it holds ([`Requests`]); a request
 //! is answered by the sink once that output is stored, or here at once if it is invalid or holds no storable
 //! span. If writing fails, every request of the open output is answered "unavailable" (retryable) and the worker
-//! starts afresh: nothing is acknowledged that is not in the output.
+//! starts afresh: nothing is acknowledged that is not in the output. A row the sink's writer leaves out (one its
+//! destination can never take, see [`Omitted`]) is counted as rejected in its own request's answer (partial
+//! success); the rest of the output is unaffected.
 //!
 //! Outputs are cut by [`FlushPolicy`]: record batches by bytes, outputs by bytes or by the age of their oldest
 //! request. A file's bytes stream to the store while it is written (see [`crate::store`]), and the worker waits
@@ -25,7 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::ack::{Accepted, Budget, ExportError, Failure, Pending, Permit, Reply, Requests, Stopped};
 use crate::decode::{self, DecodeError, Format};
-use crate::sink::{Sealed, WriteError, Writer};
+use crate::sink::{Omitted, Sealed, WriteError, Writer};
 use crate::table::{Contract, RowBuilder};
 use policy::{OpenFile, Step};
 
@@ -53,6 +55,40 @@ enum BatchError {
     Rows(#[source] ArrowError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error("row {row} of a record batch belongs to no request (a bug)")]
+    UnownedRow { row: usize },
+}
+
+/// Which request each row of the record batch being built came from. A request's rows are appended together and
+/// in order, and its [`Pending`] is pushed with them, so the row counts of the requests pushed since the last
+/// record batch map a row index to its request: they are the last [`len`](Self::len) of the worker's requests.
+#[derive(Debug, Default)]
+struct RowOwners {
+    /// Per request, in order: the end (exclusive) of its rows in the record batch.
+    ends: Vec<usize>,
+}
+
+impl RowOwners {
+    /// The next request added `rows` rows.
+    fn push(&mut self, rows: usize) {
+        let start = self.ends.last().copied().unwrap_or(0);
+        self.ends.push(start + rows);
+    }
+
+    /// The position, among these requests, of the one whose rows include `row`.
+    fn owner(&self, row: usize) -> Option<usize> {
+        let position = self.ends.partition_point(|&end| end <= row);
+        (position < self.ends.len()).then_some(position)
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// A record batch was written (or dropped): the next one starts with the next request.
+    fn clear(&mut self) {
+        self.ends.clear();
+    }
 }
 
 /// What one request may become, and the budget its growth is charged to.
@@ -70,6 +106,8 @@ pub(crate) struct Worker<W: Writer> {
     contract: &'static Contract,
     writer: W,
     rows: Box<dyn RowBuilder>,
+    /// The requests of `rows`, for the rows the writer leaves out.
+    owners: RowOwners,
     output: Option<W::Open>,
     open: OpenFile,
     requests: Requests,
@@ -95,6 +133,7 @@ impl<W: Writer> Worker<W> {
             contract,
             writer,
             rows: contract.row_builder(),
+            owners: RowOwners::default(),
             output: None,
             open: OpenFile::default(),
             requests: Requests::default(),
@@ -180,6 +219,7 @@ impl<W: Writer> Worker<W> {
         let room = self.limits.budget.available().saturating_add(covered);
         let limit = self.limits.max_request_rows.min(room);
         // Checked while its rows are built: an invalid request adds none (see `RowBuilder::append_request`).
+        let rows_before = self.rows.rows();
         let (summary, bytes) = match self.rows.append_request(&body, limit) {
             Ok(appended) => appended,
             Err(DecodeError::RowsTooLarge { .. }) if limit < self.limits.max_request_rows => {
@@ -193,12 +233,12 @@ impl<W: Writer> Worker<W> {
             }
         };
         permit.grow(bytes.saturating_sub(covered));
-        let accepted = Accepted::from(summary);
         if summary.accepted == 0 {
-            let _ = reply.send(Ok(accepted));
+            let _ = reply.send(Ok(Accepted::from(summary)));
             return;
         }
-        self.requests.push(Pending::new(reply, accepted, permit));
+        self.requests.push(Pending::new(reply, &summary, permit));
+        self.owners.push(self.rows.rows().saturating_sub(rows_before));
         match self.open.add(&self.policy, body.len() as u64, Instant::now()) {
             // Rows far larger than their requests: cut the batch well before a column nears Arrow's 2 GiB.
             Step::Nothing if self.rows.bytes() >= MAX_BATCH_ROW_BYTES => {
@@ -215,6 +255,7 @@ impl<W: Writer> Worker<W> {
     /// Move the rows built so far into the open output (opened on the first batch).
     fn encode_batch(&mut self) -> bool {
         if self.rows.rows() == 0 {
+            self.owners.clear();
             return true;
         }
         match self.write_batch() {
@@ -237,7 +278,41 @@ impl<W: Writer> Worker<W> {
             Some(open) => self.output.insert(open),
             None => self.output.insert(self.writer.open()?),
         };
-        Ok(self.writer.write(output, &batch)?)
+        let omitted = self.writer.write(output, &batch)?;
+        let counted = self.reject(omitted);
+        self.owners.clear();
+        counted
+    }
+
+    /// Count each row the writer left out as rejected in the answer of the request it came from (one call per
+    /// request, naming its first reason). A row that maps to no request is a bug: the batch fails (503), since
+    /// that row would otherwise be dropped unanswered for.
+    fn reject(&mut self, omitted: Omitted) -> Result<(), BatchError> {
+        if omitted.is_empty() {
+            return Ok(());
+        }
+        let first = self.requests.len().checked_sub(self.owners.len());
+        // (request index, rows left out, the first one's reason), consecutive rows of one request merged.
+        let mut counts: Vec<(usize, u64, String)> = Vec::new();
+        for (row, why) in omitted {
+            let request = first
+                .zip(self.owners.owner(row))
+                .map(|(first, position)| first + position)
+                .filter(|&request| request < self.requests.len())
+                .ok_or(BatchError::UnownedRow { row })?;
+            match counts.last_mut() {
+                Some((last, n, _)) if *last == request => *n += 1,
+                _ => counts.push((request, 1, why.to_string())),
+            }
+        }
+        for (request, n, reason) in counts {
+            // In range: checked above.
+            if let Some(pending) = self.requests.get_mut(request) {
+                tracing::debug!(spans = n, reason, "spans left out of the output: answered rejected");
+                pending.reject(n, reason);
+            }
+        }
+        Ok(())
     }
 
     /// Finish the open output and hand it to the committer.
@@ -267,6 +342,7 @@ impl<W: Writer> Worker<W> {
     fn discard(&mut self, reason: Failure) {
         self.requests.take().fail_all(reason);
         self.rows = self.contract.row_builder();
+        self.owners.clear();
         self.output = None;
         self.open.reset();
     }
@@ -297,9 +373,9 @@ mod tests {
             Ok(0)
         }
 
-        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<(), WriteError> {
+        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<Omitted, WriteError> {
             *open += batch.num_rows();
-            Ok(())
+            Ok(Omitted::default())
         }
 
         fn seal(&self, open: usize) -> Result<usize, WriteError> {
@@ -354,12 +430,12 @@ mod tests {
             Ok(0)
         }
 
-        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<(), WriteError> {
+        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<Omitted, WriteError> {
             if !self.0.swap(true, Ordering::SeqCst) {
                 panic!("a bug");
             }
             *open += batch.num_rows();
-            Ok(())
+            Ok(Omitted::default())
         }
 
         fn seal(&self, open: usize) -> Result<usize, WriteError> {
@@ -399,5 +475,129 @@ mod tests {
         assert!(WORKER_RESTARTS.load(Ordering::Relaxed) >= 1);
         drop(queue);
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn row_owners_map_rows_to_the_requests_that_added_them() {
+        let mut owners = RowOwners::default();
+        assert_eq!(owners.owner(0), None);
+        for rows in [2, 1, 3] {
+            owners.push(rows);
+        }
+        let mapped: Vec<_> = (0..7).map(|row| owners.owner(row)).collect();
+        assert_eq!(mapped, [Some(0), Some(0), Some(1), Some(2), Some(2), Some(2), None]);
+        owners.clear();
+        assert_eq!((owners.len(), owners.owner(0)), (0, None));
+    }
+
+    /// Outputs that count their rows and leave out the rows at these indexes of every record batch.
+    #[derive(Clone)]
+    struct LeavesOut(Vec<usize>);
+
+    impl Writer for LeavesOut {
+        type Open = usize;
+        type Output = usize;
+
+        fn open(&self) -> Result<usize, WriteError> {
+            Ok(0)
+        }
+
+        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<Omitted, WriteError> {
+            let mut omitted = Omitted::default();
+            for row in 0..batch.num_rows() {
+                if self.0.contains(&row) {
+                    omitted.push(row, crate::sink::RowRefused::RecordTooLarge { bytes: 100 + row, limit: 100 });
+                } else {
+                    *open += 1;
+                }
+            }
+            Ok(omitted)
+        }
+
+        fn seal(&self, open: usize) -> Result<usize, WriteError> {
+            Ok(open)
+        }
+    }
+
+    /// A worker driven step by step (no thread, no timing: `take`, `encode_batch` and `seal` called by hand),
+    /// whose writer leaves out the rows at `leave_out`; and where its sealed outputs go.
+    fn stepped(leave_out: &[usize]) -> (Worker<LeavesOut>, tokio::sync::mpsc::UnboundedReceiver<Sealed<usize>>) {
+        let policy =
+            FlushPolicy { target_file_bytes: 1 << 30, max_age: Duration::from_secs(3600), batch_bytes: 1 << 30 };
+        let (sealed_tx, sealed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let limits = RowLimits { max_request_rows: 1 << 30, budget: Budget::new(1 << 20) };
+        let writer = LeavesOut(leave_out.to_vec());
+        (Worker::new(policy, limits, Contract::spans_v1(), writer, sealed_tx, None), sealed_rx)
+    }
+
+    type Answer = tokio::sync::oneshot::Receiver<Result<Accepted, ExportError>>;
+
+    /// Give `worker` a request of `spans` spans (ids from `seed`).
+    fn take_spans(worker: &mut Worker<LeavesOut>, seed: u8, spans: u8) -> Answer {
+        let spans: Vec<_> = (0..spans).map(|i| crate::testing::span(&[seed; 16], &[i + 1; 8])).collect();
+        let body = Bytes::from(crate::testing::request_of_spans(&spans));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let permit = worker.limits.budget.try_acquire(body.len() as u64).unwrap();
+        worker.take(Export { body, format: Format::Protobuf, reply, permit });
+        answer
+    }
+
+    fn rejected(answer: &mut Answer) -> Accepted {
+        match answer.try_recv() {
+            Ok(Ok(accepted)) => accepted,
+            other => panic!("not answered OK: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_left_out_row_is_rejected_in_its_own_request_only() {
+        // Rows 0..2 are the first request's, 2..5 the second's: row 3 is the second's.
+        let (mut worker, mut sealed) = stepped(&[3]);
+        let mut first = take_spans(&mut worker, 1, 2);
+        let mut second = take_spans(&mut worker, 2, 3);
+        worker.seal();
+        let out = sealed.try_recv().expect("sealed");
+        assert_eq!((out.output, out.requests.len()), (4, 2), "the left-out row is not in the output");
+        out.requests.succeed_all();
+        assert_eq!(rejected(&mut first), Accepted::default(), "the first request is untouched");
+        let second = rejected(&mut second);
+        assert_eq!(second.rejected, 1);
+        let message = second.message.unwrap_or_default();
+        assert!(
+            message.starts_with("1 span(s) rejected: a span's Zerobus record is 103 bytes, above the 100"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn rows_left_out_of_later_record_batches_map_to_those_batches_requests() {
+        // Row 0 of every record batch is left out. Batch 1: requests A (1 span) and B (2); batch 2: C (2), D (1),
+        // all in one output.
+        let (mut worker, mut sealed) = stepped(&[0]);
+        let mut a = take_spans(&mut worker, 1, 1);
+        let mut b = take_spans(&mut worker, 2, 2);
+        assert!(worker.encode_batch());
+        let mut c = take_spans(&mut worker, 3, 2);
+        let mut d = take_spans(&mut worker, 4, 1);
+        worker.seal();
+        let out = sealed.try_recv().expect("one output");
+        assert_eq!((out.output, out.requests.len()), (4, 4));
+        out.requests.succeed_all();
+        let counts: Vec<u64> = [&mut a, &mut b, &mut c, &mut d].into_iter().map(|x| rejected(x).rejected).collect();
+        assert_eq!(counts, [1, 0, 1, 0]);
+        // A request whose every span is left out is still answered OK, all of them rejected; the next output's
+        // rows map from its own first request.
+        let (mut worker, mut sealed) = stepped(&[0, 1]);
+        let mut all = take_spans(&mut worker, 5, 2);
+        worker.seal();
+        let mut next = take_spans(&mut worker, 6, 3);
+        worker.seal();
+        for expected in [0, 1] {
+            let out = sealed.try_recv().expect("an output");
+            assert_eq!(out.output, expected);
+            out.requests.succeed_all();
+        }
+        assert_eq!(rejected(&mut all).rejected, 2);
+        assert_eq!(rejected(&mut next).rejected, 2);
     }
 }

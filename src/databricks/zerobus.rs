@@ -7,7 +7,8 @@
 //! offset of the batch's last ingest call covers all of them). A dropped connection is recovered by the SDK, which
 //! replays the records not yet acknowledged; a stream that fails for good answers its waiting batches with an
 //! error (the pipeline answers 503: the client retries, so a record can arrive twice, never be lost once acked)
-//! and the next batch opens a new stream.
+//! and the next batch opens a new stream. No record it is given exceeds [`MAX_CALL_BYTES`]: the workers leave such
+//! a record out and answer its span rejected (it could never be sent), so nothing here fails for one.
 //!
 //! Authentication: a personal access token is sent as the stream's bearer token (the Databricks App's
 //! `databricks-token` secret, as the Python app this replaces sent it); a service principal gets the SDK's own
@@ -29,8 +30,9 @@ use super::{Auth, Workspace};
 use crate::encode::rows::RowEncoder;
 use crate::table::Contract;
 
-/// Records per ingest call stay under this many bytes: Zerobus refuses calls above 10 MiB.
-const MAX_CALL_BYTES: usize = 8 << 20;
+/// Records per ingest call stay under this many bytes: Zerobus refuses calls above 10 MiB. Also the largest record
+/// sent: the sink's writer leaves out larger ones (see [`crate::sink`]), so that [`split`] never meets one.
+pub(crate) const MAX_CALL_BYTES: usize = 8 << 20;
 
 /// Why the Zerobus sink could not start or send.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,7 @@ pub enum ZerobusTableError {
     Connect { endpoint: String, source: Box<ZerobusError> },
     #[error("Zerobus: {0}")]
     Stream(#[from] Box<ZerobusError>),
+    /// Never expected: the workers leave such records out (see [`MAX_CALL_BYTES`]).
     #[error("a single span's record is {0} bytes, above the {MAX_CALL_BYTES} bytes of one Zerobus ingest call")]
     RecordTooLarge(usize),
     #[error(
@@ -195,18 +198,16 @@ impl ZerobusTable {
         rows: Vec<Vec<u8>>,
     ) -> Result<impl Future<Output = Result<(), ZerobusTableError>> + Send + 'static, ZerobusTableError> {
         let calls = split(rows)?;
+        if calls.is_empty() {
+            // Every row of the batch was left out by its worker: nothing to queue or wait for, whatever the
+            // stream's state.
+            return Ok(durable(None));
+        }
         let mut retried = false;
         loop {
             let stream = self.stream().await?;
             match queue(&stream, &calls).await {
-                Ok(last) => {
-                    return Ok(async move {
-                        if let Some(offset) = last {
-                            stream.wait_for_offset(offset).await.map_err(Box::new)?;
-                        }
-                        Ok(())
-                    });
-                }
+                Ok(last) => return Ok(durable(last.map(|offset| (stream, offset)))),
                 Err(e) if !retried => {
                     tracing::warn!(error = %e, table = self.table, "Zerobus stream failed; opening a new one");
                     self.stream = None;
@@ -268,7 +269,17 @@ fn endpoint_for(id: &str, cloud: &str, region: &str) -> Result<String, ZerobusTa
     Ok(format!("https://{id}.zerobus.{region}.{domain}"))
 }
 
-/// Group rows into ingest calls of at most [`MAX_CALL_BYTES`].
+/// Resolves once `stream` has acknowledged `offset` (and so every record before it) as durable; at once if
+/// nothing was queued.
+async fn durable(queued: Option<(Arc<ZerobusStream>, i64)>) -> Result<(), ZerobusTableError> {
+    if let Some((stream, offset)) = queued {
+        stream.wait_for_offset(offset).await.map_err(Box::new)?;
+    }
+    Ok(())
+}
+
+/// Group rows into ingest calls of at most [`MAX_CALL_BYTES`]. A larger row is an error, not a panic: the workers
+/// leave such rows out, so it would be a bug.
 fn split(rows: Vec<Vec<u8>>) -> Result<Vec<Vec<Vec<u8>>>, ZerobusTableError> {
     let mut calls = Vec::new();
     let mut call = Vec::new();

@@ -4,7 +4,7 @@
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{Sealed, Sink, WriteError, Writer};
+use super::{Omitted, Sealed, Sink, WriteError, Writer};
 use crate::ack::{Failure, Requests};
 use crate::commit::{Table, UploadedFile};
 use crate::encode::{Codec, FileStats};
@@ -43,8 +43,9 @@ impl Writer for FileDestination {
         Ok(Box::new(self.create_file()?))
     }
 
-    fn write(&self, open: &mut Self::Open, batch: &arrow::array::RecordBatch) -> Result<(), WriteError> {
-        Ok(open.write(batch)?)
+    fn write(&self, open: &mut Self::Open, batch: &arrow::array::RecordBatch) -> Result<Omitted, WriteError> {
+        open.write(batch)?;
+        Ok(Omitted::default())
     }
 
     fn seal(&self, open: Self::Open) -> Result<SealedFile, WriteError> {

@@ -14,7 +14,9 @@
 //!
 //! Contract of every sink: [`Sink::deliver`] settles each [`Sealed`] it receives exactly once, `succeed_all`
 //! only after the output is durable in the destination (committed, or acknowledged durable by Zerobus), and
-//! returns only after the channel closed and every output it received is settled.
+//! returns only after the channel closed and every output it received is settled. A [`Writer`] may leave out a
+//! row its destination can never take (a Zerobus record above one ingest call); it reports it ([`Omitted`]) and
+//! the worker answers that span rejected (partial success), so it neither fails nor is retried with its batch.
 
 mod delta;
 mod zerobus;
@@ -41,6 +43,37 @@ pub(crate) enum WriteError {
     Records(#[from] crate::encode::rows::RowEncodeError),
 }
 
+/// Why a writer left a row out of its output: the destination could never take it, on any retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RowRefused {
+    #[error("a span's Zerobus record is {bytes} bytes, above the {limit} bytes of one ingest call")]
+    RecordTooLarge { bytes: usize, limit: usize },
+}
+
+/// The rows of one record batch a writer left out of its output: index in the batch (ascending), and why. Empty,
+/// without allocating, for a writer that keeps every row (Delta).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Omitted(Vec<(usize, RowRefused)>);
+
+impl Omitted {
+    pub(crate) fn push(&mut self, row: usize, why: RowRefused) {
+        self.0.push((row, why));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl IntoIterator for Omitted {
+    type Item = (usize, RowRefused);
+    type IntoIter = std::vec::IntoIter<(usize, RowRefused)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// The worker side of a sink: turns record batches into one output, batch by batch.
 pub(crate) trait Writer: Clone + Send + 'static {
     /// An output being filled.
@@ -49,7 +82,9 @@ pub(crate) trait Writer: Clone + Send + 'static {
     type Output: Send + 'static;
 
     fn open(&self) -> Result<Self::Open, WriteError>;
-    fn write(&self, open: &mut Self::Open, batch: &RecordBatch) -> Result<(), WriteError>;
+    /// Add `batch`'s rows to `open`, except those the destination can never take: returned, for the worker to
+    /// answer as rejected.
+    fn write(&self, open: &mut Self::Open, batch: &RecordBatch) -> Result<Omitted, WriteError>;
     fn seal(&self, open: Self::Open) -> Result<Self::Output, WriteError>;
 }
 

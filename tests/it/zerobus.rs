@@ -614,3 +614,56 @@ async fn zerobus_sink_refuses_a_layout_the_table_does_not_have() {
     );
     assert!(zerobus.state.lock().unwrap().streams.is_empty(), "no stream opened");
 }
+
+/// A span whose record could never fit one ingest call (a 9 MiB attribute, above the 8 MiB a call holds) is
+/// rejected alone: its request is answered 200 with partial success naming the size and the limit, its other span
+/// and a request sent alongside are stored, nothing is answered 503 (a retry could never succeed). A request of
+/// only such a span is answered 200 too, all of it rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_too_large_for_one_ingest_call_is_rejected_alone() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+
+    const LIMIT: &str = "8388608";
+    let (zerobus, _fake, c) = start_app(ZerobusState::default(), &[("DATABRICKS_TOKEN", PAT)]).await;
+    let huge = |mut request: ExportTraceServiceRequest, span: usize| {
+        let value = any_value::Value::StringValue("x".repeat(9 << 20));
+        request.resource_spans[0].scope_spans[0].spans[span].attributes.push(kv("huge", Some(value)));
+        request
+    };
+    let send = |request: ExportTraceServiceRequest| {
+        let url = c.traces_url.clone();
+        async move {
+            let response = crate::http::post(&url, "application/x-protobuf", request.encode_to_vec()).await;
+            let status = response.status();
+            let body = response.bytes().await.unwrap();
+            (status, ExportTraceServiceResponse::decode(body).map(|r| r.partial_success).ok().flatten())
+        }
+    };
+    // A normal span (0) and a huge one (1), and an ordinary request alongside (one output, most likely).
+    let mixed = huge(crate::http::request(900, 2), 1);
+    let ordinary = crate::http::request(901, 3);
+    let mut stored = crate::stores::span_keys(&mixed)[..1].to_vec();
+    stored.extend(crate::stores::span_keys(&ordinary));
+    let ((status, partial), (other_status, other_partial)) = tokio::join!(send(mixed), send(ordinary));
+    assert_eq!((status, other_status), (reqwest::StatusCode::OK, reqwest::StatusCode::OK), "{}", c.logs());
+    assert_eq!(other_partial, None, "the request alongside is untouched");
+    let partial = partial.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    let message = &partial.error_message;
+    assert!(
+        message.contains("Zerobus record is") && message.contains(&format!("above the {LIMIT} bytes")),
+        "{message}"
+    );
+    // A request of only a huge span: answered, all of it rejected.
+    let (status, partial) = send(huge(crate::http::request(902, 1), 0)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+    assert_eq!(partial.map(|p| p.rejected_spans), Some(1));
+    c.stop().await;
+
+    let state = zerobus.state.lock().unwrap();
+    let mut keys: Vec<String> =
+        decode_all(&state).iter().map(|r| format!("{}{}", text(r, "trace_id"), text(r, "span_id"))).collect();
+    keys.sort();
+    stored.sort();
+    assert_eq!(keys, stored, "exactly the normal spans reached Zerobus");
+}
