@@ -141,6 +141,10 @@ async fn rows_via(transport: Transport) -> Vec<Value> {
         for event in row["events"].as_array_mut().unwrap() {
             event.as_object_mut().unwrap().remove("time_unix_nano");
         }
+        // The SDK keeps its resource in a hash map: each exporter sends those attributes in its own order.
+        if let Some(resource) = row["resource"]["attributes"].as_array_mut() {
+            resource.sort_by_key(|kv| kv[0].as_str().unwrap_or_default().to_owned());
+        }
     }
     rows
 }
