@@ -4,7 +4,9 @@
 //! Contract:
 //! - [`Table::open_or_create`] returns only for a table that holds the rows of a contract the caller accepts
 //!   ([`Wanted`]: one layout, or any layout of its signal) and whose protocol we can write; anything else is
-//!   refused with a message naming the difference. A missing table is created; an existing one is never altered.
+//!   refused with a message naming the difference. A missing table is created (version 0 written by
+//!   [`entry::create`], put-if-absent: of collectors racing to create it, one writes it and the others open it);
+//!   an existing one is never altered.
 //! - [`Table::append`] returns `Ok(version)` once a log entry adding all the given files exists: from then on
 //!   every Delta reader sees their rows. Concurrent writers are handled by Delta's put-if-absent log entries,
 //!   retried at the next version (appends never conflict logically).
