@@ -10,6 +10,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as `text` (for people) or `json` (one object a line, for log pipelines).
+    #[arg(long, global = true, env = "OTEL_DELTA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -53,20 +62,18 @@ fn one_line(error: &anyhow::Error) -> String {
 fn run() -> anyhow::Result<()> {
     disable_transparent_huge_pages();
     raise_open_files_limit();
-    // Logs on stderr: stdout carries only the start-up lines (table, addresses) scripts read.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // The Delta libraries log every snapshot and commit at info: only their warnings unless RUST_LOG asks.
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // The kernel logs a missing table (one we are about to create) as an ERROR; we report what
-                // matters of it ourselves.
-                .unwrap_or_else(|_| {
-                    "info,buoyant_kernel=warn,buoyant_kernel::snapshot=off,delta_kernel=warn,deltalake_core=warn".into()
-                }),
-        )
-        .init();
     let cli = Cli::parse();
+    // The Delta libraries log every snapshot and commit at info: only their warnings unless RUST_LOG asks. The
+    // kernel logs a missing table (one we are about to create) as an ERROR; we report what matters of it ourselves.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        "info,buoyant_kernel=warn,buoyant_kernel::snapshot=off,delta_kernel=warn,deltalake_core=warn".into()
+    });
+    // Logs on stderr: stdout carries only the start-up lines (table, addresses) scripts read.
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Optimize(args) => optimize(args),

@@ -106,10 +106,21 @@ impl Sink for DeltaSink {
             if files.is_empty() {
                 continue;
             }
+            let started = std::time::Instant::now();
             match table.append(&files).await {
                 Ok(version) => {
                     let rows: u64 = files.iter().map(|f| f.stats.num_records).sum();
-                    tracing::debug!(version, files = files.len(), rows, requests = waiting.len(), "committed");
+                    let bytes: u64 = files.iter().map(|f| f.size).sum();
+                    let commit_ms = started.elapsed().as_millis() as u64;
+                    tracing::debug!(
+                        version,
+                        files = files.len(),
+                        bytes,
+                        rows,
+                        requests = waiting.len(),
+                        commit_ms,
+                        "committed"
+                    );
                     waiting.succeed_all();
                     health.succeeded();
                     table.checkpoint_if_due(version);

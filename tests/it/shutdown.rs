@@ -67,3 +67,32 @@ async fn sigterm_commits_accepted_spans_answers_them_and_exits_zero() {
     let table = dir.path().join("cat").join("sch").join("app_otel_spans");
     assert_eq!(read_rows(&table).await.len(), 20);
 }
+
+/// `--log-format json`: every stderr line is one JSON object (level, message, target, the event's fields), and a
+/// commit is logged at debug with its files, bytes, rows and latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_a_line_and_a_commit_says_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    let args = ["--table", table.to_str().unwrap(), "--flush-interval", "200ms", "--log-format", "json"];
+    let c = crate::stores::Serve::start_with(&args, &[("RUST_LOG", "info,otel_delta=debug".to_owned())]).await;
+    let status = crate::http::post(&c.traces_url, "application/x-protobuf", request(42, 3).encode_to_vec()).await;
+    assert_eq!(status.status(), reqwest::StatusCode::OK);
+    let logs = c.log_buffer();
+    c.stop().await;
+    let logs = logs.lock().unwrap().clone();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        // The stdout lines (start-up addresses) are copied in with a `stdout: ` prefix.
+        .filter(|l| !l.starts_with("stdout: ") && !l.starts_with("otel-delta: "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["level"] == "INFO" && l["message"] == "table open"), "{logs}");
+    let commit = lines.iter().find(|l| l["message"] == "committed").unwrap_or_else(|| panic!("no commit line: {logs}"));
+    assert_eq!(
+        (commit["level"].as_str(), commit["rows"].as_u64(), commit["files"].as_u64()),
+        (Some("DEBUG"), Some(3), Some(1))
+    );
+    assert!(commit["bytes"].as_u64().unwrap() > 0 && commit["commit_ms"].is_u64(), "{commit}");
+    assert_eq!(read_rows(&table).await.len(), 3);
+}

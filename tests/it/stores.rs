@@ -197,6 +197,11 @@ impl Serve {
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
+    /// Everything the binary wrote to stderr, still filling while it runs and complete once it exited.
+    pub fn log_buffer(&self) -> Arc<Mutex<String>> {
+        self.logs.clone()
+    }
+
     /// The first warning and error lines the binary logged (a few), to explain refusals.
     fn warnings(&self) -> String {
         let logs = self.logs.lock().unwrap();
