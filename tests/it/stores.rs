@@ -128,8 +128,9 @@ impl Serve {
     pub async fn spawn(args: &[&str], env: &[(&str, String)]) -> Serve {
         let mut command = Command::new(BIN);
         command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Plain log lines in failure messages.
-        command.env("NO_COLOR", "1");
+        // Plain log lines in failure messages; metrics on a port of their own (never the default 8888, which
+        // another test's collector would hold). `env` and the flags in `args` may override it.
+        command.env("NO_COLOR", "1").env("OTEL_DELTA_METRICS_ADDR", "127.0.0.1:0");
         for (k, v) in env {
             command.env(k, v);
         }
