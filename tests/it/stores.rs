@@ -186,6 +186,23 @@ impl Serve {
         serve
     }
 
+    /// `GET /metrics` of the binary, at the address it printed (`otel-delta: metrics on <url>`, after its OTLP
+    /// addresses: copied into the logs as it comes).
+    pub async fn metrics(&self) -> String {
+        let started = std::time::Instant::now();
+        let url = loop {
+            let logs = self.logs.lock().unwrap().clone();
+            let printed =
+                logs.lines().find_map(|l| l.strip_prefix("stdout: otel-delta: metrics on ").map(str::to_owned));
+            if let Some(url) = printed {
+                break url;
+            }
+            assert!(started.elapsed() < STEP_TIMEOUT, "no metrics address printed:\n{}", self.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        reqwest::get(url).await.unwrap().text().await.unwrap()
+    }
+
     /// The binary's first line: `otel-delta: table <url>`.
     pub fn table_line(&self) -> &str {
         &self.table_line
