@@ -9,10 +9,9 @@
 //! ```
 //!
 //! `ack` holds what a request is owed and settles it; `health` is what `/ready` answers; `self_metrics` what
-//! `/metrics` on `--metrics-addr` does; `settings` the parsers
-//! every component's flags share and `config` puts those sections together; `serve` puts the collector
-//! together; `upkeep` (compaction, vacuum) keeps tables healthy off the ack path; `databricks` talks to a
-//! workspace.
+//! `/metrics` (on `--metrics-addr`) counts; `settings` the parsers every component's flags share and `config`
+//! puts those sections together; `serve` puts the collector together; `upkeep` (compaction, vacuum) keeps tables
+//! healthy off the ack path; `databricks` talks to a workspace.
 
 mod ack;
 mod batch;

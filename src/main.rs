@@ -128,6 +128,14 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
         let http = tokio::net::TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("binding OTLP/HTTP on {http_addr}"))?;
+        let metrics = match metrics_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener (--metrics-addr) on {addr}"))?,
+            ),
+            None => None,
+        };
         println!("otel-delta: {collector}");
         println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", http.local_addr()?);
         let mut listeners = vec![http];
@@ -137,14 +145,12 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
             println!("otel-delta: OTLP/gRPC on http://{}", grpc.local_addr()?);
             listeners.push(grpc);
         }
-        let collector = match metrics_addr {
-            Some(addr) => {
-                let metrics = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding the metrics listener (--metrics-addr) on {addr}"))?;
-                println!("otel-delta: metrics on http://{}/metrics", metrics.local_addr()?);
-                collector.with_metrics_listener(metrics)
-            }
+        if let Some(metrics) = &metrics {
+            // Last: scripts read the lines above by position.
+            println!("otel-delta: metrics on http://{}/metrics", metrics.local_addr()?);
+        }
+        let collector = match metrics {
+            Some(metrics) => collector.with_metrics_listener(metrics),
             None => collector,
         };
         collector.serve(listeners, shutdown_signal()).await.context("serving")?;
