@@ -25,7 +25,9 @@ run() {
   local label=$1 binary=$2 case=$3 work port pid
   work=$(mktemp -d)
   port=$((20000 + RANDOM % 12000))  # below the ephemeral range the load's own connections use
-  "$binary" serve --http-addr "127.0.0.1:$port" --grpc-addr off --table "$work/t" >"$work/log" 2>&1 &
+  # Metrics on a port of their own through the environment: a binary from before --metrics-addr ignores it.
+  OTEL_DELTA_METRICS_ADDR=127.0.0.1:0 \
+    "$binary" serve --http-addr "127.0.0.1:$port" --grpc-addr off --table "$work/t" >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
   "$LOAD" --endpoint "http://127.0.0.1:$port/v1/traces" --profile "$case" --connections "${CONNECTIONS[$case]}" \

@@ -45,7 +45,8 @@ run_case() {
   local work port pid line
   work=$(mktemp -d)
   port=$((20000 + RANDOM % 12000))  # below the ephemeral range the load's own connections use
-  target/release/otel-delta serve --http-addr "127.0.0.1:$port" --grpc-addr off --table "$work/t" >"$work/log" 2>&1 &
+  target/release/otel-delta serve --http-addr "127.0.0.1:$port" --grpc-addr off --metrics-addr 127.0.0.1:0 \
+    --table "$work/t" >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
   line=$(target/release/otel-delta-load --endpoint "http://127.0.0.1:$port/v1/traces" --profile "$profile" \

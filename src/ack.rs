@@ -21,24 +21,26 @@ use tokio::sync::oneshot;
 
 use crate::decode::{DecodeError, Summary};
 
-/// A successful export: how many spans were refused alone (partial success).
+/// A successful export: how many spans were stored, and how many refused alone (partial success).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Accepted {
+    /// Spans stored (for the self-metrics; not part of the answer).
+    pub(crate) spans: u64,
     pub(crate) rejected: u64,
     pub(crate) message: Option<String>,
 }
 
 impl Accepted {
-    /// `rejected` spans refused alone, for these reasons: "N span(s) rejected: why[; why…]".
-    fn rejecting(rejected: u64, reasons: &[Cow<'static, str>]) -> Self {
+    /// `spans` stored and `rejected` refused alone, for these reasons: "N span(s) rejected: why[; why…]".
+    fn rejecting(spans: u64, rejected: u64, reasons: &[Cow<'static, str>]) -> Self {
         let message = (!reasons.is_empty()).then(|| format!("{rejected} span(s) rejected: {}", reasons.join("; ")));
-        Accepted { rejected, message }
+        Accepted { spans, rejected, message }
     }
 }
 
 impl From<Summary> for Accepted {
     fn from(s: Summary) -> Self {
-        Accepted::rejecting(s.rejected, s.first_rejection.map(Cow::Borrowed).as_slice())
+        Accepted::rejecting(s.accepted, s.rejected, s.first_rejection.map(Cow::Borrowed).as_slice())
     }
 }
 
@@ -119,6 +121,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Accepted, ExportError>>;
 /// A request whose rows are in an open or sealed output, waiting to be stored.
 pub(crate) struct Pending {
     reply: Reply,
+    /// Its spans in the output (accepted at decode, less those a worker refused since).
+    spans: u64,
     /// Spans refused alone (at decode, or later by a worker), answered as partial success.
     rejected: u64,
     /// Why, each distinct reason once, first seen first (decode's first reason, then the worker's).
@@ -131,7 +135,7 @@ impl Pending {
     /// A request whose spans were checked as `summary` says (its rejections are part of its answer).
     pub(crate) fn new(reply: Reply, summary: &Summary, permit: Permit) -> Self {
         let reasons = summary.first_rejection.map(Cow::Borrowed).into_iter().collect();
-        Pending { reply, rejected: summary.rejected, reasons, _permit: permit }
+        Pending { reply, spans: summary.accepted, rejected: summary.rejected, reasons, _permit: permit }
     }
 
     /// `n` more of its spans are refused alone, for `reason`: rows left out of the output because they can never
@@ -139,6 +143,7 @@ impl Pending {
     pub(crate) fn reject(&mut self, n: u64, reason: impl Into<Cow<'static, str>>) {
         let reason = reason.into();
         self.rejected += n;
+        self.spans = self.spans.saturating_sub(n);
         if !self.reasons.contains(&reason) {
             self.reasons.push(reason);
         }
@@ -146,7 +151,7 @@ impl Pending {
 
     /// Its answer once its rows are stored.
     fn accepted(&self) -> Accepted {
-        Accepted::rejecting(self.rejected, &self.reasons)
+        Accepted::rejecting(self.spans, self.rejected, &self.reasons)
     }
 }
 
@@ -167,6 +172,11 @@ impl Requests {
 
     pub(crate) fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// Spans their rows hold (what the exporter self-metrics count when these are settled).
+    pub(crate) fn spans(&self) -> u64 {
+        self.0.iter().map(|p| p.spans).sum()
     }
 
     /// The `index`th request (in the order pushed).
@@ -222,13 +232,18 @@ impl Budget {
             .map(|_| Permit { budget: self.clone(), bytes })
     }
 
+    /// Most bytes that may be taken.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Bytes not yet taken.
     pub(crate) fn available(&self) -> u64 {
         self.limit.saturating_sub(self.used.load(Ordering::Acquire))
     }
 
-    #[cfg(test)]
-    fn used(&self) -> u64 {
+    /// Bytes taken.
+    pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
     }
 }
@@ -342,14 +357,15 @@ mod tests {
         for p in [both, only, none] {
             requests.push(p);
         }
+        assert_eq!(requests.spans(), 3, "only the untouched request's spans are still in the output");
         requests.succeed_all();
-        let message = |rejected: u64, m: &str| Accepted { rejected, message: Some(m.to_owned()) };
+        let message = |spans: u64, rejected: u64, m: &str| Accepted { spans, rejected, message: Some(m.to_owned()) };
         assert_eq!(
             mixed.try_recv().unwrap().unwrap(),
-            message(5, "5 span(s) rejected: trace_id must be 16 bytes; too large")
+            message(0, 5, "5 span(s) rejected: trace_id must be 16 bytes; too large")
         );
-        assert_eq!(clean.try_recv().unwrap().unwrap(), message(1, "1 span(s) rejected: too large"));
+        assert_eq!(clean.try_recv().unwrap().unwrap(), message(0, 1, "1 span(s) rejected: too large"));
         assert_eq!(untouched.try_recv().unwrap().unwrap(), Accepted::from(decoded), "as decode answered it");
-        assert_eq!(Accepted::from(decoded), message(2, "2 span(s) rejected: trace_id must be 16 bytes"));
+        assert_eq!(Accepted::from(decoded), message(3, 2, "2 span(s) rejected: trace_id must be 16 bytes"));
     }
 }

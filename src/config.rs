@@ -16,7 +16,7 @@ use crate::databricks::{DatabricksArgs, DatabricksConfig, DatabricksSink};
 use crate::encode::Codec;
 use crate::pipeline::{PipelineArgs, PipelineConfig};
 use crate::receiver::{HttpConfig, ReceiverArgs};
-use crate::settings::{parse_duration, parse_size, InvalidSetting};
+use crate::settings::{parse_duration, parse_size, InvalidSetting, Listen};
 use crate::table::Layout;
 
 /// Where the spans table is: flags shared by `serve`, `optimize` and `vacuum`.
@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// exits at once).
     #[arg(long, env = "OTEL_DELTA_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
+    /// Address serving the collector's own metrics as Prometheus text (`GET /metrics`); `off` to disable.
+    #[arg(long, env = "OTEL_DELTA_METRICS_ADDR", default_value = "127.0.0.1:8888")]
+    metrics_addr: Listen,
 }
 
 /// `--layout`.
@@ -168,6 +171,8 @@ pub enum ConfigError {
 pub struct Config {
     pub(crate) http_addr: SocketAddr,
     pub(crate) grpc_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served, if anywhere.
+    pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) table_url: Url,
     pub(crate) storage_options: HashMap<String, String>,
     pub(crate) http: HttpConfig,
@@ -191,6 +196,11 @@ impl Config {
     /// Where OTLP/gRPC (and HTTP) is served too, if anywhere.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.grpc_addr
+    }
+
+    /// Where the collector's own metrics are served (`GET /metrics`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The table `--table` (or the warehouse) names.
@@ -256,6 +266,7 @@ impl ServeArgs {
         Ok(Config {
             http_addr: receiver.http_addr,
             grpc_addr: receiver.grpc_addr,
+            metrics_addr: self.metrics_addr.addr(),
             table_url,
             storage_options,
             http: receiver.http,

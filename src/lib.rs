@@ -8,10 +8,10 @@
 //!                                         Zerobus: encode::rows (records)            ▸ databricks::zerobus
 //! ```
 //!
-//! `ack` holds what a request is owed and settles it; `health` is what `/ready` answers; `settings` the parsers
-//! every component's flags share and `config` puts those sections together; `serve` puts the collector
-//! together; `upkeep` (compaction, vacuum) keeps tables healthy off the ack path; `databricks` talks to a
-//! workspace.
+//! `ack` holds what a request is owed and settles it; `health` is what `/ready` answers; `self_metrics` what
+//! `/metrics` (on `--metrics-addr`) counts; `settings` the parsers every component's flags share and `config`
+//! puts those sections together; `serve` puts the collector together; `upkeep` (compaction, vacuum) keeps tables
+//! healthy off the ack path; `databricks` talks to a workspace.
 
 mod ack;
 mod batch;
@@ -23,6 +23,7 @@ mod encode;
 mod health;
 mod pipeline;
 mod receiver;
+mod self_metrics;
 mod serve;
 mod settings;
 mod sink;

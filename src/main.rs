@@ -122,12 +122,20 @@ fn vacuum(args: otel_delta::VacuumArgs) -> anyhow::Result<()> {
 fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve().context("invalid configuration")?;
     config.on_worker_idle(release_free_memory);
-    let (http_addr, grpc_addr) = (config.http_addr(), config.grpc_addr());
+    let (http_addr, grpc_addr, metrics_addr) = (config.http_addr(), config.grpc_addr(), config.metrics_addr());
     runtime()?.block_on(async {
         let collector = otel_delta::Collector::open(config).await.context("opening the spans table")?;
         let http = tokio::net::TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("binding OTLP/HTTP on {http_addr}"))?;
+        let metrics = match metrics_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener (--metrics-addr) on {addr}"))?,
+            ),
+            None => None,
+        };
         println!("otel-delta: {collector}");
         println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", http.local_addr()?);
         let mut listeners = vec![http];
@@ -137,6 +145,14 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
             println!("otel-delta: OTLP/gRPC on http://{}", grpc.local_addr()?);
             listeners.push(grpc);
         }
+        if let Some(metrics) = &metrics {
+            // Last: scripts read the lines above by position.
+            println!("otel-delta: metrics on http://{}/metrics", metrics.local_addr()?);
+        }
+        let collector = match metrics {
+            Some(metrics) => collector.with_metrics_listener(metrics),
+            None => collector,
+        };
         collector.serve(listeners, shutdown_signal()).await.context("serving")?;
         println!("otel-delta: stopped after committing every accepted span");
         Ok(())

@@ -30,10 +30,11 @@ use crossbeam_channel::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ack::{Accepted, Budget, ExportError, Failure, Permit, Stopped};
-use crate::batch::{Export, FlushPolicy, RowLimits, Worker, MAX_BATCH_BYTES};
+use crate::batch::{self, Export, FlushPolicy, RowLimits, Worker, MAX_BATCH_BYTES};
 use crate::decode::Format;
 use crate::encode::Codec;
 use crate::health::Readiness;
+use crate::self_metrics::SelfMetrics;
 use crate::settings::{parse_duration, parse_size, InvalidSetting};
 use crate::sink::{Sink, Target};
 use crate::store::{UploadArgs, UploadConfig};
@@ -182,15 +183,24 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// Start `config.workers` worker threads and the committer task (on the current tokio runtime) for `target`.
-    pub(crate) fn start(target: Target, config: &PipelineConfig) -> std::io::Result<(Submitter, Drain, Pipeline)> {
+    /// Start `config.workers` worker threads and the committer task (on the current tokio runtime) for `target`;
+    /// `metrics` reads the budget and the queue when scraped, and the sink counts into it.
+    pub(crate) fn start(
+        target: Target,
+        config: &PipelineConfig,
+        metrics: &SelfMetrics,
+    ) -> std::io::Result<(Submitter, Drain, Pipeline)> {
         match target {
-            Target::Delta(sink) => Pipeline::start_with(*sink, config),
-            Target::Zerobus(sink) => Pipeline::start_with(*sink, config),
+            Target::Delta(sink) => Pipeline::start_with(*sink, config, metrics),
+            Target::Zerobus(sink) => Pipeline::start_with(*sink, config, metrics),
         }
     }
 
-    fn start_with<S: Sink>(sink: S, config: &PipelineConfig) -> std::io::Result<(Submitter, Drain, Pipeline)> {
+    fn start_with<S: Sink>(
+        sink: S,
+        config: &PipelineConfig,
+        metrics: &SelfMetrics,
+    ) -> std::io::Result<(Submitter, Drain, Pipeline)> {
         let (queue, jobs) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let (sealed_tx, sealed_rx) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
@@ -216,8 +226,17 @@ impl Pipeline {
             );
         }
         drop(sealed_tx);
+        // A receiver, not a sender: holding it does not keep the workers from seeing the queue close.
+        let waiting = jobs.clone();
+        let inflight = budget.clone();
+        metrics.watch_pipeline(
+            budget.limit(),
+            move || inflight.used(),
+            move || waiting.len() as u64,
+            batch::worker_restarts,
+        );
         let health = Readiness::default();
-        let committer = tokio::spawn(sink.deliver(sealed_rx, health.clone()));
+        let committer = tokio::spawn(sink.deliver(sealed_rx, health.clone(), metrics.clone()));
         let submitter = Submitter { queue, budget, health };
         Ok((submitter, Drain { workers: drains }, Pipeline { workers, committer }))
     }

@@ -1,5 +1,6 @@
 //! serve: the collector put together. Opens the sink the configuration chose (after Databricks start-up when
-//! configured), starts the pipeline, serves OTLP until told to stop, then drains.
+//! configured), starts the pipeline, serves OTLP (and `/metrics`, given its listener) until told to stop, then
+//! drains.
 //!
 //! Contract: [`Collector::open`] returns only once the destination is writable (the table opened or created and
 //! checked, or the Zerobus stream open), so a collector that starts serving can store what it accepts.
@@ -17,6 +18,7 @@ use crate::commit::{CommitError, Table, Wanted};
 use crate::config::Config;
 use crate::databricks::{self, DatabricksError, Destination, StartError, Workspace};
 use crate::pipeline::Pipeline;
+use crate::self_metrics::{self, SelfMetrics};
 use crate::sink::{DeltaSink, Target, ZerobusSink};
 use crate::table::Contract;
 use crate::{receiver, upkeep};
@@ -44,6 +46,8 @@ pub enum ServeError {
 pub struct Collector {
     config: Config,
     target: Target,
+    /// Where `/metrics` is served, if anywhere (see [`Collector::with_metrics_listener`]).
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Collector {
@@ -58,11 +62,11 @@ impl Collector {
             match databricks::start(Arc::new(ws), db, contract, config.layout).await? {
                 Some(Destination::UnityCatalog(table)) => {
                     let target = Target::Delta(Box::new(DeltaSink::new(*table, pipeline.codec, pipeline.upload)));
-                    return Ok(Collector { config, target });
+                    return Ok(Collector { config, target, metrics_listener: None });
                 }
                 Some(Destination::Zerobus(stream)) => {
                     let target = Target::Zerobus(Box::new(ZerobusSink::new(*stream)));
-                    return Ok(Collector { config, target });
+                    return Ok(Collector { config, target, metrics_listener: None });
                 }
                 None => {}
             }
@@ -73,7 +77,14 @@ impl Collector {
         };
         let table = Table::open_or_create(&config.table_url, config.storage_options.clone(), wanted).await?;
         let target = Target::Delta(Box::new(DeltaSink::new(table, pipeline.codec, pipeline.upload)));
-        Ok(Collector { config, target })
+        Ok(Collector { config, target, metrics_listener: None })
+    }
+
+    /// Serve the collector's own metrics (`GET /metrics`, Prometheus text) on `listener` while serving OTLP. The
+    /// caller binds it (`--metrics-addr`, see [`Config::metrics_addr`]), as it binds the OTLP listeners.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Collector {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     /// Serve OTLP (HTTP and gRPC, on every listener) until `shutdown` resolves. On shutdown: stop accepting,
@@ -83,7 +94,14 @@ impl Collector {
         listeners: Vec<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
-        let Collector { config, target } = self;
+        let Collector { config, target, metrics_listener } = self;
+        let metrics = SelfMetrics::new();
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = metrics_listener.map(|listener| {
+            tokio::spawn(self_metrics::serve(listener, metrics.clone(), async move {
+                let _ = metrics_stopped.await;
+            }))
+        });
         match &target {
             Target::Delta(sink) => {
                 tracing::info!(table = %sink.table().url(), version = ?sink.table().version(), "table open");
@@ -108,7 +126,7 @@ impl Collector {
             // Configuration refuses --optimize-interval with the Zerobus sink: Databricks manages those tables.
             _ => None,
         };
-        let (submitter, drain, pipeline) = Pipeline::start(target, &config.pipeline)?;
+        let (submitter, drain, pipeline) = Pipeline::start(target, &config.pipeline, &metrics)?;
         let (signalled_tx, signalled) = tokio::sync::oneshot::channel();
         let shutdown = async move {
             shutdown.await;
@@ -116,12 +134,18 @@ impl Collector {
             // Requests waiting for their commit are answered now, not at the flush interval.
             drain.now();
         };
-        receiver::serve(listeners, submitter, config.http.clone(), shutdown).await;
+        receiver::serve(listeners, submitter, config.http.clone(), metrics, shutdown).await;
         // Every request is answered (or the receiver gave up on it); what is accepted is stored within the rest of
         // the shutdown timeout, or abandoned (its requests already got 503).
         let deadline = signalled.await.unwrap_or_else(|_| Instant::now()) + config.shutdown_timeout;
         let left = deadline.saturating_duration_since(Instant::now()).max(LAST_COMMIT_GRACE);
-        if tokio::time::timeout(left, pipeline.join()).await.is_err() {
+        let joined = tokio::time::timeout(left, pipeline.join()).await;
+        // Metrics are served until every accepted request is settled, so a last scrape sees the final counts.
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics_server {
+            let _ = task.await;
+        }
+        if joined.is_err() {
             let _ = stop_upkeep.send(true);
             return Err(ServeError::ShutdownTimeout(config.shutdown_timeout));
         }
@@ -140,7 +164,7 @@ impl std::fmt::Display for Collector {
     }
 }
 
-/// Open the configured destination, then serve until `shutdown` resolves (see [`Collector`]).
+/// Open the configured destination, then serve until `shutdown` resolves (see [`Collector`]); no `/metrics`.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     config: Config,

@@ -1,9 +1,10 @@
-//! settings: what every component's command-line section shares (a leaf): value parsers for durations and sizes,
-//! and the error a section's validation gives.
+//! settings: what every component's command-line section shares (a leaf): value parsers for durations, sizes and
+//! listener addresses, and the error a section's validation gives.
 //!
 //! Each component owns its flags (a `clap::Args` section), their defaults and their validation; `config` only
 //! puts the sections together and checks what spans two of them.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A setting that cannot be used: which flag, and why.
@@ -36,6 +37,34 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|size| size.as_u64())
         .map_err(|e| format!("bad size {s:?} ({e}): use e.g. 64MiB, 1GiB, 512KiB"))
+}
+
+/// A listener address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "" | "off" | "none" => Ok(Listen::Off),
+            addr => addr.parse().map(Listen::At),
+        }
+    }
+}
+
+impl Listen {
+    /// The address, unless `off`.
+    pub(crate) fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Listen::Off => None,
+            Listen::At(addr) => Some(addr),
+        }
+    }
 }
 
 #[cfg(test)]

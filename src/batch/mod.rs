@@ -40,6 +40,11 @@ const COVERED_EXPANSION: u64 = 4;
 /// Worker panics caught since start (each answered its requests 503 and restarted the worker afresh).
 static WORKER_RESTARTS: AtomicU64 = AtomicU64::new(0);
 
+/// Worker panics caught since the process started (every collector in it).
+pub(crate) fn worker_restarts() -> u64 {
+    WORKER_RESTARTS.load(Ordering::Relaxed)
+}
+
 /// An admitted request on its way to a worker.
 pub(crate) struct Export {
     pub(crate) body: Bytes,
@@ -559,9 +564,13 @@ mod tests {
         let out = sealed.try_recv().expect("sealed");
         assert_eq!((out.output, out.requests.len()), (4, 2), "the left-out row is not in the output");
         out.requests.succeed_all();
-        assert_eq!(rejected(&mut first), Accepted::default(), "the first request is untouched");
+        assert_eq!(
+            rejected(&mut first),
+            Accepted { spans: 2, ..Accepted::default() },
+            "the first request is untouched"
+        );
         let second = rejected(&mut second);
-        assert_eq!(second.rejected, 1);
+        assert_eq!((second.spans, second.rejected), (2, 1));
         let message = second.message.unwrap_or_default();
         assert!(
             message.starts_with("1 span(s) rejected: a span's Zerobus record is 103 bytes, above the 100"),

@@ -5,6 +5,8 @@
 //! code, no copy. Limits: the message is refused with RESOURCE_EXHAUSTED when its frame, or its decompressed
 //! bytes (`grpc-encoding`), exceed the request limit (the OTLP default is 64 MiB, not gRPC's usual 4 MiB).
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use http::Request;
 use hyper::body::Incoming;
@@ -13,6 +15,7 @@ use super::body::{self, Encoding};
 use super::response::{self, Body, ReceiveError};
 use super::State;
 use crate::decode::Format;
+use crate::self_metrics::Transport;
 
 /// The one method served.
 pub(crate) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -20,10 +23,15 @@ pub(crate) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.Tr
 /// Answer one gRPC call.
 pub(super) async fn call(req: Request<Incoming>, state: &State) -> http::Response<Body> {
     let retry_after = state.config.retry_after;
+    let started = Instant::now();
     match export(req, state).await {
-        Ok(accepted) => response::grpc_ok(&accepted),
+        Ok(accepted) => {
+            state.metrics.exported(Transport::Grpc, accepted.spans, accepted.rejected, started.elapsed());
+            response::grpc_ok(&accepted)
+        }
         Err(e) => {
             tracing::debug!(error = %e, "gRPC export refused");
+            state.metrics.export_refused(Transport::Grpc, e.http_status(), e.reason(), started.elapsed());
             e.into_grpc(retry_after)
         }
     }

@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{
@@ -37,7 +37,8 @@ use tokio::sync::Semaphore;
 use crate::ack::{Accepted, ExportError, Failure, Permit, Stopped};
 use crate::decode::Format;
 use crate::pipeline::Submitter;
-use crate::settings::{parse_duration, parse_size, InvalidSetting};
+use crate::self_metrics::{SelfMetrics, Transport};
+use crate::settings::{parse_duration, parse_size, InvalidSetting, Listen};
 use response::{Body, ReceiveError, GRPC, JSON, PROTOBUF};
 
 /// The OTLP/HTTP traces path.
@@ -100,24 +101,6 @@ pub(crate) struct ReceiverArgs {
     auth_token_file: Option<std::path::PathBuf>,
 }
 
-/// A listener address, or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Listen {
-    Off,
-    At(SocketAddr),
-}
-
-impl std::str::FromStr for Listen {
-    type Err = std::net::AddrParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "" | "off" | "none" => Ok(Listen::Off),
-            addr => addr.parse().map(Listen::At),
-        }
-    }
-}
-
 /// The listeners' resolved settings.
 #[derive(Debug, Clone)]
 pub(crate) struct ReceiverConfig {
@@ -163,10 +146,7 @@ impl ReceiverArgs {
         }
         Ok(ReceiverConfig {
             http_addr,
-            grpc_addr: match self.grpc_addr {
-                Listen::Off => None,
-                Listen::At(addr) => Some(addr),
-            },
+            grpc_addr: self.grpc_addr.addr(),
             http: HttpConfig {
                 max_request_bytes: self.max_request_size,
                 retry_after,
@@ -209,6 +189,8 @@ struct State {
     /// Turns true once the drain timeout has passed: requests still waiting are answered 503.
     give_up: tokio::sync::watch::Receiver<bool>,
     config: HttpConfig,
+    /// Counts every answer (see [`crate::self_metrics`]).
+    metrics: SelfMetrics,
 }
 
 impl State {
@@ -267,6 +249,7 @@ pub(crate) async fn serve(
     listeners: Vec<TcpListener>,
     submitter: Submitter,
     config: HttpConfig,
+    metrics: SelfMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections));
@@ -280,7 +263,7 @@ pub(crate) async fn serve(
             }
         }))
     });
-    let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), give_up, config });
+    let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), give_up, config, metrics });
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let accept_loops: Vec<_> = listeners
@@ -390,25 +373,34 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
         (&Method::GET | &Method::HEAD, "/ready") => response::ready(state.ready()),
         (&Method::POST, TRACES_PATH) => {
             let format = request_format(content_type);
+            let started = Instant::now();
             match export(req, state).await {
-                Ok(accepted) => response::export_ok(&accepted, format.unwrap_or(Format::Protobuf)),
+                Ok(accepted) => {
+                    state.metrics.exported(Transport::Http, accepted.spans, accepted.rejected, started.elapsed());
+                    response::export_ok(&accepted, format.unwrap_or(Format::Protobuf))
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "export refused");
+                    state.metrics.export_refused(Transport::Http, e.http_status(), e.reason(), started.elapsed());
                     e.into_http(format.unwrap_or(Format::Protobuf), retry_after)
                 }
             }
         }
         (&Method::OPTIONS, TRACES_PATH) if allowed_origin(&state.config, origin.as_ref()).is_some() => preflight(&req),
-        (method, TRACES_PATH) => {
-            ReceiveError::MethodNotAllowed(method.to_string()).into_http(Format::Protobuf, retry_after)
-        }
-        (_, path) => ReceiveError::NotFound(path.to_owned()).into_http(Format::Protobuf, retry_after),
+        (method, TRACES_PATH) => refuse(state, ReceiveError::MethodNotAllowed(method.to_string())),
+        (_, path) => refuse(state, ReceiveError::NotFound(path.to_owned())),
     };
     if let Some(allowed) = allowed_origin(&state.config, origin.as_ref()) {
         response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
         response.headers_mut().insert(VARY, HeaderValue::from_static("Origin"));
     }
     response
+}
+
+/// Answer a request that is not an export (no such path or method), counting it.
+fn refuse(state: &State, e: ReceiveError) -> Response<Body> {
+    state.metrics.refused(Transport::Http, e.http_status(), e.reason());
+    e.into_http(Format::Protobuf, state.config.retry_after)
 }
 
 async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, ReceiveError> {

@@ -91,6 +91,30 @@ impl ReceiveError {
         }
     }
 
+    /// The HTTP status this error is answered with (for gRPC too: the self-metrics' `status` label).
+    pub(crate) fn http_status(&self) -> u16 {
+        self.status().0.as_u16()
+    }
+
+    /// Why, in one word, for the self-metrics' `reason` label (a handful of values, never from the request).
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            ReceiveError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ReceiveError::UnsupportedEncoding(_) => "unsupported_encoding",
+            ReceiveError::TooLarge { .. } => "too_large",
+            ReceiveError::Export(ExportError::Invalid(DecodeError::RowsTooLarge { .. })) => "rows_too_large",
+            ReceiveError::BadBody(_) => "bad_body",
+            ReceiveError::Export(ExportError::Invalid(_)) => "invalid",
+            ReceiveError::Export(ExportError::Overloaded) => "overloaded",
+            ReceiveError::Export(ExportError::Unavailable(_)) => "unavailable",
+            ReceiveError::BodyTimeout(_) => "body_timeout",
+            ReceiveError::NotFound(_) => "not_found",
+            ReceiveError::MethodNotAllowed(_) => "method_not_allowed",
+            ReceiveError::UnknownGrpcMethod(_) => "unknown_grpc_method",
+            ReceiveError::Unauthenticated => "unauthenticated",
+        }
+    }
+
     /// What the client is told. A failure inside the collector is logged here, whole, under a new request id,
     /// and the client gets a generic reason with that id: paths and endpoints stay in the log, and an operator
     /// finds the line a client reports. Everything else is the client's to act on and is said as is.
@@ -289,7 +313,7 @@ mod tests {
         let ok = export_ok(&Accepted::default(), Format::Protobuf);
         assert_eq!(ok.status(), StatusCode::OK);
         assert!(body_bytes(ok).is_empty());
-        let partial = export_ok(&Accepted { rejected: 2, message: Some("bad".into()) }, Format::Protobuf);
+        let partial = export_ok(&Accepted { spans: 1, rejected: 2, message: Some("bad".into()) }, Format::Protobuf);
         // field 1 (len 7) { field 1 varint 2, field 2 "bad" }
         assert_eq!(&body_bytes(partial)[..], &[0x0a, 7, 0x08, 2, 0x12, 3, b'b', b'a', b'd']);
     }
@@ -297,7 +321,7 @@ mod tests {
     #[test]
     fn json_responses_follow_the_otlp_json_encoding() {
         assert_eq!(&body_bytes(export_ok(&Accepted::default(), Format::Json))[..], b"{}");
-        let partial = export_ok(&Accepted { rejected: 3, message: Some("why".into()) }, Format::Json);
+        let partial = export_ok(&Accepted { spans: 1, rejected: 3, message: Some("why".into()) }, Format::Json);
         assert_eq!(partial.headers()[CONTENT_TYPE], JSON);
         let v: serde_json::Value = serde_json::from_slice(&body_bytes(partial)).unwrap();
         assert_eq!(v, serde_json::json!({"partialSuccess": {"rejectedSpans": "3", "errorMessage": "why"}}));

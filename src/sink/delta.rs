@@ -9,6 +9,7 @@ use crate::ack::{Failure, Requests};
 use crate::commit::{Table, UploadedFile};
 use crate::encode::{Codec, FileStats};
 use crate::health::Readiness;
+use crate::self_metrics::{Exporter, SelfMetrics};
 use crate::store::{FileDestination, FinishedUpload, StreamedFile, UploadConfig};
 use crate::table::Contract;
 
@@ -74,8 +75,12 @@ impl Sink for DeltaSink {
 
     /// Take every sealed file that is ready, wait for their uploads, commit them in one Delta version, answer
     /// their requests. Files sealed meanwhile wait for the next round.
-    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<SealedFile>>, health: Readiness) {
+    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<SealedFile>>, health: Readiness, metrics: SelfMetrics) {
         let mut table = self.table;
+        let table_url = table.url().to_string();
+        if let Some(version) = table.version() {
+            metrics.table_version(&table_url, version);
+        }
         while let Some(first) = sealed.recv().await {
             let mut round = vec![first];
             while let Ok(more) = sealed.try_recv() {
@@ -99,6 +104,7 @@ impl Sink for DeltaSink {
                     Err(e) => {
                         tracing::error!(error = %e, "data file upload failed");
                         health.failed(&e);
+                        metrics.settled(Exporter::Delta, requests.spans(), false);
                         requests.fail_all(Failure::new(e));
                     }
                 }
@@ -107,11 +113,15 @@ impl Sink for DeltaSink {
                 continue;
             }
             let started = std::time::Instant::now();
-            match table.append(&files).await {
+            let committed = table.append(&files).await;
+            metrics.commit_took(started.elapsed());
+            match committed {
                 Ok(version) => {
                     let rows: u64 = files.iter().map(|f| f.stats.num_records).sum();
                     let bytes: u64 = files.iter().map(|f| f.size).sum();
                     let commit_ms = started.elapsed().as_millis() as u64;
+                    metrics.committed(&table_url, version, files.len() as u64, bytes);
+                    metrics.settled(Exporter::Delta, waiting.spans(), true);
                     tracing::debug!(
                         version,
                         files = files.len(),
@@ -132,6 +142,7 @@ impl Sink for DeltaSink {
                     } else {
                         health.failed(&e);
                     }
+                    metrics.settled(Exporter::Delta, waiting.spans(), false);
                     waiting.fail_all(Failure::new(e));
                 }
             }

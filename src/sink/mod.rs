@@ -29,6 +29,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::ack::Requests;
 use crate::health::Readiness;
+use crate::self_metrics::SelfMetrics;
 use crate::table::Contract;
 
 pub(crate) use delta::DeltaSink;
@@ -104,12 +105,13 @@ pub(crate) trait Sink: Send + Sized + 'static {
     /// A writer for one worker thread. Called on the runtime that will run the sink.
     fn writer(&self) -> Self::Writer;
 
-    /// Store every sealed output in order and settle its requests, reporting each delivery to `health`; return
-    /// once `sealed` is closed and drained.
+    /// Store every sealed output in order and settle its requests, reporting each delivery to `health` and
+    /// counting what it settled (and commits) in `metrics`; return once `sealed` is closed and drained.
     fn deliver(
         self,
         sealed: UnboundedReceiver<Sealed<<Self::Writer as Writer>::Output>>,
         health: Readiness,
+        metrics: SelfMetrics,
     ) -> impl Future<Output = ()> + Send;
 }
 

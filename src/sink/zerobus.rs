@@ -15,6 +15,7 @@ use crate::ack::Failure;
 use crate::databricks::zerobus::{ZerobusTable, MAX_CALL_BYTES};
 use crate::encode::rows::RowEncoder;
 use crate::health::Readiness;
+use crate::self_metrics::{Exporter, SelfMetrics};
 use crate::table::Contract;
 
 /// A table reached through a Zerobus stream.
@@ -88,22 +89,29 @@ impl Sink for ZerobusSink {
 
     /// Queue each sealed batch's records (in sealing order) and answer its requests once Zerobus acknowledges
     /// them durable; at the end, wait for every acknowledgement, then close the stream.
-    async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<Vec<Vec<u8>>>>, health: Readiness) {
+    async fn deliver(
+        self,
+        mut sealed: UnboundedReceiver<Sealed<Vec<Vec<u8>>>>,
+        health: Readiness,
+        metrics: SelfMetrics,
+    ) {
         let mut table = self.table;
         let mut acks = tokio::task::JoinSet::new();
         while let Some(Sealed { output: records, requests }) = sealed.recv().await {
             match table.send(records).await {
                 Ok(durable) => {
-                    let health = health.clone();
+                    let (health, metrics) = (health.clone(), metrics.clone());
                     acks.spawn(async move {
                         match durable.await {
                             Ok(()) => {
+                                metrics.settled(Exporter::Zerobus, requests.spans(), true);
                                 requests.succeed_all();
                                 health.succeeded();
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, "Zerobus did not acknowledge; answering 503");
                                 health.failed(&e);
+                                metrics.settled(Exporter::Zerobus, requests.spans(), false);
                                 requests.fail_all(Failure::new(e));
                             }
                         }
@@ -112,6 +120,7 @@ impl Sink for ZerobusSink {
                 Err(e) => {
                     tracing::error!(error = %e, "queuing rows on Zerobus failed; answering 503");
                     health.failed(&e);
+                    metrics.settled(Exporter::Zerobus, requests.spans(), false);
                     requests.fail_all(Failure::new(e));
                 }
             }

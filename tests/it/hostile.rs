@@ -58,7 +58,8 @@ impl Binary {
     /// On the table at `table` (created if missing).
     fn start_at(table: &std::path::Path, extra: &[&str]) -> Binary {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otel-delta"))
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off", "--table"])
+            // No metrics line on stdout: this test stops reading it after the address.
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off", "--metrics-addr", "off", "--table"])
             .arg(table)
             .args(extra)
             .stdout(Stdio::piped())

@@ -8,6 +8,7 @@ mod hostile;
 mod http;
 mod reference;
 mod sdk;
+mod self_metrics;
 mod shutdown;
 mod stores;
 mod support;

@@ -20,6 +20,8 @@ async fn sigterm_commits_accepted_spans_answers_them_and_exits_zero() {
             "127.0.0.1:0",
             "--grpc-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
             "--flush-interval",
             "60s",
             "--warehouse",
@@ -39,6 +41,9 @@ async fn sigterm_commits_accepted_spans_answers_them_and_exits_zero() {
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/v1/traces"), "{http_line}");
     let grpc_line = lines.next().unwrap().unwrap();
     assert!(grpc_line.contains("OTLP/gRPC on http://127.0.0.1:"), "{grpc_line}");
+    let metrics_line = lines.next().unwrap().unwrap();
+    assert!(metrics_line.starts_with("otel-delta: metrics on http://127.0.0.1:"), "{metrics_line}");
+    assert!(metrics_line.ends_with("/metrics"), "{metrics_line}");
 
     let requests: Vec<_> = (0..4u64)
         .map(|i| {

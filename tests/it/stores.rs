@@ -128,8 +128,9 @@ impl Serve {
     pub async fn spawn(args: &[&str], env: &[(&str, String)]) -> Serve {
         let mut command = Command::new(BIN);
         command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Plain log lines in failure messages.
-        command.env("NO_COLOR", "1");
+        // Plain log lines in failure messages; metrics on a port of their own (never the default 8888, which
+        // another test's collector would hold). `env` and the flags in `args` may override it.
+        command.env("NO_COLOR", "1").env("OTEL_DELTA_METRICS_ADDR", "127.0.0.1:0");
         for (k, v) in env {
             command.env(k, v);
         }
@@ -183,6 +184,23 @@ impl Serve {
             }
         });
         serve
+    }
+
+    /// `GET /metrics` of the binary, at the address it printed (`otel-delta: metrics on <url>`, after its OTLP
+    /// addresses: copied into the logs as it comes).
+    pub async fn metrics(&self) -> String {
+        let started = std::time::Instant::now();
+        let url = loop {
+            let logs = self.logs.lock().unwrap().clone();
+            let printed =
+                logs.lines().find_map(|l| l.strip_prefix("stdout: otel-delta: metrics on ").map(str::to_owned));
+            if let Some(url) = printed {
+                break url;
+            }
+            assert!(started.elapsed() < STEP_TIMEOUT, "no metrics address printed:\n{}", self.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        reqwest::get(url).await.unwrap().text().await.unwrap()
     }
 
     /// The binary's first line: `otel-delta: table <url>`.

@@ -17,9 +17,11 @@ pub fn serve_args(args: &[&str]) -> ServeArgs {
     ServeArgs::try_parse_from(args).expect("test arguments parse")
 }
 
-/// A collector serving on 127.0.0.1:0 in this process.
+/// A collector serving on 127.0.0.1:0 in this process, its metrics on another port 0.
 pub struct Collector {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` answers.
+    pub metrics_addr: SocketAddr,
     pub table: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
@@ -46,10 +48,17 @@ impl Collector {
         let config = serve_args(&args).resolve().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(otel_delta::serve(vec![listener], config, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(async move {
+            let collector = otel_delta::Collector::open(config).await?.with_metrics_listener(metrics);
+            collector
+                .serve(vec![listener], async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
         // Start-up either fails (task ends) or serves /health.
         let client = reqwest::Client::new();
         loop {
@@ -63,7 +72,7 @@ impl Collector {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        Ok(Collector { addr, table: table.to_owned(), shutdown: Some(tx), task, _dir: None })
+        Ok(Collector { addr, metrics_addr, table: table.to_owned(), shutdown: Some(tx), task, _dir: None })
     }
 
     /// The gRPC endpoint (gRPC and HTTP share the listener).
@@ -73,6 +82,15 @@ impl Collector {
 
     pub fn traces_url(&self) -> String {
         format!("http://{}/v1/traces", self.addr)
+    }
+
+    /// The collector's own metrics, as `GET /metrics` answers them now.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::get(format!("http://{}/metrics", self.metrics_addr)).await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+        response.text().await.unwrap()
     }
 
     /// Shut down as SIGTERM would, and wait for the drain. The table stays on disk while the result lives.
@@ -314,6 +332,7 @@ pub async fn serve_refused(host: String, args: &[&str], env: &[(&str, &str)]) ->
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"));
     command.args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"]).args(args);
     command.env("DATABRICKS_HOST", host).env("DATABRICKS_TOKEN", crate::databricks::PAT).env("NO_COLOR", "1");
+    command.env("OTEL_DELTA_METRICS_ADDR", "off");
     command.env_remove("MLFLOW_EXPERIMENT_NAME").envs(env.iter().copied());
     let output = command.output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();

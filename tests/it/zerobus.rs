@@ -271,6 +271,14 @@ async fn zerobus_sink_acknowledges_durable_records_and_recovers_a_dropped_stream
         assert!(zerobus.state.lock().unwrap().durable.len() >= durable_before + 5, "acked before durable");
         acked.extend(crate::stores::span_keys(&request));
     }
+    // The self-metrics count what Zerobus acknowledged, as the exporter and as the receiver.
+    let metrics = c.metrics().await;
+    for line in [
+        format!(r#"otelcol_exporter_sent_spans_total{{exporter="zerobus"}} {}"#, acked.len()),
+        format!(r#"otelcol_receiver_accepted_spans_total{{receiver="otlp",transport="http"}} {}"#, acked.len()),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+    }
     c.stop().await;
 
     let state = zerobus.state.lock().unwrap();
