@@ -366,35 +366,14 @@ mod tests {
         IDLE_CALLS.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Outputs that count their rows.
-    #[derive(Clone)]
-    struct RowCount;
-
-    impl Writer for RowCount {
-        type Open = usize;
-        type Output = usize;
-
-        fn open(&self) -> Result<usize, WriteError> {
-            Ok(0)
-        }
-
-        fn write(&self, open: &mut usize, batch: &arrow::array::RecordBatch) -> Result<Omitted, WriteError> {
-            *open += batch.num_rows();
-            Ok(Omitted::default())
-        }
-
-        fn seal(&self, open: usize) -> Result<usize, WriteError> {
-            Ok(open)
-        }
-    }
-
     #[test]
     fn a_worker_seals_by_age_then_calls_its_idle_hook_once() {
         let policy =
             FlushPolicy { target_file_bytes: 1 << 30, max_age: Duration::from_millis(20), batch_bytes: 1 << 20 };
         let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::unbounded_channel();
         let limits = RowLimits { max_request_rows: 1 << 30, budget: Budget::new(1 << 20) };
-        let worker = Worker::new(policy, limits, Contract::spans_v1(), RowCount, sealed_tx, Some(count_idle));
+        let worker =
+            Worker::new(policy, limits, Contract::spans_v1(), LeavesOut(Vec::new()), sealed_tx, Some(count_idle));
         let (queue, jobs) = crossbeam_channel::bounded(4);
         let (drain, drain_rx) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::spawn(move || worker.run(jobs, drain_rx));
@@ -495,7 +474,7 @@ mod tests {
         assert_eq!((owners.len(), owners.owner(0)), (0, None));
     }
 
-    /// Outputs that count their rows and leave out the rows at these indexes of every record batch.
+    /// Outputs that count the rows they keep, leaving out the rows at these indexes of every record batch.
     #[derive(Clone)]
     struct LeavesOut(Vec<usize>);
 

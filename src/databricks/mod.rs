@@ -369,7 +369,7 @@ impl Workspace {
         } else {
             return None;
         };
-        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_owned())
+        is_workspace_id(id).then(|| id.to_owned())
     }
 
     /// The credentials (the Zerobus sink authenticates its stream with them).
@@ -415,7 +415,7 @@ impl Workspace {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok());
                     if let Some(id) = response.headers().get("x-databricks-org-id").and_then(|v| v.to_str().ok()) {
-                        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+                        if is_workspace_id(id) {
                             let _ = self.org_id.set(id.to_owned());
                         }
                     }
@@ -448,6 +448,11 @@ impl Workspace {
             tokio::time::sleep(pause).await;
         }
     }
+}
+
+/// A workspace id: digits only.
+fn is_workspace_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn normalize_host(host: &str) -> Result<Url, DatabricksError> {

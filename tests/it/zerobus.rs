@@ -579,9 +579,7 @@ async fn app_yaml_writes_the_managed_v2_table_linking_provisions_through_zerobus
         let body = prost::Message::encode_to_vec(&request);
         let status = crate::http::post(&c.traces_url, "application/x-protobuf", body).await.status();
         assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
-        sent.extend(
-            request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).map(|s| hex(&s.span_id)),
-        );
+        sent.extend(crate::stores::span_keys(&request));
     }
     c.stop().await;
     {
@@ -597,14 +595,10 @@ async fn app_yaml_writes_the_managed_v2_table_linking_provisions_through_zerobus
     let state = zerobus.state.lock().unwrap();
     let records = decode_all(&state);
     assert!(records.iter().all(|r| text(r, "record_id").len() == 36), "v2 records");
-    let mut landed: Vec<String> = records.iter().map(|r| text(r, "span_id")).collect();
+    let mut landed: Vec<String> = records.iter().map(|r| text(r, "trace_id") + &text(r, "span_id")).collect();
     landed.sort();
     sent.sort();
     assert_eq!(landed, sent, "every span once");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `--layout v1` against the workspace's v2 table is refused at start-up, naming both layouts.
