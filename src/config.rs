@@ -39,9 +39,20 @@ pub struct TableArgs {
     #[arg(long, env = "UC_TABLE_PREFIX_NAME", default_value = "otel")]
     pub table_prefix: String,
     /// Object store option, key=value (repeatable), e.g. aws_endpoint=http://127.0.0.1:9000. Credentials and
-    /// endpoints are also read from the usual AWS_*, AZURE_*, GOOGLE_* environment variables.
-    #[arg(long = "storage-option", env = "OTEL_DELTA_STORAGE_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    /// endpoints are also read from the usual AWS_*, AZURE_*, GOOGLE_* environment variables; secrets belong there
+    /// or in --storage-options-file, not on the command line (which `ps` shows).
+    #[arg(
+        long = "storage-option",
+        env = "OTEL_DELTA_STORAGE_OPTIONS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_parser = parse_key_value
+    )]
     pub storage_options: Vec<(String, String)>,
+    /// A file of object store options, key=value a line (`#` comments), read at start-up; --storage-option
+    /// overrides a key it also sets.
+    #[arg(long, env = "OTEL_DELTA_STORAGE_OPTIONS_FILE")]
+    pub storage_options_file: Option<std::path::PathBuf>,
 }
 
 /// A resolved table location.
@@ -80,7 +91,11 @@ impl TableArgs {
                 }
             }
         };
-        let mut storage_options: HashMap<String, String> = self.storage_options.iter().cloned().collect();
+        let mut storage_options = match &self.storage_options_file {
+            Some(path) => read_storage_options(path)?,
+            None => HashMap::new(),
+        };
+        storage_options.extend(self.storage_options.iter().cloned());
         if url.scheme() != "file" {
             for (key, value) in DEFAULT_STORE_RETRIES {
                 storage_options.entry(key.to_owned()).or_insert_with(|| value.to_owned());
@@ -317,6 +332,24 @@ fn local_table_url(path: &Path) -> Result<Url, String> {
     Url::from_directory_path(&path).map_err(|()| format!("{} is not an absolute path", path.display()))
 }
 
+/// The options of `--storage-options-file`: `key=value` lines; blank lines and `#` comments skipped. Errors name
+/// the line, never its value (it may be a secret).
+fn read_storage_options(path: &Path) -> Result<HashMap<String, String>, InvalidSetting> {
+    let invalid =
+        |reason: String| InvalidSetting::new("--storage-options-file", format!("{}: {reason}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+    let mut options = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = parse_key_value(line).map_err(|_| invalid(format!("line {} is not key=value", n + 1)))?;
+        options.insert(key, value.trim().to_owned());
+    }
+    Ok(options)
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
@@ -344,6 +377,31 @@ mod tests {
     }
 
     #[test]
+    fn storage_options_come_from_a_file_and_flags_override_it() {
+        let table = |flags: &[&str]| args(flags).table;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("options");
+        std::fs::write(&file, "# S3\naws_access_key_id = AKIA\n\naws_secret_access_key=s3cr=t\nmax_retries=5\n")
+            .unwrap();
+        let path = file.to_str().unwrap();
+        let location = table(&["--table", "s3://b/t", "--storage-options-file", path]).resolve().unwrap();
+        let options = location.storage_options;
+        assert_eq!(options["aws_access_key_id"], "AKIA");
+        assert_eq!(options["aws_secret_access_key"], "s3cr=t", "split at the first '='");
+        assert_eq!(options["max_retries"], "5", "the file's value over the default");
+        let args = ["--table", "s3://b/t", "--storage-options-file", path, "--storage-option", "max_retries=9"];
+        assert_eq!(table(&args).resolve().unwrap().storage_options["max_retries"], "9");
+
+        std::fs::write(&file, "aws_secret_access_key=hunter2\nno equals sign hunter2\n").unwrap();
+        let refused =
+            table(&["--table", "s3://b/t", "--storage-options-file", path]).resolve().unwrap_err().to_string();
+        assert!(refused.contains("line 2") && !refused.contains("hunter2"), "{refused}");
+        let missing = dir.path().join("missing");
+        let args = ["--table", "s3://b/t", "--storage-options-file", missing.to_str().unwrap()];
+        assert!(table(&args).resolve().is_err());
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().to_str().unwrap();
@@ -362,6 +420,11 @@ mod tests {
         ])
         .resolve()
         .is_err());
+        let zerobus = ["--warehouse", wh, "--sink", "zerobus", "--zerobus-endpoint", "http://127.0.0.1:9"];
+        let refused = args(&zerobus).resolve().unwrap_err().to_string();
+        assert!(refused.contains("ZEROBUS_ENDPOINT") && refused.contains("--insecure-databricks-http"), "{refused}");
+        let insecure = args(&[&zerobus[..], &["--insecure-databricks-http"]].concat()).resolve();
+        assert!(insecure.is_ok(), "a plain endpoint with the flag");
         assert!(ServeArgs::try_parse_from(["--sink", "kafka"]).is_err());
         assert!(args(&["--table", "s3:///t"]).resolve().is_err());
         assert!(args(&["--table", "ftp://host/t"]).resolve().is_err());

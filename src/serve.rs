@@ -57,7 +57,8 @@ impl Collector {
         let contract = Contract::spans(config.layout.unwrap_or_default());
         let pipeline = &config.pipeline;
         if let Some(db) = &config.databricks {
-            let ws = Workspace::from_env(|name| std::env::var(name).ok())?.ok_or(DatabricksError::NoHost)?;
+            let ws = Workspace::from_env(|name| std::env::var(name).ok(), db.insecure_http)?
+                .ok_or(DatabricksError::NoHost)?;
             tracing::info!(host = %ws.host(), auth = ws.auth_kind(), "Databricks workspace");
             match databricks::start(Arc::new(ws), db, contract, config.layout).await? {
                 Some(Destination::UnityCatalog(table)) => {

@@ -65,6 +65,10 @@ pub(crate) struct DatabricksArgs {
     /// unity-catalog sink: create the table as an EXTERNAL Delta table at this location if it is missing.
     #[arg(long, env = "OTEL_DELTA_UC_STORAGE_LOCATION")]
     uc_storage_location: Option<String>,
+    /// Allow `http://` for DATABRICKS_HOST and ZEROBUS_ENDPOINT, for a local test server only: the token and the
+    /// rows then travel unencrypted. Without it, only `https://` is accepted.
+    #[arg(long, env = "OTEL_DELTA_INSECURE_DATABRICKS_HTTP")]
+    insecure_databricks_http: bool,
 }
 
 impl DatabricksArgs {
@@ -81,9 +85,20 @@ impl DatabricksArgs {
             SinkKind::UnityCatalog => {
                 DatabricksSink::UnityCatalog { storage_location: self.uc_storage_location.clone() }
             }
-            SinkKind::Zerobus => DatabricksSink::Zerobus {
-                endpoint: self.zerobus_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned),
-            },
+            SinkKind::Zerobus => {
+                let endpoint =
+                    self.zerobus_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned);
+                if let Some(endpoint) = &endpoint {
+                    if !self.insecure_databricks_http && !endpoint.starts_with("https://") {
+                        let reason = format!(
+                            "{endpoint:?} is not https://: the stream's token would travel unencrypted \
+                             (--insecure-databricks-http allows it, for a local test server only)"
+                        );
+                        return Err(InvalidSetting::new("ZEROBUS_ENDPOINT", reason));
+                    }
+                }
+                DatabricksSink::Zerobus { endpoint }
+            }
         };
         let experiment = self.experiment.clone().filter(|e| !e.trim().is_empty());
         if sink == DatabricksSink::Table && experiment.is_none() {
@@ -96,6 +111,7 @@ impl DatabricksArgs {
             catalog: catalog.to_owned(),
             schema: schema.to_owned(),
             table_prefix: table_prefix.to_owned(),
+            insecure_http: self.insecure_databricks_http,
         }))
     }
 }
@@ -122,6 +138,8 @@ pub(crate) struct DatabricksConfig {
     pub(crate) catalog: String,
     pub(crate) schema: String,
     pub(crate) table_prefix: String,
+    /// `--insecure-databricks-http`: a plain `http://` workspace or Zerobus endpoint is allowed (test servers).
+    pub(crate) insecure_http: bool,
 }
 
 /// Why start-up against Databricks failed.
@@ -331,7 +349,8 @@ pub struct Workspace {
 
 impl Workspace {
     /// `host` as `DATABRICKS_HOST` gives it: `https://` is assumed when no scheme is given (Databricks Apps provide
-    /// the bare host name); a trailing `/` is dropped.
+    /// the bare host name); a trailing `/` is dropped. `http://` is taken too (test servers): [`Workspace::from_env`]
+    /// is where the configured host is held to `https://`.
     pub fn new(host: &str, auth: Auth, retry: RetryPolicy) -> Result<Self, DatabricksError> {
         let host = normalize_host(host)?;
         let http = reqwest::Client::builder()
@@ -343,11 +362,23 @@ impl Workspace {
     }
 
     /// From the standard environment: `DATABRICKS_HOST`, and `DATABRICKS_TOKEN` or `DATABRICKS_CLIENT_ID` +
-    /// `DATABRICKS_CLIENT_SECRET` (see [`Auth::from_env`]). `None` when `DATABRICKS_HOST` is unset.
-    pub(crate) fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, DatabricksError> {
+    /// `DATABRICKS_CLIENT_SECRET` (see [`Auth::from_env`]). `None` when `DATABRICKS_HOST` is unset. The host must be
+    /// `https://` unless `insecure_http` (`--insecure-databricks-http`, for local test servers).
+    pub(crate) fn from_env(
+        env: impl Fn(&str) -> Option<String>,
+        insecure_http: bool,
+    ) -> Result<Option<Self>, DatabricksError> {
         let Some(host) = env("DATABRICKS_HOST").filter(|h| !h.trim().is_empty()) else { return Ok(None) };
         let auth = Auth::from_env(&env)?;
-        Workspace::new(&host, auth, RetryPolicy::default()).map(Some)
+        let workspace = Workspace::new(&host, auth, RetryPolicy::default())?;
+        if workspace.host.scheme() != "https" && !insecure_http {
+            return Err(DatabricksError::Config(format!(
+                "DATABRICKS_HOST {:?} is not https://: its token would travel unencrypted \
+                 (--insecure-databricks-http allows it, for a local test server only)",
+                workspace.host.as_str()
+            )));
+        }
+        Ok(Some(workspace))
     }
 
     pub fn host(&self) -> &Url {

@@ -695,3 +695,15 @@ async fn serve_without_a_zerobus_endpoint_it_cannot_derive_is_refused_in_one_lin
     let refusal = stderr.lines().find(|l| l.starts_with("otel-delta:")).unwrap_or_else(|| panic!("{stderr}"));
     assert!(refusal.contains("metastore_summary") && refusal.contains("set ZEROBUS_ENDPOINT"), "{refusal}");
 }
+
+/// A plain `http://` workspace is refused at start-up, before any call carries the token, unless
+/// `--insecure-databricks-http` says it is a test server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_plain_http_workspace_without_the_insecure_flag() {
+    let fake = FakeDatabricks::start(v5()).await;
+    let env = [("OTEL_DELTA_INSECURE_DATABRICKS_HTTP", "false")];
+    let stderr = crate::support::serve_refused(fake.host(), &["--sink", "unity-catalog"], &env).await;
+    let refusal = stderr.lines().find(|l| l.starts_with("otel-delta:")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(refusal.contains("not https://") && refusal.contains("--insecure-databricks-http"), "{refusal}");
+    assert!(fake.calls().is_empty(), "no call made: {:?}", fake.calls());
+}

@@ -131,6 +131,8 @@ impl Serve {
         // Plain log lines in failure messages; metrics on a port of their own (never the default 8888, which
         // another test's collector would hold). `env` and the flags in `args` may override it.
         command.env("NO_COLOR", "1").env("OTEL_DELTA_METRICS_ADDR", "127.0.0.1:0");
+        // The fake workspaces and Zerobus servers speak plain HTTP.
+        command.env("OTEL_DELTA_INSECURE_DATABRICKS_HTTP", "true");
         for (k, v) in env {
             command.env(k, v);
         }

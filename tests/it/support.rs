@@ -326,13 +326,14 @@ pub fn log_entry(path: &Path, version: u64) -> Vec<Value> {
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-/// Run `otel-delta serve` against a Databricks workspace at `host` (PAT auth, no experiment) with `args` (after
-/// `serve`, loopback port 0, no gRPC) and `env`, expecting start-up to fail; returns what it printed on stderr.
+/// Run `otel-delta serve` against a Databricks workspace at `host` (PAT auth, no experiment, plain HTTP allowed)
+/// with `args` (after `serve`, loopback port 0, no gRPC) and `env`, expecting start-up to fail; returns what it
+/// printed on stderr.
 pub async fn serve_refused(host: String, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_otel-delta"));
     command.args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "off"]).args(args);
     command.env("DATABRICKS_HOST", host).env("DATABRICKS_TOKEN", crate::databricks::PAT).env("NO_COLOR", "1");
-    command.env("OTEL_DELTA_METRICS_ADDR", "off");
+    command.env("OTEL_DELTA_METRICS_ADDR", "off").env("OTEL_DELTA_INSECURE_DATABRICKS_HTTP", "true");
     command.env_remove("MLFLOW_EXPERIMENT_NAME").envs(env.iter().copied());
     let output = command.output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
