@@ -69,7 +69,7 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Transport::Http => "http",
             Transport::Grpc => "grpc",

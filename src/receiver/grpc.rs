@@ -5,6 +5,7 @@
 //! code, no copy. Limits: the message is refused with RESOURCE_EXHAUSTED when its frame, or its decompressed
 //! bytes (`grpc-encoding`), exceed the request limit (the OTLP default is 64 MiB, not gRPC's usual 4 MiB).
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use http::Request;
 use hyper::body::Incoming;
 
 use super::body::{self, Encoding};
-use super::response::{self, Body, ReceiveError};
+use super::response::{self, Body, ReceiveError, RequestId, REQUEST_ID};
 use super::State;
 use crate::decode::Format;
 use crate::self_metrics::Transport;
@@ -21,18 +22,20 @@ use crate::self_metrics::Transport;
 pub(crate) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Answer one gRPC call.
-pub(super) async fn call(req: Request<Incoming>, state: &State) -> http::Response<Body> {
+pub(super) async fn call(req: Request<Incoming>, state: &State, peer: SocketAddr) -> http::Response<Body> {
     let retry_after = state.config.retry_after;
     let started = Instant::now();
+    let sent_id = req.headers().get(REQUEST_ID).cloned();
     match export(req, state).await {
         Ok(accepted) => {
             state.metrics.exported(Transport::Grpc, accepted.spans, accepted.rejected, started.elapsed());
             response::grpc_ok(&accepted)
         }
         Err(e) => {
-            tracing::debug!(error = %e, "gRPC export refused");
+            let id = RequestId::new(sent_id.as_ref());
+            e.log(&id, peer, Transport::Grpc);
             state.metrics.export_refused(Transport::Grpc, e.http_status(), e.reason(), started.elapsed());
-            e.into_grpc(retry_after)
+            e.into_grpc(retry_after, &id)
         }
     }
 }

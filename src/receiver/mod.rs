@@ -39,7 +39,7 @@ use crate::decode::Format;
 use crate::pipeline::Submitter;
 use crate::self_metrics::{SelfMetrics, Transport};
 use crate::settings::{parse_duration, parse_size, InvalidSetting, Listen};
-use response::{Body, ReceiveError, GRPC, JSON, PROTOBUF};
+use response::{Body, ReceiveError, RequestId, GRPC, JSON, PROTOBUF, REQUEST_ID};
 
 /// The OTLP/HTTP traces path.
 pub(crate) const TRACES_PATH: &str = "/v1/traces";
@@ -327,8 +327,8 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -346,7 +346,7 @@ async fn accept_loop(
                 let state = state.clone();
                 let service = service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(req, &state).await) }
+                    async move { Ok::<_, Infallible>(route(req, &state, peer).await) }
                 });
                 let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
                 tokio::spawn(async move {
@@ -361,11 +361,11 @@ async fn accept_loop(
     }
 }
 
-async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
+async fn route(req: Request<Incoming>, state: &State, peer: SocketAddr) -> Response<Body> {
     let retry_after = state.config.retry_after;
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if media_type(content_type).starts_with(GRPC) {
-        return grpc::call(req, state).await;
+        return grpc::call(req, state, peer).await;
     }
     let origin = req.headers().get(ORIGIN).cloned();
     let mut response = match (req.method(), req.uri().path()) {
@@ -374,21 +374,23 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
         (&Method::POST, TRACES_PATH) => {
             let format = request_format(content_type);
             let started = Instant::now();
+            let sent_id = req.headers().get(REQUEST_ID).cloned();
             match export(req, state).await {
                 Ok(accepted) => {
                     state.metrics.exported(Transport::Http, accepted.spans, accepted.rejected, started.elapsed());
                     response::export_ok(&accepted, format.unwrap_or(Format::Protobuf))
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "export refused");
+                    let id = RequestId::new(sent_id.as_ref());
+                    e.log(&id, peer, Transport::Http);
                     state.metrics.export_refused(Transport::Http, e.http_status(), e.reason(), started.elapsed());
-                    e.into_http(format.unwrap_or(Format::Protobuf), retry_after)
+                    e.into_http(format.unwrap_or(Format::Protobuf), retry_after, &id)
                 }
             }
         }
         (&Method::OPTIONS, TRACES_PATH) if allowed_origin(&state.config, origin.as_ref()).is_some() => preflight(&req),
-        (method, TRACES_PATH) => refuse(state, ReceiveError::MethodNotAllowed(method.to_string())),
-        (_, path) => refuse(state, ReceiveError::NotFound(path.to_owned())),
+        (method, TRACES_PATH) => refuse(state, &req, peer, ReceiveError::MethodNotAllowed(method.to_string())),
+        (_, path) => refuse(state, &req, peer, ReceiveError::NotFound(path.to_owned())),
     };
     if let Some(allowed) = allowed_origin(&state.config, origin.as_ref()) {
         response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
@@ -397,10 +399,12 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<Body> {
     response
 }
 
-/// Answer a request that is not an export (no such path or method), counting it.
-fn refuse(state: &State, e: ReceiveError) -> Response<Body> {
+/// Answer a request that is not an export (no such path or method), counting and logging it.
+fn refuse(state: &State, req: &Request<Incoming>, peer: SocketAddr, e: ReceiveError) -> Response<Body> {
+    let id = RequestId::new(req.headers().get(REQUEST_ID));
+    e.log(&id, peer, Transport::Http);
     state.metrics.refused(Transport::Http, e.http_status(), e.reason());
-    e.into_http(Format::Protobuf, state.config.retry_after)
+    e.into_http(Format::Protobuf, state.config.retry_after, &id)
 }
 
 async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, ReceiveError> {

@@ -7,6 +7,7 @@
 //! request is 413 / RESOURCE_EXHAUSTED without `RetryInfo` (not retryable).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -19,12 +20,45 @@ use http_body_util::{BodyExt as _, Full};
 use crate::ack::{Accepted, ExportError};
 use crate::decode::wire::Writer;
 use crate::decode::{DecodeError, Format};
+use crate::self_metrics::Transport;
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 pub(crate) const PROTOBUF: &str = "application/x-protobuf";
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const GRPC: &str = "application/grpc";
+
+/// The header (gRPC: the metadata key) a failed request's id travels in, both ways.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// A failed request's id, in its log line, its `x-request-id` answer header and, for a failure inside the
+/// collector, its message: the client's own `x-request-id` when it sent a usable one (so its logs and ours
+/// meet), else a new random one.
+pub(crate) struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// Longest client id kept; a longer or non-printable one is replaced.
+    const MAX_LEN: usize = 64;
+
+    pub(crate) fn new(sent: Option<&HeaderValue>) -> RequestId {
+        let usable = |v: &&HeaderValue| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= Self::MAX_LEN && b.iter().all(|c| c.is_ascii_graphic())
+        };
+        match sent.filter(usable) {
+            Some(value) => RequestId(value.clone()),
+            None => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                RequestId(HeaderValue::from_str(&id[..16]).unwrap_or(HeaderValue::from_static("-")))
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only visible ASCII gets in (see `new`).
+        self.0.to_str().unwrap_or("-")
+    }
+}
 
 /// Why a request was not acknowledged, as the receiver sees it.
 #[derive(Debug, thiserror::Error)]
@@ -115,31 +149,46 @@ impl ReceiveError {
         }
     }
 
-    /// What the client is told. A failure inside the collector is logged here, whole, under a new request id,
-    /// and the client gets a generic reason with that id: paths and endpoints stay in the log, and an operator
-    /// finds the line a client reports. Everything else is the client's to act on and is said as is.
-    fn client_message(&self) -> String {
-        match self {
-            ReceiveError::Export(ExportError::Unavailable(failure)) if failure.is_internal() => {
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                let request_id = &id[..16];
-                tracing::warn!(request_id, error = %failure, "export failed after it was accepted; answering 503");
-                format!("spans could not be stored; retry later (request id {request_id})")
-            }
-            other => other.to_string(),
+    /// A failure inside the collector (storage, a bug) rather than something the client or the load did.
+    fn is_internal(&self) -> bool {
+        matches!(self, ReceiveError::Export(ExportError::Unavailable(failure)) if failure.is_internal())
+    }
+
+    /// The failed request's one log line: its id, who sent it, how it was answered and why. A failure inside the
+    /// collector is a warning and carries the whole error; the rest (the client's mistakes, overload, shutdown)
+    /// are info, so a misbehaving client cannot turn the log into warnings.
+    pub(crate) fn log(&self, id: &RequestId, peer: SocketAddr, transport: Transport) {
+        let (request_id, status, reason, transport) =
+            (id.as_str(), self.http_status(), self.reason(), transport.label());
+        if self.is_internal() {
+            tracing::warn!(request_id, %peer, transport, status, reason, error = %self, "request failed");
+        } else {
+            tracing::info!(request_id, %peer, transport, status, reason, error = %self, "request failed");
+        }
+    }
+
+    /// What the client is told. A failure inside the collector gets a generic reason with the request id: paths
+    /// and endpoints stay in the log line (see [`ReceiveError::log`]), which the id finds. Everything else is
+    /// the client's to act on and is said as is.
+    fn client_message(&self, id: &RequestId) -> String {
+        if self.is_internal() {
+            format!("spans could not be stored; retry later (request id {})", id.as_str())
+        } else {
+            self.to_string()
         }
     }
 
     /// The OTLP/HTTP answer: a `google.rpc.Status` body in `format`, `Retry-After` when the client should come
     /// back.
-    pub(crate) fn into_http(self, format: Format, retry_after: Duration) -> Response<Body> {
+    pub(crate) fn into_http(self, format: Format, retry_after: Duration, id: &RequestId) -> Response<Body> {
         let (status, grpc_code, retryable) = self.status();
-        let message = self.client_message();
+        let message = self.client_message(id);
         let body = match format {
             Format::Protobuf => rpc_status(grpc_code, &message, None),
             Format::Json => serde_json::json!({"code": grpc_code, "message": message}).to_string().into_bytes(),
         };
         let mut response = full(status, format, body);
+        response.headers_mut().insert(REQUEST_ID, id.0.clone());
         if retryable {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
@@ -158,12 +207,13 @@ impl ReceiveError {
 
     /// The OTLP/gRPC answer: a trailers-only response with `grpc-status`, `grpc-message` and, when the client
     /// should retry, a `RetryInfo` in `grpc-status-details-bin`.
-    pub(crate) fn into_grpc(self, retry_after: Duration) -> Response<Body> {
+    pub(crate) fn into_grpc(self, retry_after: Duration, id: &RequestId) -> Response<Body> {
         let (_, grpc_code, retryable) = self.status();
-        let message = self.client_message();
+        let message = self.client_message(id);
         let mut response = Response::new(empty());
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(GRPC));
+        headers.insert(REQUEST_ID, id.0.clone());
         grpc_status_headers(headers, grpc_code, &message, retryable.then_some(retry_after));
         response
     }
@@ -304,6 +354,10 @@ fn full(status: StatusCode, format: Format, body: Vec<u8>) -> Response<Body> {
 mod tests {
     use super::*;
 
+    fn id() -> RequestId {
+        RequestId::new(None)
+    }
+
     fn body_bytes(response: Response<Body>) -> Bytes {
         futures::executor::block_on(response.into_body().collect()).unwrap().to_bytes()
     }
@@ -325,7 +379,7 @@ mod tests {
         assert_eq!(partial.headers()[CONTENT_TYPE], JSON);
         let v: serde_json::Value = serde_json::from_slice(&body_bytes(partial)).unwrap();
         assert_eq!(v, serde_json::json!({"partialSuccess": {"rejectedSpans": "3", "errorMessage": "why"}}));
-        let err = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Json, Duration::from_secs(1));
+        let err = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Json, Duration::from_secs(1), &id());
         let v: serde_json::Value = serde_json::from_slice(&body_bytes(err)).unwrap();
         assert_eq!(v["code"], 8);
     }
@@ -334,34 +388,58 @@ mod tests {
 
     #[test]
     fn retryable_errors_are_503_with_retry_after() {
-        let r = ReceiveError::Export(ExportError::Overloaded).into_http(Format::Protobuf, Duration::from_secs(2));
+        let r =
+            ReceiveError::Export(ExportError::Overloaded).into_http(Format::Protobuf, Duration::from_secs(2), &id());
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[RETRY_AFTER], "2");
-        let r = ReceiveError::Export(ExportError::Unavailable(Failure::new(std::io::Error::other("disk"))))
-            .into_http(Format::Protobuf, Duration::ZERO);
+        let r = ReceiveError::Export(ExportError::Unavailable(Failure::new(std::io::Error::other("disk")))).into_http(
+            Format::Protobuf,
+            Duration::ZERO,
+            &id(),
+        );
         assert_eq!(r.headers()[RETRY_AFTER], "1");
-        let r = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Protobuf, Duration::from_secs(1));
+        let r = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Protobuf, Duration::from_secs(1), &id());
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert!(r.headers().get(RETRY_AFTER).is_none());
-        let r = ReceiveError::MethodNotAllowed("GET".into()).into_http(Format::Protobuf, Duration::from_secs(1));
+        let r = ReceiveError::MethodNotAllowed("GET".into()).into_http(Format::Protobuf, Duration::from_secs(1), &id());
         assert_eq!(r.headers()[ALLOW], "POST");
     }
 
     #[test]
     fn grpc_errors_carry_retry_info_only_when_retryable() {
-        let r = ReceiveError::Export(ExportError::Overloaded).into_grpc(Duration::from_secs(3));
+        let r = ReceiveError::Export(ExportError::Overloaded).into_grpc(Duration::from_secs(3), &id());
         assert_eq!(r.headers()["grpc-status"], "14");
         assert!(r.headers().contains_key("grpc-status-details-bin"));
         let details = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(r.headers()["grpc-status-details-bin"].as_bytes())
             .unwrap();
         assert!(details.windows(9).any(|w| w == b"RetryInfo"));
-        let r = ReceiveError::TooLarge { limit: 1 }.into_grpc(Duration::from_secs(3));
+        let r = ReceiveError::TooLarge { limit: 1 }.into_grpc(Duration::from_secs(3), &id());
         assert_eq!(r.headers()["grpc-status"], "8");
         let details = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(r.headers()["grpc-status-details-bin"].as_bytes())
             .unwrap();
         assert!(!details.windows(9).any(|w| w == b"RetryInfo"), "RESOURCE_EXHAUSTED must not be retryable");
         assert_eq!(percent_encode("100% é"), "100%25 %C3%A9");
+    }
+
+    #[test]
+    fn a_failed_request_keeps_a_usable_client_id_and_gets_one_otherwise() {
+        let sent = HeaderValue::from_static("client-7f3a");
+        assert_eq!(RequestId::new(Some(&sent)).as_str(), "client-7f3a");
+        for unusable in ["", "has space", &"x".repeat(65)] {
+            let id = RequestId::new(Some(&HeaderValue::from_str(unusable).unwrap()));
+            assert_eq!(id.as_str().len(), 16, "{unusable:?} replaced by a new id");
+        }
+        assert_ne!(RequestId::new(None).as_str(), RequestId::new(None).as_str());
+
+        let sent = RequestId::new(Some(&sent));
+        let r = ReceiveError::Export(ExportError::Unavailable(Failure::new(std::io::Error::other("/secret/path"))))
+            .into_http(Format::Json, Duration::ZERO, &sent);
+        assert_eq!(r.headers()[REQUEST_ID], "client-7f3a");
+        let body = String::from_utf8(body_bytes(r).to_vec()).unwrap();
+        assert!(body.contains("request id client-7f3a") && !body.contains("/secret/path"), "{body}");
+        let r = ReceiveError::Unauthenticated.into_grpc(Duration::ZERO, &sent);
+        assert_eq!(r.headers()[REQUEST_ID], "client-7f3a");
     }
 }

@@ -1,5 +1,5 @@
-//! The real binary: start-up output, SIGTERM while requests wait for their commit, exit 0 with every accepted
-//! span committed.
+//! The real binary: start-up output, its log lines, SIGTERM while requests wait for their commit, exit 0 with
+//! every accepted span committed.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -100,4 +100,48 @@ async fn json_logs_are_one_object_a_line_and_a_commit_says_what_it_wrote() {
     );
     assert!(commit["bytes"].as_u64().unwrap() > 0 && commit["commit_ms"].is_u64(), "{commit}");
     assert_eq!(read_rows(&table).await.len(), 3);
+}
+
+/// Every failed request is one log line with its request id (the client's `x-request-id` when it sent one, else a
+/// new one), who sent it and how it was answered; the id comes back in the answer's `x-request-id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_is_one_log_line_under_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    let c = crate::stores::Serve::start_with(&["--table", table.to_str().unwrap(), "--log-format", "json"], &[]).await;
+    let client = reqwest::Client::new();
+    let sent = client
+        .post(&c.traces_url)
+        .header("content-type", "text/plain")
+        .header("x-request-id", "it-4711")
+        .body("spans?")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((sent.status().as_u16(), sent.headers()["x-request-id"].to_str().unwrap()), (415, "it-4711"));
+    let missing = client.get(c.traces_url.replace("/v1/traces", "/v1/nothing")).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let new_id = missing.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(new_id.len(), 16, "a new id when the client sent none");
+    let ok = crate::http::post(&c.traces_url, "application/x-protobuf", request(43, 1).encode_to_vec()).await;
+    assert!(ok.status().is_success() && !ok.headers().contains_key("x-request-id"), "successes are not logged");
+    let logs = c.log_buffer();
+    c.stop().await;
+    let logs = logs.lock().unwrap().clone();
+    let failed: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["message"] == "request failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "one line per failed request: {logs}");
+    let line = |id: &str| failed.iter().find(|l| l["request_id"] == id).unwrap_or_else(|| panic!("{id}: {logs}"));
+    let (unsupported, not_found) = (line("it-4711"), line(&new_id));
+    assert_eq!(
+        (unsupported["status"].as_u64(), unsupported["reason"].as_str()),
+        (Some(415), Some("unsupported_media_type"))
+    );
+    assert_eq!((not_found["status"].as_u64(), not_found["transport"].as_str()), (Some(404), Some("http")));
+    assert!(unsupported["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{unsupported}");
+    assert_eq!(unsupported["level"], "INFO", "a client's mistake is not a warning");
 }
