@@ -8,6 +8,9 @@
 #   perf/ab.sh OLD_BINARY NEW_BINARY [LOAD_BINARY]
 #   ROUNDS=3 DURATION=15 CASES="small large mixed" perf/ab.sh /tmp/old/otel-delta target/release/otel-delta
 # LOAD_BINARY defaults to target/release/otel-delta-load (build it with `cargo build --release --bin otel-delta-load`).
+# TLS or auth on one side (a wrapper script that adds --tls-cert/--tls-key or --auth-token-file to `serve`):
+# SCHEME_A / SCHEME_B (`http` by default, or `https`), CA_CERT (the PEM the load and curl trust), BEARER_TOKEN_A /
+# BEARER_TOKEN_B (sent with every request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=${1:?old collector binary}
@@ -22,15 +25,24 @@ runs=$(mktemp)
 trap 'rm -f "$runs"' EXIT
 
 run() {
-  local label=$1 binary=$2 case=$3 work port pid
+  local label=$1 binary=$2 case=$3 work port pid scheme token
+  local -a curl_trust=() load_trust=() auth=()
+  scheme=$(eval echo "\${SCHEME_$label:-http}")
+  token=$(eval echo "\${BEARER_TOKEN_$label:-}")
+  if [[ $scheme == https ]]; then
+    curl_trust=(--cacert "${CA_CERT:?CA_CERT for https}")
+    load_trust=(--ca-cert "$CA_CERT")
+  fi
+  if [[ -n $token ]]; then auth=(--bearer-token "$token"); fi
   work=$(mktemp -d)
   port=$((20000 + RANDOM % 12000))  # below the ephemeral range the load's own connections use
   # Metrics on a port of their own through the environment: a binary from before --metrics-addr ignores it.
   OTEL_DELTA_METRICS_ADDR=127.0.0.1:0 \
     "$binary" serve --http-addr "127.0.0.1:$port" --grpc-addr off --table "$work/t" >"$work/log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
-  "$LOAD" --endpoint "http://127.0.0.1:$port/v1/traces" --profile "$case" --connections "${CONNECTIONS[$case]}" \
+  for _ in $(seq 100); do curl -fs "${curl_trust[@]}" "$scheme://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  "$LOAD" --endpoint "$scheme://127.0.0.1:$port/v1/traces" "${load_trust[@]}" "${auth[@]}" \
+    --profile "$case" --connections "${CONNECTIONS[$case]}" \
     --duration "$DURATION" --pool-mib 384 --collector-pid "$pid" --table "$work/t" |
     python3 -c 'import json,sys; r=json.load(sys.stdin); r["label"]=sys.argv[1]; r["case"]=sys.argv[2]; print(json.dumps(r))' \
       "$label" "$case" | tee -a "$runs"

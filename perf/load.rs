@@ -55,6 +55,12 @@ struct Args {
     /// was due, so a stalled collector cannot hide its queueing); default: as fast as the connections allow.
     #[arg(long)]
     rate: Option<f64>,
+    /// PEM certificate to trust for an https:// endpoint (the collector's CA or self-signed certificate).
+    #[arg(long)]
+    ca_cert: Option<std::path::PathBuf>,
+    /// Send `Authorization: Bearer <token>` with every request (a collector with --auth-token-file).
+    #[arg(long)]
+    bearer_token: Option<String>,
 }
 
 struct Outcome {
@@ -170,7 +176,17 @@ fn generate(profile: workload::Profile, bytes: usize, seed: u64, gzip: bool) -> 
 }
 
 async fn drive(args: &Args, pool: Arc<Vec<(u64, Bytes, u64)>>) -> anyhow::Result<Outcome> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
+    let mut client = reqwest::Client::builder().pool_max_idle_per_host(args.connections);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?;
+        client = client.tls_certs_only([reqwest::Certificate::from_pem(&pem)?]);
+    }
+    if let Some(token) = &args.bearer_token {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+        client = client.default_headers(headers);
+    }
+    let client = client.build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.duration);
