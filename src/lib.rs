@@ -38,6 +38,8 @@ pub mod testing;
 pub use config::{Config, ConfigError, OptimizeArgs, ServeArgs, TableArgs, TableLocation, VacuumArgs};
 pub use serve::{serve, Collector, ServeError};
 pub use settings::InvalidSetting;
+// The binary's log subscriber counts the object store client's retries with it (self-metrics).
+pub use store::StoreRetries;
 
 // Table upkeep (`otel-delta optimize` / `vacuum`).
 pub use commit::{register_object_stores, CommitError, Table, UploadedFile, Wanted};

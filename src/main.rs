@@ -1,5 +1,8 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -69,11 +72,13 @@ fn run() -> anyhow::Result<()> {
         "info,buoyant_kernel=warn,buoyant_kernel::snapshot=off,delta_kernel=warn,deltalake_core=warn".into()
     });
     // Logs on stderr: stdout carries only the start-up lines (table, addresses) scripts read.
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match cli.log_format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).boxed(),
+    };
+    // The filter is the log output's own: the store retry counter sees its events whatever RUST_LOG says.
+    tracing_subscriber::registry().with(logs.with_filter(filter)).with(otel_delta::StoreRetries::layer()).init();
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Optimize(args) => optimize(args),

@@ -147,6 +147,7 @@ struct Inner {
     inflight_budget: Gauge,
     queue_depth: Gauge,
     worker_restarts: Counter,
+    store_retries: Counter,
     /// Also serializes scrapes (the restart counter catches up with its probe under it).
     probes: Mutex<Probes>,
 }
@@ -237,6 +238,12 @@ impl SelfMetrics {
             "Batch worker panics caught and restarted (the whole process)",
             worker_restarts.clone(),
         );
+        let store_retries = Counter::default();
+        registry.register(
+            "otel_delta_store_retries",
+            "Object store requests retried by the store client (uploads, log reads and writes; process-wide)",
+            store_retries.clone(),
+        );
         let receiver = |transport: Transport| {
             let labels = ReceiverLabels { receiver: "otlp", transport: transport.label() };
             ReceiverHandles {
@@ -265,6 +272,7 @@ impl SelfMetrics {
             inflight_budget,
             queue_depth,
             worker_restarts,
+            store_retries,
             probes: Mutex::new(Probes::default()),
             registry,
         }))
@@ -356,6 +364,8 @@ impl SelfMetrics {
             let seen = self.0.worker_restarts.get();
             self.0.worker_restarts.inc_by(restarts().saturating_sub(seen));
         }
+        let retries = crate::store::store_retries();
+        self.0.store_retries.inc_by(retries.saturating_sub(self.0.store_retries.get()));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.0.registry);
@@ -446,6 +456,8 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+        // Process-wide (another test may be retrying a store meanwhile): only its presence here.
+        assert!(text.lines().any(|l| l.starts_with("otel_delta_store_retries_total ")), "{text}");
         assert!(text.ends_with("# EOF\n"));
         // The restart counter follows its probe without counting twice.
         assert!(metrics.encode().lines().any(|l| l == "otel_delta_worker_restarts_total 1"));

@@ -14,10 +14,13 @@
 //!   itself (`max_retries`, `retry_timeout` storage options) before that.
 
 mod file;
+mod retries;
 
 use crate::settings::{parse_duration, parse_size, InvalidSetting};
 
 pub(crate) use file::{FileDestination, StreamedFile};
+pub(crate) use retries::store_retries;
+pub use retries::StoreRetries;
 
 use std::future::Future;
 use std::path::PathBuf;
