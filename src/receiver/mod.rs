@@ -373,6 +373,8 @@ async fn accept_loop(
         .keep_alive_interval(config.http2_keepalive)
         .keep_alive_timeout(HTTP2_PING_TIMEOUT)
         .max_concurrent_streams(config.http2_max_streams);
+    // Shared by the connection tasks (each connection still takes its own copy once it starts).
+    let builder = Arc::new(builder);
     loop {
         tokio::select! {
             accepted = listener.accept() => {

@@ -216,3 +216,101 @@ async fn replaced_certificate_files_are_served_to_new_connections_while_open_one
 
     assert_eq!(names(c).await, expected(&[1, 3, 4]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_silent_in_the_handshake_neither_holds_up_others_nor_outstays_the_header_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let (cert, key) = server_files(dir.path(), &ca);
+    let c = Collector::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--header-timeout",
+        "5s",
+    ])
+    .await;
+    let url = format!("https://127.0.0.1:{}/v1/traces", c.addr.port());
+
+    // Connected, and never a byte of a ClientHello: others are accepted and served meanwhile, while it is still
+    // open (were handshakes in the accept loop, this export would wait for the silent one to time out).
+    let mut silent = tokio::net::TcpStream::connect(c.addr).await.unwrap();
+    assert_eq!(post(&https_client(&ca, None, true), &url, 1, 2).await.unwrap().status(), StatusCode::OK);
+    let mut buf = [0u8; 16];
+    let still_open = silent.try_read(&mut buf);
+    assert!(
+        matches!(&still_open, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the silent connection was closed before the export was served: {still_open:?}"
+    );
+    // The collector closes it once the header timeout has passed (bounded wait: 30 s).
+    let read = tokio::time::timeout(Duration::from_secs(30), silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the silent connection was not closed: {read:?}");
+
+    assert_eq!(names(c).await, expected(&[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_tls_on_both_listeners_prints_https_and_refuses_half_a_configuration() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let (cert, key) = server_files(dir.path(), &ca);
+    let bin = env!("CARGO_BIN_EXE_otel-delta");
+    let serve = ["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "off"];
+    let table = dir.path().join("spans");
+
+    // Half a configuration, or a file that is not what it should be: one line on stderr naming it, exit 1.
+    let not_pem = write(dir.path(), "not.pem", "hello");
+    let cases = [
+        (vec!["--tls-cert", cert.to_str().unwrap()], "--tls-cert needs --tls-key".to_owned()),
+        (vec!["--tls-client-ca", cert.to_str().unwrap()], "--tls-client-ca needs --tls-cert".to_owned()),
+        (
+            vec!["--tls-cert", cert.to_str().unwrap(), "--tls-key", not_pem.to_str().unwrap()],
+            format!("--tls-key the TLS key {} holds no PEM private key", not_pem.display()),
+        ),
+    ];
+    for (flags, expected) in cases {
+        let output = Command::new(bin).args(serve).arg("--table").arg(&table).args(&flags).output().unwrap();
+        assert!(!output.status.success(), "{flags:?} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&expected) && stderr.trim_end().lines().count() == 1, "{flags:?}: {stderr}");
+    }
+
+    let mut child = Command::new(bin)
+        .args(serve)
+        .arg("--table")
+        .arg(&table)
+        .args(["--flush-interval", "200ms"])
+        .env("OTEL_DELTA_TLS_CERT", &cert)
+        .env("OTEL_DELTA_TLS_KEY", &key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _table_line = lines.next().unwrap().unwrap();
+    let http_line = lines.next().unwrap().unwrap();
+    let url = http_line.rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("https://127.0.0.1:") && url.ends_with("/v1/traces"), "{http_line}");
+    let grpc_line = lines.next().unwrap().unwrap();
+    let grpc_url = grpc_line.rsplit(' ').next().unwrap().to_owned();
+    assert!(grpc_url.starts_with("https://127.0.0.1:"), "{grpc_line}");
+
+    assert_eq!(post(&https_client(&ca, None, false), &url, 1, 2).await.unwrap().status(), StatusCode::OK);
+    let grpc_addr = grpc_url.trim_start_matches("https://").parse().unwrap();
+    let mut client = TraceServiceClient::new(grpc_channel(grpc_addr, &ca, None).await.unwrap());
+    client.export(request(2, 2)).await.unwrap();
+    let plain = post(&reqwest::Client::new(), &grpc_url.replace("https", "http"), 3, 2).await;
+    assert!(plain.is_err(), "plain HTTP to the gRPC listener: {plain:?}");
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    let mut names: Vec<String> =
+        read_rows(&table).await.iter().filter_map(|r| r["name"].as_str().map(str::to_owned)).collect();
+    names.sort();
+    assert_eq!(names, expected(&[1, 2]));
+}
