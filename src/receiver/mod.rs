@@ -304,6 +304,7 @@ pub(crate) async fn serve(
     });
     // So do the TLS files.
     let _reload_tls = config.tls.clone().map(|tls| {
+        tls.log_start();
         AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(tls::RELOAD_EVERY).await;

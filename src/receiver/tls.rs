@@ -112,6 +112,12 @@ impl Tls {
         Ok(Tls { files, current: RwLock::new(Arc::new(config)), seen: RwLock::new(seen) })
     }
 
+    /// Say at start-up what is served.
+    pub(crate) fn log_start(&self) {
+        let client_ca = self.files.client_ca.as_ref().map(|p| p.display().to_string());
+        tracing::info!(cert = %self.files.cert.display(), client_ca, "TLS on the OTLP listeners");
+    }
+
     /// What accepts the next connection: the configuration in force now.
     pub(crate) fn acceptor(&self) -> TlsAcceptor {
         // Poisoned only if a thread panicked while swapping in a configuration, which then is whole either way.
