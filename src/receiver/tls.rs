@@ -48,6 +48,8 @@ pub(crate) enum TlsError {
     ClientCa { path: PathBuf, detail: String },
     #[error("the TLS certificate {cert} and key {key} cannot be used together: {source}")]
     CertAndKey { cert: PathBuf, key: PathBuf, source: rustls::Error },
+    #[error("the TLS provider (ring) refuses the default protocol versions: {0}")]
+    Provider(rustls::Error),
 }
 
 impl TlsError {
@@ -63,6 +65,7 @@ impl TlsError {
             }
             TlsError::NoKey(_) | TlsError::CertAndKey { .. } => "--tls-key",
             TlsError::ClientCa { .. } => "--tls-client-ca",
+            TlsError::Provider(_) => "--tls-cert",
         }
     }
 }
@@ -165,7 +168,7 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let cert_and_key = |source| TlsError::CertAndKey { cert: files.cert.clone(), key: files.key.clone(), source };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(cert_and_key)?;
+        .map_err(TlsError::Provider)?;
     let builder = match &files.client_ca {
         Some(path) => {
             let client_ca = |detail: String| TlsError::ClientCa { path: path.clone(), detail };
