@@ -213,6 +213,15 @@ impl Config {
         self.grpc_addr
     }
 
+    /// `https` when the OTLP listeners speak TLS (`--tls-cert`), else `http`: the scheme of their URLs.
+    pub fn otlp_scheme(&self) -> &'static str {
+        if self.http.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Where the collector's own metrics are served (`GET /metrics`), if anywhere.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
@@ -465,6 +474,26 @@ mod tests {
             config.unwrap().table_url.as_str(),
             "abfss://c@acct.dfs.core.windows.net/wh/c1/default/otel_otel_spans/"
         );
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs_and_name_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("some.pem");
+        std::fs::write(&file, "not pem").unwrap();
+        let file = file.to_str().unwrap();
+        let plain = args(&["--table", "/tmp/t"]).resolve().unwrap();
+        assert_eq!(plain.otlp_scheme(), "http");
+        for (flags, expected) in [
+            (&["--tls-cert", file][..], "--tls-cert needs --tls-key"),
+            (&["--tls-key", file], "--tls-key needs --tls-cert"),
+            (&["--tls-client-ca", file], "--tls-client-ca needs --tls-cert and --tls-key"),
+            (&["--tls-cert", file, "--tls-key", file], "--tls-cert the TLS certificate"),
+        ] {
+            let error = args(&[&["--table", "/tmp/t"], flags].concat()).resolve().unwrap_err().to_string();
+            assert!(error.contains(expected), "{flags:?}: {error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
     }
 
     #[test]

@@ -128,6 +128,7 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
     let mut config = args.resolve().context("invalid configuration")?;
     config.on_worker_idle(release_free_memory);
     let (http_addr, grpc_addr, metrics_addr) = (config.http_addr(), config.grpc_addr(), config.metrics_addr());
+    let scheme = config.otlp_scheme();
     runtime()?.block_on(async {
         let collector = otel_delta::Collector::open(config).await.context("opening the spans table")?;
         let http = tokio::net::TcpListener::bind(http_addr)
@@ -142,12 +143,12 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         println!("otel-delta: {collector}");
-        println!("otel-delta: OTLP/HTTP on http://{}/v1/traces", http.local_addr()?);
+        println!("otel-delta: OTLP/HTTP on {scheme}://{}/v1/traces", http.local_addr()?);
         let mut listeners = vec![http];
         if let Some(addr) = grpc_addr {
             let grpc =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding OTLP/gRPC on {addr}"))?;
-            println!("otel-delta: OTLP/gRPC on http://{}", grpc.local_addr()?);
+            println!("otel-delta: OTLP/gRPC on {scheme}://{}", grpc.local_addr()?);
             listeners.push(grpc);
         }
         if let Some(metrics) = &metrics {

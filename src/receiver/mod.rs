@@ -6,18 +6,22 @@
 //! UNAVAILABLE + RetryInfo when full). The answer waits for the request's commit (see [`crate::pipeline`]).
 //! With `--auth-token-file`, an export must carry a bearer token first (see [`auth`]): 401 / UNAUTHENTICATED.
 //! `GET /` and `GET /health` answer 200 once serving. CORS preflights are answered for configured origins.
+//! With `--tls-cert` and `--tls-key`, every listener speaks TLS (mTLS with `--tls-client-ca`; see [`tls`]).
 
 mod auth;
 mod body;
 mod grpc;
 mod response;
+mod tls;
 
 pub use body::{decompress, BodyError, Encoding};
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,7 +35,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::ack::{Accepted, ExportError, Failure, Permit, Stopped};
@@ -99,6 +104,17 @@ pub(crate) struct ReceiverArgs {
     /// file: one a line (`#` comments), read again within a second of a change. Unset: no authentication.
     #[arg(long, env = "OTEL_DELTA_AUTH_TOKEN_FILE")]
     auth_token_file: Option<std::path::PathBuf>,
+    /// Serve TLS on the OTLP listeners (not on --metrics-addr) with this certificate chain (PEM, leaf first); needs
+    /// --tls-key. Read again within a second of a change: new connections get the new certificate.
+    #[arg(long, env = "OTEL_DELTA_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "OTEL_DELTA_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require clients to present a certificate signed by one of these CA certificates (PEM bundle): mTLS. Needs
+    /// --tls-cert.
+    #[arg(long, env = "OTEL_DELTA_TLS_CLIENT_CA")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 /// The listeners' resolved settings.
@@ -140,6 +156,8 @@ impl ReceiverArgs {
             )),
             None => None,
         };
+        let tls = self.tls()?.map(tls::Tls::load).transpose();
+        let tls = tls.map_err(|e| InvalidSetting::new(e.flag(), e.to_string()))?;
         let mut http_addr = self.http_addr;
         if let Some(port) = self.http_port {
             http_addr.set_port(port);
@@ -159,8 +177,27 @@ impl ReceiverArgs {
                 http2_max_streams: self.http2_max_streams,
                 max_connections: self.max_connections,
                 auth,
+                tls: tls.map(Arc::new),
             },
         })
+    }
+
+    /// The TLS files the flags name, if any: a certificate needs its key and the other way round, a client CA
+    /// needs both.
+    fn tls(&self) -> Result<Option<tls::TlsFiles>, InvalidSetting> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Ok(Some(tls::TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.tls_client_ca.clone() }))
+            }
+            (Some(_), None) => {
+                Err(InvalidSetting::new("--tls-cert", "needs --tls-key (the certificate's private key)"))
+            }
+            (None, Some(_)) => Err(InvalidSetting::new("--tls-key", "needs --tls-cert (the certificate it signs for)")),
+            (None, None) if self.tls_client_ca.is_some() => {
+                Err(InvalidSetting::new("--tls-client-ca", "needs --tls-cert and --tls-key (mTLS is on top of TLS)"))
+            }
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -181,6 +218,8 @@ pub(crate) struct HttpConfig {
     pub(crate) max_connections: usize,
     /// Bearer tokens an export must carry; `None`: none needed.
     pub(crate) auth: Option<Arc<auth::Tokens>>,
+    /// TLS on every listener; `None`: plain text.
+    pub(crate) tls: Option<Arc<tls::Tls>>,
 }
 
 struct State {
@@ -263,6 +302,16 @@ pub(crate) async fn serve(
             }
         }))
     });
+    // So do the TLS files.
+    let _reload_tls = config.tls.clone().map(|tls| {
+        tls.log_start();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tls::RELOAD_EVERY).await;
+                tls.reload_if_changed();
+            }
+        }))
+    });
     let state = Arc::new(State { submitter: RwLock::new(Some(submitter)), give_up, config, metrics });
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -315,6 +364,7 @@ async fn accept_loop(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let config = &state.config;
+    let header_timeout = config.header_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's HTTP/1 header timer also runs while a keep-alive connection waits for its next request.
     builder.http1().timer(TokioTimer::new()).header_read_timeout(config.header_timeout);
@@ -324,6 +374,8 @@ async fn accept_loop(
         .keep_alive_interval(config.http2_keepalive)
         .keep_alive_timeout(HTTP2_PING_TIMEOUT)
         .max_concurrent_streams(config.http2_max_streams);
+    // Shared by the connection tasks (each connection still takes its own copy once it starts).
+    let builder = Arc::new(builder);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -343,13 +395,30 @@ async fn accept_loop(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                // The configuration in force now; the handshake itself runs in the connection's task.
+                let tls = config.tls.as_ref().map(|tls| tls.acceptor());
                 let state = state.clone();
                 let service = service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(route(req, &state, peer).await) }
                 });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 tokio::spawn(async move {
+                    let stream = match tls {
+                        Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => Stream::Tls(Box::new(stream)),
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(timeout = ?header_timeout, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        None => Stream::Plain(stream),
+                    };
+                    let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
@@ -357,6 +426,62 @@ async fn accept_loop(
                 });
             }
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// A connection's byte stream: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -486,6 +611,7 @@ mod tests {
             http2_max_streams: 1,
             max_connections: 1,
             auth: None,
+            tls: None,
         };
         let origin = HeaderValue::from_static("https://app.example.com");
         assert!(allowed_origin(&config, Some(&origin)).is_some());

@@ -5,6 +5,8 @@ Usage: python_roundtrip.py ENDPOINT|- TABLE_PATH_OR_URL EXPECTED_ROWS
   ENDPOINT "-" reads only; EXPORT_ONLY=1 exports only. s3:// tables use the AWS_* environment (the test server).
   LAYOUT=v2: the table is in the v2 layout; its VARIANT values are decoded by pyspark's VariantVal (the Spark
   Connect client package: no JVM), a decoder independent of otel-delta's encoder.
+  CA_FILE: an https ENDPOINT's certificate is checked against this CA bundle (PEM); CLIENT_CERT and CLIENT_KEY:
+  the client certificate and key (PEM) presented for mTLS.
 """
 import os
 import sys
@@ -21,7 +23,13 @@ SPANS = 120
 
 
 def export_spans():
-    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=30)
+    exporter = OTLPSpanExporter(
+        endpoint=endpoint,
+        timeout=30,
+        certificate_file=os.environ.get("CA_FILE"),
+        client_certificate_file=os.environ.get("CLIENT_CERT"),
+        client_key_file=os.environ.get("CLIENT_KEY"),
+    )
     results = []
     original_export = exporter.export
 

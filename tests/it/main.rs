@@ -13,5 +13,6 @@ mod shutdown;
 mod stores;
 mod support;
 mod table;
+mod tls;
 mod upkeep;
 mod zerobus;

@@ -59,13 +59,18 @@ impl Collector {
                 })
                 .await
         });
-        // Start-up either fails (task ends) or serves /health.
+        // Start-up either fails (task ends) or serves /health (with TLS, which needs the test's certificates:
+        // /metrics, served once the collector is open).
         let client = reqwest::Client::new();
+        let probe = match extra.contains(&"--tls-cert") {
+            true => format!("http://{metrics_addr}/metrics"),
+            false => format!("http://{addr}/health"),
+        };
         loop {
             if task.is_finished() {
                 return Err(task.await.unwrap().unwrap_err());
             }
-            if let Ok(r) = client.get(format!("http://{addr}/health")).send().await {
+            if let Ok(r) = client.get(&probe).send().await {
                 if r.status().is_success() {
                     break;
                 }
