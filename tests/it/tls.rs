@@ -229,7 +229,8 @@ async fn a_client_silent_in_the_handshake_neither_holds_up_others_nor_outstays_t
         "--tls-key",
         key.to_str().unwrap(),
         "--header-timeout",
-        "5s",
+        // Long enough for the export below to be committed on a loaded machine while the silent one waits.
+        "10s",
     ])
     .await;
     let url = format!("https://127.0.0.1:{}/v1/traces", c.addr.port());
@@ -244,8 +245,8 @@ async fn a_client_silent_in_the_handshake_neither_holds_up_others_nor_outstays_t
         matches!(&still_open, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the silent connection was closed before the export was served: {still_open:?}"
     );
-    // The collector closes it once the header timeout has passed (bounded wait: 30 s).
-    let read = tokio::time::timeout(Duration::from_secs(30), silent.read(&mut buf)).await;
+    // The collector closes it once the header timeout has passed (bounded wait: 45 s).
+    let read = tokio::time::timeout(Duration::from_secs(45), silent.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the silent connection was not closed: {read:?}");
 
     assert_eq!(names(c).await, expected(&[1]));
