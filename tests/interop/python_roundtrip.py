@@ -7,6 +7,9 @@ Usage: python_roundtrip.py ENDPOINT|- TABLE_PATH_OR_URL EXPECTED_ROWS
   Connect client package: no JVM), a decoder independent of otel-delta's encoder.
   CA_FILE: an https ENDPOINT's certificate is checked against this CA bundle (PEM); CLIENT_CERT and CLIENT_KEY:
   the client certificate and key (PEM) presented for mTLS.
+  OTLP_PROTOCOL=grpc: export with the SDK's gRPC exporter (ENDPOINT is then the listener's URL, no path);
+  BEARER_TOKEN: sent as `authorization: Bearer ...`; WRONG_TOKEN_FIRST=1: an export with a wrong token must fail
+  first (401 / UNAUTHENTICATED, nothing written).
 """
 import os
 import sys
@@ -22,14 +25,45 @@ endpoint, table_path, expected_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 SPANS = 120
 
 
-def export_spans():
-    exporter = OTLPSpanExporter(
+def make_exporter(token):
+    headers = {"authorization": f"Bearer {token}"} if token else None
+    if os.environ.get("OTLP_PROTOCOL") == "grpc":
+        import grpc
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+        def read(name):
+            path = os.environ.get(name)
+            return open(path, "rb").read() if path else None
+
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read("CA_FILE"), private_key=read("CLIENT_KEY"), certificate_chain=read("CLIENT_CERT")
+        )
+        return GrpcSpanExporter(endpoint=endpoint, credentials=credentials, headers=headers, timeout=30)
+    return OTLPSpanExporter(
         endpoint=endpoint,
         timeout=30,
+        headers=headers,
         certificate_file=os.environ.get("CA_FILE"),
         client_certificate_file=os.environ.get("CLIENT_CERT"),
         client_key_file=os.environ.get("CLIENT_KEY"),
     )
+
+
+def wrong_token_is_refused():
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    captured = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(captured))
+    with provider.get_tracer("interop.python").start_as_current_span("not stored"):
+        pass
+    result = make_exporter("not-a-token").export(captured.get_finished_spans())
+    assert result == SpanExportResult.FAILURE, result
+
+
+def export_spans():
+    exporter = make_exporter(os.environ.get("BEARER_TOKEN"))
     results = []
     original_export = exporter.export
 
@@ -55,6 +89,8 @@ def export_spans():
 
 
 if endpoint != "-":
+    if os.environ.get("WRONG_TOKEN_FIRST") == "1":
+        wrong_token_is_refused()
     export_spans()
 if os.environ.get("EXPORT_ONLY") == "1":
     sys.stdout.flush()

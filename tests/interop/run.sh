@@ -2,7 +2,7 @@
 # Runs the otel-delta binary, drives it with the OpenTelemetry Python SDK, reads the table with Python deltalake,
 # checks its /metrics with the Python prometheus_client parsers against what was read back, then stops it with
 # SIGTERM and checks it exits 0. First on a fresh local warehouse (plain, then over mTLS with certificates made
-# here by the openssl CLI); then, when the S3 test
+# here by the openssl CLI, then gRPC over TLS with a bearer token); then, when the S3 test
 # server is up (OTEL_DELTA_TEST_S3 from tests/stores/env.sh), on an S3 table that `otel-delta optimize` compacts
 # before Python reads it.
 # Needs: a built target/debug/otel-delta, `pip install -r tests/interop/requirements.txt`, and openssl.
@@ -77,8 +77,21 @@ env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE \
   python3 tests/interop/python_roundtrip.py "$url" "$work/wh2/main/default/otel_otel_spans" 120
 python3 tests/interop/scrape_metrics.py "$metrics" "$work/wh2/main/default/otel_otel_spans"
 stop
-curl_tls=()
 echo "interop (local table, over mTLS): OK"
+
+# gRPC over TLS with a bearer token, the Python SDK's gRPC exporter (served on the same listener): a wrong token
+# is refused (UNAUTHENTICATED) and writes nothing, the right one lands every span.
+echo "interop-token" >"$work/tokens"
+curl_tls=(--cacert "$tls/ca.pem")
+serve --warehouse "$work/wh3" --flush-interval 200ms \
+  --tls-cert "$tls/server.pem" --tls-key "$tls/server.key" --auth-token-file "$work/tokens"
+env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE -u GRPC_DEFAULT_SSL_ROOTS_FILE_PATH \
+  CA_FILE="$tls/ca.pem" OTLP_PROTOCOL=grpc BEARER_TOKEN=interop-token WRONG_TOKEN_FIRST=1 LAYOUT=v2 \
+  python3 tests/interop/python_roundtrip.py "${url%/v1/traces}" "$work/wh3/main/default/otel_otel_spans" 120
+TRANSPORT=grpc REFUSED=401 python3 tests/interop/scrape_metrics.py "$metrics" "$work/wh3/main/default/otel_otel_spans"
+stop
+curl_tls=()
+echo "interop (local table, gRPC over TLS with a bearer token): OK"
 
 if [ -n "${OTEL_DELTA_TEST_S3:-}" ]; then
   table="$OTEL_DELTA_TEST_S3/interop-$(date +%s)-$RANDOM"

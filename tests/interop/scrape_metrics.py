@@ -3,7 +3,9 @@
 text scraper uses), and check the span counters against the rows the Python `deltalake` package reads back.
 
 Usage: scrape_metrics.py METRICS_URL TABLE_PATH
+  TRANSPORT=grpc: the spans came over gRPC (default http); REFUSED=401: one request was refused with that status.
 """
+import os
 import sys
 import urllib.request
 
@@ -25,7 +27,9 @@ def samples(families):
 
 strict = samples(openmetrics_families(text))
 classic = samples(text_families(text))
-http = (("receiver", "otlp"), ("transport", "http"))
+transport = os.environ.get("TRANSPORT", "http")
+http = (("receiver", "otlp"), ("transport", transport))
+refused_status = os.environ.get("REFUSED")
 rows = DeltaTable(table_path).to_pyarrow_table().num_rows
 for parsed in (strict, classic):
     accepted = parsed[("otelcol_receiver_accepted_spans_total", http)]
@@ -33,7 +37,11 @@ for parsed in (strict, classic):
     assert accepted == sent == rows, (accepted, sent, rows)
     assert parsed[("otelcol_receiver_refused_spans_total", http)] == 0
     assert parsed[("otelcol_exporter_send_failed_spans_total", (("exporter", "delta"),))] == 0
-    assert not [k for k in parsed if k[0] == "otel_delta_refused_requests_total"], "no request was refused"
+    refused = {k: v for k, v in parsed.items() if k[0] == "otel_delta_refused_requests_total" and v}
+    if refused_status:
+        assert [(dict(k[1])["status"], v) for k, v in refused.items()] == [(refused_status, 1)], refused
+    else:
+        assert not refused, f"no request was refused: {refused}"
     versions = [v for (name, _), v in parsed.items() if name == "otel_delta_table_version"]
     assert versions == [DeltaTable(table_path).version()], versions
 print(f"metrics: {int(rows)} spans accepted and sent, as read back")
