@@ -61,6 +61,12 @@ struct Args {
     /// Send `Authorization: Bearer <token>` with every request (a collector with --auth-token-file).
     #[arg(long)]
     bearer_token: Option<String>,
+    /// HTTP/1.1 only: over TLS, ALPN would otherwise pick HTTP/2 and multiplex every request on one connection.
+    #[arg(long)]
+    http1_only: bool,
+    /// HTTP/2 without TLS (h2c, as gRPC clients speak it): every request on one connection.
+    #[arg(long, conflicts_with = "http1_only")]
+    http2_prior_knowledge: bool,
 }
 
 struct Outcome {
@@ -185,6 +191,12 @@ async fn drive(args: &Args, pool: Arc<Vec<(u64, Bytes, u64)>>) -> anyhow::Result
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
         client = client.default_headers(headers);
+    }
+    if args.http1_only {
+        client = client.http1_only();
+    }
+    if args.http2_prior_knowledge {
+        client = client.http2_prior_knowledge();
     }
     let client = client.build()?;
     let next = Arc::new(AtomicUsize::new(0));
