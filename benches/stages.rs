@@ -17,7 +17,7 @@
 //! Run: `cargo bench --bench stages` (add `-- decode/small` to pick one).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use otel_delta::{to_protobuf, validate, Codec, Contract, Format, ParquetFile, Rows, Wanted};
+use otel_delta::{to_protobuf, validate, Codec, Contract, Format, ParquetFile, Rows, Signal, Wanted};
 
 #[path = "../perf/workload.rs"]
 mod workload;
@@ -76,7 +76,8 @@ fn stages(c: &mut Criterion) {
             b.iter(|| {
                 json.iter()
                     .map(|j| {
-                        let body = to_protobuf(Format::Json, bytes::Bytes::copy_from_slice(j)).expect("valid");
+                        let body =
+                            to_protobuf(Signal::Traces, Format::Json, bytes::Bytes::copy_from_slice(j)).expect("valid");
                         validate(&body).expect("valid").accepted
                     })
                     .sum::<u64>()

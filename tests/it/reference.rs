@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use otel_delta::testing::ProtobufWriter;
-use otel_delta::{to_protobuf, validate, Codec, Contract, DecodeError, Format, ParquetFile, Rows, Summary};
+use otel_delta::{to_protobuf, validate, Codec, Contract, DecodeError, Format, ParquetFile, Rows, Signal, Summary};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use prost::Message as _;
@@ -275,7 +275,7 @@ pub fn our_rows_v2(body: &[u8]) -> (Summary, Vec<Value>) {
 
 /// Our JSON path: transcode, then the protobuf path.
 pub fn our_json_rows(json: &[u8]) -> (Summary, Vec<Value>) {
-    let body = to_protobuf(Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
+    let body = to_protobuf(Signal::Traces, Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
     our_rows(&body)
 }
 
