@@ -18,7 +18,8 @@
 //! VARIANT columns tagged for the Parquet writer (`bags::variant`). [`Contract::difference`] accepts a table only
 //! if it holds that schema (field metadata aside) and names no other layout. Adding a signal or a layout is one
 //! more [`Contract`] in [`CONTRACTS`] and its row builder; the layouts differ in their attribute bags (`bags`), so a
-//! signal's row builder is written once, generic over them (`spans`).
+//! signal's row builder is written once, generic over them (`spans`, `logs`), and v2's leading columns (`leading`)
+//! and the schema helpers (`schema`) are shared by every signal.
 
 mod bags;
 
@@ -228,11 +229,6 @@ impl Contract {
             Layout::V1 => &logs::v1::CONTRACT,
             Layout::V2 => &logs::v2::CONTRACT,
         }
-    }
-
-    /// The signal whose rows the table holds (which request [`Rows::append_request`] reads).
-    pub fn signal(&self) -> Signal {
-        self.signal
     }
 
     /// The table's Delta schema.
