@@ -158,7 +158,7 @@ fn log_requests(count: usize, seed: u64) -> Vec<Vec<u8>> {
                         observed_time_unix_nano: start + i * 1_000_000 + 50_000,
                         severity_number: severity,
                         severity_text: ["INFO", "WARN", "ERROR"][(severity as usize - 9) / 4].to_owned(),
-                        body: Some(AnyValue { value: Some(Value::StringValue(g.text(110))) }),
+                        body: Some(AnyValue { value: Some(Value::StringValue(g.text(130))) }),
                         attributes: vec![
                             kv("code.filepath", Value::StringValue(format!("src/{}.rs", g.text(8)))),
                             kv("thread.id", Value::IntValue(g.below(64) as i64)),
