@@ -14,10 +14,16 @@
 //!   commit adding them (log entry + fsync); elements are rounds. The table grows as the bench runs, as a real
 //!   table does between checkpoints.
 //!
+//! - `logs_decode`, `logs_columns/<layout>`: the same for logs (`validate_logs`; rows of each logs layout), on
+//!   requests of 512 log records of about 300 bytes each (a service's structured logs: body text, a few attributes,
+//!   trace context on most records).
+//!
 //! Run: `cargo bench --bench stages` (add `-- decode/small` to pick one).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use otel_delta::{to_protobuf, validate, Codec, Contract, Format, ParquetFile, Rows, Wanted};
+use otel_delta::{
+    to_protobuf, validate, validate_logs, Codec, Contract, Format, Layout, ParquetFile, Rows, Signal, Wanted,
+};
 
 #[path = "../perf/workload.rs"]
 mod workload;
@@ -76,7 +82,8 @@ fn stages(c: &mut Criterion) {
             b.iter(|| {
                 json.iter()
                     .map(|j| {
-                        let body = to_protobuf(Format::Json, bytes::Bytes::copy_from_slice(j)).expect("valid");
+                        let body =
+                            to_protobuf(Signal::Traces, Format::Json, bytes::Bytes::copy_from_slice(j)).expect("valid");
                         validate(&body).expect("valid").accepted
                     })
                     .sum::<u64>()
@@ -118,6 +125,104 @@ fn stages(c: &mut Criterion) {
     }
 }
 
+/// `count` distinct `ExportLogsServiceRequest`s of 512 records of about 300 bytes, one resource and scope each.
+fn log_requests(count: usize, seed: u64) -> Vec<Vec<u8>> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message as _;
+
+    let kv = |key: &str, value: Value| KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    };
+    let mut g = workload::Gen::new(seed);
+    (0..count)
+        .map(|_| {
+            let start = 1_700_000_000_000_000_000 + g.below(1 << 40);
+            let records = (0..512u64)
+                .map(|i| {
+                    let traced = g.below(4) != 0;
+                    let id = |g: &mut workload::Gen, n: usize| -> Vec<u8> {
+                        if traced {
+                            (0..n).map(|_| g.next() as u8).collect()
+                        } else {
+                            Vec::new()
+                        }
+                    };
+                    let severity = [9, 9, 9, 13, 17][g.below(5) as usize];
+                    LogRecord {
+                        time_unix_nano: start + i * 1_000_000,
+                        observed_time_unix_nano: start + i * 1_000_000 + 50_000,
+                        severity_number: severity,
+                        severity_text: ["INFO", "WARN", "ERROR"][(severity as usize - 9) / 4].to_owned(),
+                        body: Some(AnyValue { value: Some(Value::StringValue(g.text(130))) }),
+                        attributes: vec![
+                            kv("code.filepath", Value::StringValue(format!("src/{}.rs", g.text(8)))),
+                            kv("thread.id", Value::IntValue(g.below(64) as i64)),
+                            kv("http.response.status_code", Value::IntValue(200 + g.below(4) as i64 * 100)),
+                            kv("user.id", Value::StringValue(g.text(12))),
+                        ],
+                        trace_id: id(&mut g, 16),
+                        span_id: id(&mut g, 8),
+                        event_name: if g.below(8) == 0 { "user.login".to_owned() } else { String::new() },
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    resource: Some(Resource {
+                        attributes: vec![
+                            kv("service.name", Value::StringValue("checkout".into())),
+                            kv("host.name", Value::StringValue(g.text(12))),
+                        ],
+                        ..Default::default()
+                    }),
+                    scope_logs: vec![ScopeLogs {
+                        scope: Some(InstrumentationScope { name: "io.example.log".into(), ..Default::default() }),
+                        log_records: records,
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                }],
+            }
+            .encode_to_vec()
+        })
+        .collect()
+}
+
+fn logs(c: &mut Criterion) {
+    let requests = log_requests(8, 11);
+    let bytes = requests.iter().map(|r| r.len() as u64).sum();
+    let records = 512 * requests.len() as u64;
+    let throughput = Throughput::ElementsAndBytes { elements: records, bytes };
+
+    let mut group = c.benchmark_group("logs_decode");
+    group.throughput(throughput.clone());
+    group.bench_function("512x300B", |b| {
+        b.iter(|| requests.iter().map(|r| validate_logs(r).expect("valid").accepted).sum::<u64>())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("logs_columns");
+    group.throughput(throughput);
+    for layout in [Layout::V1, Layout::V2] {
+        group.bench_function(BenchmarkId::new(layout.name(), "512x300B"), |b| {
+            b.iter(|| {
+                let mut rows = Rows::new(Contract::logs(layout));
+                for r in &requests {
+                    rows.append_request(r).expect("valid workload");
+                }
+                rows.finish().expect("batch").num_rows()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn commit(c: &mut Criterion) {
     use otel_delta::{Table, UploadedFile};
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -149,5 +254,5 @@ fn commit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, stages, commit);
+criterion_group!(benches, stages, logs, commit);
 criterion_main!(benches);

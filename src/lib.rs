@@ -46,7 +46,7 @@ pub use commit::{register_object_stores, CommitError, Table, UploadedFile, Wante
 pub use upkeep::{optimize, vacuum, OptimizeOptions, OptimizeReport, UpkeepError, VacuumReport};
 
 // Each step on its own, for the stage benches, the fuzz targets and the perf harness.
-pub use decode::{to_protobuf, validate, DecodeError, Format, Summary};
+pub use decode::{to_protobuf, validate, validate_logs, DecodeError, Format, Signal, Summary};
 pub use encode::{Codec, EncodedFile, FileStats, ParquetFile};
 pub use receiver::{decompress, BodyError, Encoding};
 pub use table::{Contract, Layout, Rows};

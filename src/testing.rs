@@ -18,6 +18,29 @@ pub fn one_span_request() -> Bytes {
     Bytes::from(request_of_spans(&[span(&[1; 16], &[2; 8])]))
 }
 
+/// One storable log record (16-byte trace id of 1s, 8-byte span id of 2s, a string body) in one scope in one
+/// resource, as an `ExportLogsServiceRequest`.
+pub fn one_log_request() -> Bytes {
+    let mut body = ProtobufWriter::new();
+    body.bytes_field(1, b"hello");
+    let mut record = ProtobufWriter::new();
+    record.fixed64_field(1, 1_700_000_000_000_000_000);
+    record.bytes_field(5, &body.buf);
+    record.bytes_field(9, &[1; 16]);
+    record.bytes_field(10, &[2; 8]);
+    // ExportLogsServiceRequest { ResourceLogs { ScopeLogs { LogRecord } } }: the same nesting and field numbers as
+    // the traces request.
+    Bytes::from(request_of_spans(&[record.buf]))
+}
+
+/// One storable record of `signal`: [`one_span_request`] or [`one_log_request`].
+pub fn one_request(signal: crate::decode::Signal) -> Bytes {
+    match signal {
+        crate::decode::Signal::Traces => one_span_request(),
+        crate::decode::Signal::Logs => one_log_request(),
+    }
+}
+
 /// A span message with these ids and no other field.
 pub fn span(trace_id: &[u8], span_id: &[u8]) -> Vec<u8> {
     let mut span = ProtobufWriter::new();

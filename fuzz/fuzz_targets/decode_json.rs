@@ -5,10 +5,10 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use otel_delta::{to_protobuf, validate, Contract, DecodeError, Format, Rows};
+use otel_delta::{to_protobuf, validate, Contract, DecodeError, Format, Rows, Signal};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(body) = to_protobuf(Format::Json, Bytes::copy_from_slice(data)) else { return };
+    let Ok(body) = to_protobuf(Signal::Traces, Format::Json, Bytes::copy_from_slice(data)) else { return };
     let mut columns = Rows::new(Contract::spans_v1());
     match columns.append_request(&body) {
         Ok(summary) => {

@@ -211,7 +211,7 @@ impl<W: Writer> Worker<W> {
     /// Validate one request and append its rows.
     fn take(&mut self, export: Export) {
         let Export { body, format, reply, mut permit } = export;
-        let body = match decode::to_protobuf(format, body) {
+        let body = match decode::to_protobuf(self.contract.signal, format, body) {
             Ok(body) => body,
             Err(e) => {
                 let _ = reply.send(Err(ExportError::Invalid(e)));

@@ -1,5 +1,5 @@
-//! Field numbers of the OTLP trace protos (opentelemetry-proto v1), named once so the decoder reads like the
-//! `.proto` files.
+//! Field numbers of the OTLP trace and logs protos (opentelemetry-proto v1), named once so the decoder reads like
+//! the `.proto` files. `Resource`, `InstrumentationScope`, `KeyValue` and `AnyValue` are shared by both signals.
 
 pub(crate) mod request {
     pub(crate) const RESOURCE_SPANS: u32 = 1;
@@ -59,6 +59,32 @@ pub(crate) mod link {
 pub(crate) mod status {
     pub(crate) const MESSAGE: u32 = 2;
     pub(crate) const CODE: u32 = 3;
+}
+pub(crate) mod logs_request {
+    pub(crate) const RESOURCE_LOGS: u32 = 1;
+}
+pub(crate) mod resource_logs {
+    pub(crate) const RESOURCE: u32 = 1;
+    pub(crate) const SCOPE_LOGS: u32 = 2;
+    pub(crate) const SCHEMA_URL: u32 = 3;
+}
+pub(crate) mod scope_logs {
+    pub(crate) const SCOPE: u32 = 1;
+    pub(crate) const LOG_RECORDS: u32 = 2;
+    pub(crate) const SCHEMA_URL: u32 = 3;
+}
+pub(crate) mod log_record {
+    pub(crate) const TIME_UNIX_NANO: u32 = 1;
+    pub(crate) const SEVERITY_NUMBER: u32 = 2;
+    pub(crate) const SEVERITY_TEXT: u32 = 3;
+    pub(crate) const BODY: u32 = 5;
+    pub(crate) const ATTRIBUTES: u32 = 6;
+    pub(crate) const DROPPED_ATTRIBUTES_COUNT: u32 = 7;
+    pub(crate) const FLAGS: u32 = 8;
+    pub(crate) const TRACE_ID: u32 = 9;
+    pub(crate) const SPAN_ID: u32 = 10;
+    pub(crate) const OBSERVED_TIME_UNIX_NANO: u32 = 11;
+    pub(crate) const EVENT_NAME: u32 = 12;
 }
 pub(crate) mod key_value {
     pub(crate) const KEY: u32 = 1;

@@ -1,5 +1,7 @@
-//! OTLP/JSON → the protobuf wire format, so one decoder ([`super::validate`] and the row builder) serves both
-//! encodings and a JSON request yields exactly the rows of the same request in protobuf.
+//! OTLP/JSON → the protobuf wire format, so one decoder per signal ([`super::validate`],
+//! [`super::validate_logs`] and the row builders) serves both encodings and a JSON request yields exactly the rows
+//! of the same request in protobuf. The caller says which request the body holds ([`Signal`]): the traces and the
+//! logs request share only their resource, scope and value writers.
 //!
 //! The body is parsed in place by simd-json (strings borrowed from the buffer where unescaped; no serde structs)
 //! and written field by field as protobuf. Rules (OTLP specification, "JSON Protobuf Encoding"), with the
@@ -7,7 +9,8 @@
 //! - keys in lowerCamelCase, and snake_case too (compared without `_`, ASCII case-insensitively);
 //! - trace and span ids as hex, case-insensitive; `""` means absent; a wrong length goes through to the span
 //!   rules (partial success), an odd length or a non-hex digit is invalid;
-//! - enums as integers, and as their names (`SPAN_KIND_SERVER`, also `SERVER`);
+//! - enums as integers, and as their names (`SPAN_KIND_SERVER`, also `SERVER`; `SEVERITY_NUMBER_INFO`, also
+//!   `INFO`);
 //! - 64-bit integers as decimal strings or numbers; doubles as numbers or `"NaN"`, `"Infinity"`, `"-Infinity"`;
 //! - `bytesValue` as base64 (standard or URL-safe, padding optional);
 //! - unknown fields and `null` values are ignored.
@@ -17,20 +20,25 @@ use simd_json::prelude::*;
 use simd_json::{BorrowedValue as Value, StaticNode};
 
 use super::fields;
+use super::logs::SEVERITY_NAMES;
 use super::wire::Writer;
-use super::{DecodeError, MAX_VALUE_DEPTH};
+use super::{DecodeError, Signal, MAX_VALUE_DEPTH};
 
 type Object<'v> = simd_json::value::borrowed::Object<'v>;
 
-/// Transcode an OTLP/JSON `ExportTraceServiceRequest` (parsed in place, hence `&mut`) into protobuf bytes.
-pub(crate) fn to_protobuf(body: &mut [u8]) -> Result<Vec<u8>, DecodeError> {
+/// Transcode an OTLP/JSON export request of `signal` (`ExportTraceServiceRequest`, `ExportLogsServiceRequest`;
+/// parsed in place, hence `&mut`) into protobuf bytes.
+pub(crate) fn to_protobuf(signal: Signal, body: &mut [u8]) -> Result<Vec<u8>, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
     let value = simd_json::to_borrowed_value(body)
         .map_err(|_| DecodeError::Json { path: "request", what: "is not valid JSON" })?;
     let mut w = Writer::new();
-    request(&value, &mut w)?;
+    match signal {
+        Signal::Traces => traces_request(&value, &mut w)?,
+        Signal::Logs => logs_request(&value, &mut w)?,
+    }
     Ok(w.buf)
 }
 
@@ -177,7 +185,7 @@ fn base64_bytes(value: &Value<'_>, path: &'static str) -> Result<Vec<u8>, Decode
         .map_err(|_| DecodeError::Json { path, what: "must be base64" })
 }
 
-fn request(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+fn traces_request(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
     fields(v, "request", |key, v| {
         if key == b"resourcespans" {
             for rs in array(v, "resourceSpans")? {
@@ -192,19 +200,7 @@ fn resource_spans(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
     use fields::resource_spans as f;
     fields(v, "resourceSpans[]", |key, v| {
         match key {
-            b"resource" => w.message_field(f::RESOURCE, |w| {
-                fields(v, "resource", |key, v| {
-                    match key {
-                        b"attributes" => attributes(v, fields::resource::ATTRIBUTES, w)?,
-                        b"droppedattributescount" => w.varint_field(
-                            fields::resource::DROPPED_ATTRIBUTES_COUNT,
-                            u64::from(uint32(v, "resource.droppedAttributesCount")?),
-                        ),
-                        _ => {}
-                    }
-                    Ok(())
-                })
-            })?,
+            b"resource" => w.message_field(f::RESOURCE, |w| resource(v, w))?,
             b"scopespans" => {
                 for ss in array(v, "scopeSpans")? {
                     w.message_field(f::SCOPE_SPANS, |w| scope_spans(ss, w))?;
@@ -221,22 +217,7 @@ fn scope_spans(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
     use fields::scope_spans as f;
     fields(v, "scopeSpans[]", |key, v| {
         match key {
-            b"scope" => w.message_field(f::SCOPE, |w| {
-                use fields::scope as s;
-                fields(v, "scope", |key, v| {
-                    match key {
-                        b"name" => w.bytes_field(s::NAME, string(v, "scope.name")?.as_bytes()),
-                        b"version" => w.bytes_field(s::VERSION, string(v, "scope.version")?.as_bytes()),
-                        b"attributes" => attributes(v, s::ATTRIBUTES, w)?,
-                        b"droppedattributescount" => w.varint_field(
-                            s::DROPPED_ATTRIBUTES_COUNT,
-                            u64::from(uint32(v, "scope.droppedAttributesCount")?),
-                        ),
-                        _ => {}
-                    }
-                    Ok(())
-                })
-            })?,
+            b"scope" => w.message_field(f::SCOPE, |w| scope(v, w))?,
             b"spans" => {
                 let mut id = Vec::with_capacity(16);
                 for span in array(v, "spans")? {
@@ -244,6 +225,38 @@ fn scope_spans(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
                 }
             }
             b"schemaurl" => w.bytes_field(f::SCHEMA_URL, string(v, "scopeSpans[].schemaUrl")?.as_bytes()),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// A `Resource` (both signals).
+fn resource(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    fields(v, "resource", |key, v| {
+        match key {
+            b"attributes" => attributes(v, fields::resource::ATTRIBUTES, w)?,
+            b"droppedattributescount" => w.varint_field(
+                fields::resource::DROPPED_ATTRIBUTES_COUNT,
+                u64::from(uint32(v, "resource.droppedAttributesCount")?),
+            ),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// An `InstrumentationScope` (both signals).
+fn scope(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    use fields::scope as s;
+    fields(v, "scope", |key, v| {
+        match key {
+            b"name" => w.bytes_field(s::NAME, string(v, "scope.name")?.as_bytes()),
+            b"version" => w.bytes_field(s::VERSION, string(v, "scope.version")?.as_bytes()),
+            b"attributes" => attributes(v, s::ATTRIBUTES, w)?,
+            b"droppedattributescount" => {
+                w.varint_field(s::DROPPED_ATTRIBUTES_COUNT, u64::from(uint32(v, "scope.droppedAttributesCount")?))
+            }
             _ => {}
         }
         Ok(())
@@ -339,6 +352,81 @@ fn link(v: &Value<'_>, w: &mut Writer, id: &mut Vec<u8>) -> Result<(), DecodeErr
     })
 }
 
+fn logs_request(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    fields(v, "request", |key, v| {
+        if key == b"resourcelogs" {
+            for rl in array(v, "resourceLogs")? {
+                w.message_field(fields::logs_request::RESOURCE_LOGS, |w| resource_logs(rl, w))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn resource_logs(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    use fields::resource_logs as f;
+    fields(v, "resourceLogs[]", |key, v| {
+        match key {
+            b"resource" => w.message_field(f::RESOURCE, |w| resource(v, w))?,
+            b"scopelogs" => {
+                for sl in array(v, "scopeLogs")? {
+                    w.message_field(f::SCOPE_LOGS, |w| scope_logs(sl, w))?;
+                }
+            }
+            b"schemaurl" => w.bytes_field(f::SCHEMA_URL, string(v, "resourceLogs[].schemaUrl")?.as_bytes()),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn scope_logs(v: &Value<'_>, w: &mut Writer) -> Result<(), DecodeError> {
+    use fields::scope_logs as f;
+    fields(v, "scopeLogs[]", |key, v| {
+        match key {
+            b"scope" => w.message_field(f::SCOPE, |w| scope(v, w))?,
+            b"logrecords" => {
+                let mut id = Vec::with_capacity(16);
+                for record in array(v, "logRecords")? {
+                    w.message_field(f::LOG_RECORDS, |w| log_record(record, w, &mut id))?;
+                }
+            }
+            b"schemaurl" => w.bytes_field(f::SCHEMA_URL, string(v, "scopeLogs[].schemaUrl")?.as_bytes()),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+fn log_record(v: &Value<'_>, w: &mut Writer, id: &mut Vec<u8>) -> Result<(), DecodeError> {
+    use fields::log_record as f;
+    fields(v, "logRecords[]", |key, v| {
+        match key {
+            b"timeunixnano" => w.fixed64_field(f::TIME_UNIX_NANO, uint(v, "logRecords[].timeUnixNano")?),
+            b"observedtimeunixnano" => {
+                w.fixed64_field(f::OBSERVED_TIME_UNIX_NANO, uint(v, "logRecords[].observedTimeUnixNano")?)
+            }
+            b"severitynumber" => w.varint_field(
+                f::SEVERITY_NUMBER,
+                enumeration(v, "logRecords[].severityNumber", "SEVERITY_NUMBER_", &SEVERITY_NAMES)?,
+            ),
+            b"severitytext" => w.bytes_field(f::SEVERITY_TEXT, string(v, "logRecords[].severityText")?.as_bytes()),
+            b"body" => w.message_field(f::BODY, |w| any_value(v, w, 1))?,
+            b"attributes" => attributes(v, f::ATTRIBUTES, w)?,
+            b"droppedattributescount" => w.varint_field(
+                f::DROPPED_ATTRIBUTES_COUNT,
+                u64::from(uint32(v, "logRecords[].droppedAttributesCount")?),
+            ),
+            b"flags" => w.fixed32_field(f::FLAGS, uint32(v, "logRecords[].flags")?),
+            b"traceid" => id_field(w, f::TRACE_ID, v, "logRecords[].traceId", id)?,
+            b"spanid" => id_field(w, f::SPAN_ID, v, "logRecords[].spanId", id)?,
+            b"eventname" => w.bytes_field(f::EVENT_NAME, string(v, "logRecords[].eventName")?.as_bytes()),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
 /// A repeated `KeyValue` field.
 fn attributes(v: &Value<'_>, field: u32, w: &mut Writer) -> Result<(), DecodeError> {
     for kv in array(v, "attributes")? {
@@ -408,7 +496,7 @@ mod tests {
             r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"00000000000000000000000000000001",
             "spanId":"0000000000000001","attributes":[{{"key":"k","value":{value_json}}}]}}]}}]}}]}}"#
         );
-        let protobuf = to_protobuf(&mut json.into_bytes()).unwrap();
+        let protobuf = to_protobuf(Signal::Traces, &mut json.into_bytes()).unwrap();
         let rs = Request::new(&protobuf).resource_spans().next().unwrap().unwrap();
         let ss = rs.scope_spans().next().unwrap().unwrap();
         let span = ss.spans().next().unwrap().unwrap();
@@ -431,7 +519,7 @@ mod tests {
 
     #[test]
     fn malformed_values_are_refused_with_their_path() {
-        let refuse = |json: &str| to_protobuf(&mut json.as_bytes().to_vec()).unwrap_err().to_string();
+        let refuse = |json: &str| to_protobuf(Signal::Traces, &mut json.as_bytes().to_vec()).unwrap_err().to_string();
         assert!(refuse(r#"{"resourceSpans":{}}"#).contains("resourceSpans must be an array"));
         assert!(refuse(r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abc"}]}]}]}"#).contains("traceId"));
         assert!(
@@ -445,6 +533,56 @@ mod tests {
 
     #[test]
     fn whitespace_is_an_empty_request() {
-        assert!(to_protobuf(&mut b" \n".to_vec()).unwrap().is_empty());
+        assert!(to_protobuf(Signal::Traces, &mut b" \n".to_vec()).unwrap().is_empty());
+        assert!(to_protobuf(Signal::Logs, &mut b" \n".to_vec()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_log_record_with_every_field() {
+        use crate::decode::logs::LogsRequest;
+        let json =
+            br#"{"resource_logs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}}]},
+            "scopeLogs":[{"scope":{"name":"sc"},"logRecords":[{"timeUnixNano":"5","observed_time_unix_nano":6,
+            "severityNumber":"SEVERITY_NUMBER_WARN2","severityText":"W","body":{"kvlistValue":{"values":[
+            {"key":"a","value":{"intValue":"7"}}]}},"attributes":[{"key":"k","value":{"boolValue":true}}],
+            "droppedAttributesCount":1,"flags":257,"traceId":"0102030405060708090A0B0C0D0E0F10",
+            "spanId":"0102030405060708","eventName":"ev"}],"schemaUrl":"u"}]}]}"#;
+        let protobuf = to_protobuf(Signal::Logs, &mut json.to_vec()).unwrap();
+        let rl = LogsRequest::new(&protobuf).resource_logs().next().unwrap().unwrap();
+        let sl = rl.scope_logs().next().unwrap().unwrap();
+        assert_eq!((sl.scope.name, sl.schema_url), ("sc", "u"));
+        let r = sl.log_records().next().unwrap().unwrap();
+        assert_eq!((r.time_unix_nano, r.observed_time_unix_nano, r.severity_number), (5, 6, 14));
+        assert_eq!((r.severity_text, r.event_name, r.flags, r.dropped_attributes_count), ("W", "ev", 257, 1));
+        assert_eq!(r.trace_id, (1..=16).collect::<Vec<u8>>());
+        assert_eq!(r.span_id, (1..=8).collect::<Vec<u8>>());
+        let AnyValue::KvList(body) = r.body else { panic!("body {:?}", r.body) };
+        let kv = body.iter(1).unwrap().next().unwrap().unwrap();
+        assert_eq!((kv.key, kv.value), ("a", AnyValue::Int(7)));
+        let kv = r.attributes().into_iter().next().unwrap().unwrap();
+        assert_eq!((kv.key, kv.value), ("k", AnyValue::Bool(true)));
+        // Short severity names and numbers too; a traces body read as logs holds no log record.
+        for (severity, number) in [(r#""INFO""#, 9), ("24", 24)] {
+            let json =
+                format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"severityNumber":{severity}}}]}}]}}]}}"#);
+            let protobuf = to_protobuf(Signal::Logs, &mut json.into_bytes()).unwrap();
+            let rl = LogsRequest::new(&protobuf).resource_logs().next().unwrap().unwrap();
+            let r = rl.scope_logs().next().unwrap().unwrap().log_records().next().unwrap().unwrap();
+            assert_eq!(r.severity_number, number);
+        }
+        let traces = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{}]}]}]}"#;
+        assert!(to_protobuf(Signal::Logs, &mut traces.to_vec()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_log_fields_are_refused_with_their_path() {
+        let refuse = |json: &str| to_protobuf(Signal::Logs, &mut json.as_bytes().to_vec()).unwrap_err().to_string();
+        let record =
+            |fields: &str| format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{{fields}}}]}}]}}]}}"#);
+        assert!(refuse(&record(r#""severityNumber":"LOUD""#)).contains("severityNumber"));
+        assert!(refuse(&record(r#""traceId":"xyz""#)).contains("traceId"));
+        assert!(refuse(&record(r#""observedTimeUnixNano":-1"#)).contains("observedTimeUnixNano"));
+        assert!(refuse(&record(r#""body":[]"#)).contains("must be an object"));
+        assert!(refuse(r#"{"resourceLogs":{}}"#).contains("resourceLogs must be an array"));
     }
 }

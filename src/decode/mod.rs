@@ -1,25 +1,49 @@
-//! decode: OTLP `ExportTraceServiceRequest` protobuf bytes → read-only views borrowed from the request body.
+//! decode: OTLP export requests (`ExportTraceServiceRequest`, `ExportLogsServiceRequest`) as protobuf bytes →
+//! read-only views borrowed from the request body. Traces here; logs in [`logs`], sharing the resource, scope,
+//! attribute and `AnyValue` views.
 //!
-//! Contract:
+//! Contract (both signals):
 //! - Zero-copy: every string and id is a slice of the body; no owned message structs are built.
 //! - Bounded: each nested message is read by its own reader over exactly its bytes (see [`wire`]); `AnyValue`
 //!   nesting deeper than [`MAX_VALUE_DEPTH`] is refused, so the stack stays bounded on hostile input.
-//! - Total: [`validate`] walks the whole request once; when it returns `Ok`, every view and iterator reached
-//!   from [`Request`] on the same bytes succeeds, because it runs the same code. The row builder
-//!   (`table::spans::SpanColumns::append_request_within`) walks the views itself in the same order, so it refuses
-//!   exactly what `validate` refuses, and drops the rows of a request it refuses half-way.
+//! - Total: [`validate`] (and [`logs::validate_logs`]) walks the whole request once; when it returns `Ok`, every
+//!   view and iterator reached from [`Request`] (or [`logs::LogsRequest`]) on the same bytes succeeds, because it
+//!   runs the same code. The row builders (`table::spans`, `table::logs`) walk the views themselves in the same
+//!   order, so they refuse exactly what validation refuses, and drop the rows of a request they refuse half-way.
 //! - Proto3 semantics: unknown fields (and groups) are skipped, the last value of a scalar field wins, missing
 //!   fields read as their defaults.
 
 pub(crate) mod fields;
 pub(crate) mod json;
+pub(crate) mod logs;
 pub(crate) mod wire;
 
 use bytes::Bytes;
 
+pub use logs::validate_logs;
+pub(crate) use logs::LogRecordView;
 use wire::Reader;
 
-/// Why a request body is not a valid `ExportTraceServiceRequest`. Small and `Copy`: built on the hot path.
+/// An OpenTelemetry signal: which OTLP export request a body holds, and so which table its rows go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// `ExportTraceServiceRequest`: one row per span.
+    Traces,
+    /// `ExportLogsServiceRequest`: one row per log record.
+    Logs,
+}
+
+impl Signal {
+    /// What one row of its table holds, in the plural: `spans`, `log records`.
+    pub(crate) fn rows(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Logs => "log records",
+        }
+    }
+}
+
+/// Why a request body is not a valid export request of its signal. Small and `Copy`: built on the hot path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("protobuf truncated: a length or value runs past the end of its message")]
@@ -40,7 +64,7 @@ pub enum DecodeError {
     Json { path: &'static str, what: &'static str },
     #[error(
         "the request's rows would take more than {limit} bytes (resource and scope values are repeated on every \
-         span): send fewer spans per request"
+         row): send fewer spans or log records per request"
     )]
     RowsTooLarge { limit: u64 },
     #[error("an attribute value cannot be encoded as VARIANT (past the format's 4 GiB offsets)")]
@@ -54,14 +78,14 @@ pub enum Format {
     Json,
 }
 
-/// The request as protobuf bytes: as is, or transcoded from OTLP/JSON (see [`json`]).
-pub fn to_protobuf(format: Format, body: Bytes) -> Result<Bytes, DecodeError> {
+/// The export request of `signal` as protobuf bytes: as is, or transcoded from OTLP/JSON (see [`json`]).
+pub fn to_protobuf(signal: Signal, format: Format, body: Bytes) -> Result<Bytes, DecodeError> {
     match format {
         Format::Protobuf => Ok(body),
         Format::Json => {
             // simd-json parses in place: this is the body's own buffer when nothing else holds it.
             let mut buf = Vec::from(body);
-            json::to_protobuf(&mut buf).map(Bytes::from)
+            json::to_protobuf(signal, &mut buf).map(Bytes::from)
         }
     }
 }
@@ -69,18 +93,19 @@ pub fn to_protobuf(format: Format, body: Bytes) -> Result<Bytes, DecodeError> {
 /// Deepest `AnyValue` nesting accepted (arrays and kvlists inside attribute values).
 pub(crate) const MAX_VALUE_DEPTH: u32 = 64;
 
-/// What [`validate`] found in a request.
+/// What [`validate`] (or [`validate_logs`]) found in a request: counts of its records (spans, log records).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Spans that will become rows.
+    /// Records that will become rows.
     pub accepted: u64,
-    /// Spans refused alone (see [`SpanView::rejection`]); the rest of the request is still stored.
+    /// Records refused alone (see [`SpanView::rejection`], [`LogRecordView::rejection`]); the rest of the request
+    /// is still stored.
     pub rejected: u64,
     /// The first rejection reason, for the partial-success message.
     pub first_rejection: Option<&'static str>,
 }
 
-/// Walk the whole request, checking every field the row builder will read.
+/// Walk the whole `ExportTraceServiceRequest`, checking every field the row builder will read.
 pub fn validate(body: &[u8]) -> Result<Summary, DecodeError> {
     let mut summary = Summary::default();
     for rs in Request::new(body).resource_spans() {

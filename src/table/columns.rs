@@ -8,6 +8,9 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{ArrowPrimitiveType, DataType, FieldRef, Fields};
 use arrow::error::ArrowError;
 
+/// Per-row overhead in the row builders' byte estimates: offsets, fixed-width columns, validity bits.
+pub(crate) const ROW_OVERHEAD: u64 = 128;
+
 /// Lowercase hex of an id, in a reused buffer.
 pub(crate) fn hex_into<'s>(bytes: &[u8], out: &'s mut String) -> &'s str {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -18,14 +18,18 @@
 //! VARIANT columns tagged for the Parquet writer (`bags::variant`). [`Contract::difference`] accepts a table only
 //! if it holds that schema (field metadata aside) and names no other layout. Adding a signal or a layout is one
 //! more [`Contract`] in [`CONTRACTS`] and its row builder; the layouts differ in their attribute bags (`bags`), so a
-//! signal's row builder is written once, generic over them (`spans`).
+//! signal's row builder is written once, generic over them (`spans`, `logs`), and v2's leading columns (`leading`)
+//! and the schema helpers (`schema`) are shared by every signal.
 
 mod bags;
 
 pub(crate) use bags::variant::is_variant;
 mod columns;
+mod leading;
+mod logs;
 mod record_id;
 mod repeated;
+mod schema;
 mod spans;
 
 use std::fmt;
@@ -47,7 +51,8 @@ impl Rows {
         Rows(contract.row_builder())
     }
 
-    /// Append the rows of one OTLP export request (protobuf), checking all of it; an invalid request adds no row.
+    /// Append the rows of one OTLP export request of the contract's signal (protobuf), checking all of it; an
+    /// invalid request adds no row.
     pub fn append_request(&mut self, body: &[u8]) -> Result<Summary, DecodeError> {
         self.0.append_request(body, u64::MAX).map(|(summary, _)| summary)
     }
@@ -66,20 +71,8 @@ impl Rows {
 /// Table property that names the layout (`v1`: MAP attributes, Databricks' legacy layout; `v2`: VARIANT).
 pub(crate) const LAYOUT_PROPERTY: &str = "otel.schemaVersion";
 
-/// An OpenTelemetry signal, each in its own table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Signal {
-    Traces,
-}
-
-impl Signal {
-    /// What one row of its table holds, in the plural: `spans`.
-    pub(crate) fn rows(self) -> &'static str {
-        match self {
-            Signal::Traces => "spans",
-        }
-    }
-}
+/// An OpenTelemetry signal, each in its own table (defined with the decoders, which read one request per signal).
+pub use crate::decode::Signal;
 
 /// A table layout, named as Databricks names them in `otel.schemaVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -208,7 +201,8 @@ impl PartialEq for Contract {
 }
 
 /// Every table otel-delta writes.
-pub(crate) static CONTRACTS: &[&Contract] = &[&spans::v1::CONTRACT, &spans::v2::CONTRACT];
+pub(crate) static CONTRACTS: &[&Contract] =
+    &[&spans::v1::CONTRACT, &spans::v2::CONTRACT, &logs::v1::CONTRACT, &logs::v2::CONTRACT];
 
 impl Contract {
     /// The v1 spans table.
@@ -226,6 +220,14 @@ impl Contract {
         match layout {
             Layout::V1 => &spans::v1::CONTRACT,
             Layout::V2 => &spans::v2::CONTRACT,
+        }
+    }
+
+    /// The logs table in `layout`.
+    pub fn logs(layout: Layout) -> &'static Contract {
+        match layout {
+            Layout::V1 => &logs::v1::CONTRACT,
+            Layout::V2 => &logs::v2::CONTRACT,
         }
     }
 
@@ -325,7 +327,7 @@ mod tests {
     fn every_row_builder_makes_batches_of_its_arrow_schema() {
         for contract in CONTRACTS {
             let mut rows = contract.row_builder();
-            let request = crate::testing::one_span_request();
+            let request = crate::testing::one_request(contract.signal);
             assert_eq!(rows.append_request(&request, u64::MAX).unwrap().0.accepted, 1);
             assert!(rows.bytes() > 0);
             assert_eq!(rows.append_request(&request, 1), Err(DecodeError::RowsTooLarge { limit: 1 }));
@@ -334,6 +336,23 @@ mod tests {
             assert_eq!(batch.num_rows(), 1, "{contract}: a request over the limit adds no row");
             assert_eq!(rows.bytes(), 0);
         }
+    }
+
+    #[test]
+    fn a_signal_s_rows_need_its_request() {
+        // The other signal's request, read as this one's: refused, or no row (the field numbers overlap).
+        for contract in CONTRACTS {
+            let other = match contract.signal {
+                Signal::Traces => Signal::Logs,
+                Signal::Logs => Signal::Traces,
+            };
+            let mut rows = contract.row_builder();
+            let appended = rows.append_request(&crate::testing::one_request(other), u64::MAX);
+            assert!(appended.map_or(true, |(summary, _)| summary.accepted == 0), "{contract}");
+            assert_eq!(rows.finish().unwrap().num_rows(), 0, "{contract}");
+        }
+        assert_eq!(Contract::logs(Layout::V1).to_string(), "v1 log records");
+        assert_eq!(Contract::logs(Layout::V2).name_suffix, "otel_logs");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod conformance;
 mod databricks;
 mod hostile;
 mod http;
+mod logs_reference;
 mod reference;
 mod sdk;
 mod self_metrics;

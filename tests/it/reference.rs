@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use otel_delta::testing::ProtobufWriter;
-use otel_delta::{to_protobuf, validate, Codec, Contract, DecodeError, Format, ParquetFile, Rows, Summary};
+use otel_delta::{to_protobuf, validate, Codec, Contract, DecodeError, Format, ParquetFile, Rows, Signal, Summary};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use prost::Message as _;
@@ -21,11 +21,11 @@ use crate::support::batch_rows;
 
 // ---- the reference mapping (otel-tables.md v1), written against prost types ----
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn any_json(value: &AnyValue) -> Value {
+pub(crate) fn any_json(value: &AnyValue) -> Value {
     match &value.value {
         None => Value::Null,
         Some(any_value::Value::StringValue(s)) => json!(s),
@@ -46,7 +46,7 @@ fn any_json(value: &AnyValue) -> Value {
     }
 }
 
-fn attributes(kvs: &[KeyValue]) -> Value {
+pub(crate) fn attributes(kvs: &[KeyValue]) -> Value {
     Value::Array(
         kvs.iter()
             .map(|kv| {
@@ -169,7 +169,7 @@ fn span_rows(request: &ExportTraceServiceRequest, mapping: &Mapping) -> Vec<Valu
 // ---- the v2 reference mapping (otel-tables.md v2): VARIANT values keep their types ----
 
 /// A value as `support::variant_json` shows a decoded VARIANT.
-fn typed(value: &AnyValue) -> Value {
+pub(crate) fn typed(value: &AnyValue) -> Value {
     match &value.value {
         None => Value::Null,
         Some(any_value::Value::StringValue(s)) => json!(s),
@@ -185,7 +185,7 @@ fn typed(value: &AnyValue) -> Value {
 }
 
 /// An attribute bag as a VARIANT object: a key given twice keeps its last value.
-fn object(kvs: &[KeyValue]) -> Value {
+pub(crate) fn object(kvs: &[KeyValue]) -> Value {
     let mut map = serde_json::Map::new();
     for kv in kvs {
         map.insert(kv.key.clone(), kv.value.as_ref().map_or(Value::Null, typed));
@@ -193,7 +193,7 @@ fn object(kvs: &[KeyValue]) -> Value {
     Value::Object(map)
 }
 
-fn service_name(resource: &Resource) -> Value {
+pub(crate) fn service_name(resource: &Resource) -> Value {
     match resource.attributes.iter().rev().find(|kv| kv.key == "service.name") {
         Some(KeyValue { value: Some(AnyValue { value: Some(any_value::Value::StringValue(s)) }), .. }) => json!(s),
         _ => Value::Null,
@@ -275,7 +275,7 @@ pub fn our_rows_v2(body: &[u8]) -> (Summary, Vec<Value>) {
 
 /// Our JSON path: transcode, then the protobuf path.
 pub fn our_json_rows(json: &[u8]) -> (Summary, Vec<Value>) {
-    let body = to_protobuf(Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
+    let body = to_protobuf(Signal::Traces, Format::Json, bytes::Bytes::copy_from_slice(json)).expect("valid OTLP/JSON");
     our_rows(&body)
 }
 
@@ -289,20 +289,20 @@ pub fn our_rows(body: &[u8]) -> (Summary, Vec<Value>) {
 
 // ---- generators ----
 
-fn text() -> impl Strategy<Value = String> {
+pub(crate) fn text() -> impl Strategy<Value = String> {
     prop_oneof!["[a-z.]{0,12}", "(?s).{0,10}"]
 }
 
-fn double() -> impl Strategy<Value = f64> {
+pub(crate) fn double() -> impl Strategy<Value = f64> {
     prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), Just(-0.0), Just(1.0)]
 }
 
 /// Doubles JSON can carry as numbers (serde_json writes NaN and infinities as null).
-fn finite_double() -> impl Strategy<Value = f64> {
+pub(crate) fn finite_double() -> impl Strategy<Value = f64> {
     prop_oneof![any::<f64>().prop_filter("finite", |d| d.is_finite()), Just(-0.0), Just(1.0), Just(1e300)]
 }
 
-fn any_value_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = AnyValue> {
+pub(crate) fn any_value_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = AnyValue> {
     use any_value::Value as V;
     let leaf = prop_oneof![
         text().prop_map(|s| Some(V::StringValue(s))),
@@ -325,7 +325,7 @@ fn any_value_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = AnyValue>
     })
 }
 
-fn key_values_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = Vec<KeyValue>> {
+pub(crate) fn key_values_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = Vec<KeyValue>> {
     vec(
         ("[a-z._]{1,10}", prop::option::weighted(0.9, any_value_with(double))).prop_map(|(key, value)| KeyValue {
             key,
@@ -336,7 +336,7 @@ fn key_values_with(double: BoxedStrategy<f64>) -> impl Strategy<Value = Vec<KeyV
     )
 }
 
-fn id(len: usize) -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn id(len: usize) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![9 => vec(any::<u8>(), len), 1 => vec(any::<u8>(), 0..len + 3)]
 }
 

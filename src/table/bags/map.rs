@@ -1,6 +1,7 @@
 //! Attribute bags as `MAP<STRING,STRING>` (the v1 layout, `otel-tables.md`): a string value is stored raw; every
 //! other value is JSON — `true`, `42`, `1.5`, arrays and kvlists as JSON arrays/objects (recursively), bytes as a
 //! base64 string. An unset value is a NULL map value. Entries keep their order (a repeated key stays repeated).
+//! A single value as `STRING` ([`TextColumn`], v1's log body) is rendered the same way.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use base64::Engine as _;
 
-use super::{BagColumn, RepeatedBagColumn};
+use super::{BagColumn, RepeatedBagColumn, ValueColumn};
 use crate::decode::{AnyValue, Attributes, DecodeError};
 use crate::table::columns::{schema_mismatch, struct_fields, take_offsets, FinishSized};
 use crate::table::repeated::{RepeatedStrings, View};
@@ -46,6 +47,32 @@ impl BagColumn for MapColumn {
     fn finish(&mut self, map_type: &DataType) -> Result<ArrayRef, ArrowError> {
         let (keys, values) = (self.keys.finish_sized(), self.values.finish_sized());
         finish_map(map_type, &mut self.offsets, keys, values)
+    }
+}
+
+/// A `STRING` column of single values rendered as map values are (v1's log body); NULL when unset.
+pub(crate) struct TextColumn {
+    values: StringBuilder,
+    /// Reused for rendered values, as in [`MapColumn`].
+    scratch: String,
+}
+
+impl ValueColumn for TextColumn {
+    fn new() -> Self {
+        TextColumn { values: StringBuilder::new(), scratch: String::new() }
+    }
+
+    fn append(&mut self, value: &AnyValue<'_>) -> Result<(), DecodeError> {
+        let value = render_attribute(value, &mut self.scratch)?;
+        self.values.append_option(value);
+        Ok(())
+    }
+
+    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, ArrowError> {
+        match data_type {
+            DataType::Utf8 => Ok(self.values.finish_sized()),
+            _ => Err(schema_mismatch("a text value column")),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Attribute bags: the one kind of value the layouts store differently. v1 stores a bag as
 //! `MAP<STRING,STRING>` with every non-string value rendered as JSON text ([`map`]); v2 as a VARIANT object that
 //! keeps each value's type ([`variant`]). Row builders are generic over these two traits, so a signal's columns are
-//! written once for both layouts.
+//! written once for both layouts. A single value stored on its own (a log record's body) follows the same rules
+//! ([`ValueColumn`]): v1 text as a map value is rendered, v2 a VARIANT of the value itself; an unset value is NULL.
 //!
 //! Contract of both: a failed `append` or `store` leaves the column consistent up to its last complete row (the
 //! row builder cuts every column at its row count after a failed request), and `finish` returns exactly the rows
@@ -14,7 +15,7 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 
-use crate::decode::{Attributes, DecodeError};
+use crate::decode::{AnyValue, Attributes, DecodeError};
 
 /// A column of attribute bags, one per row (a span's, an event's, a link's attributes).
 pub(crate) trait BagColumn: Send + Sized {
@@ -36,6 +37,15 @@ pub(crate) trait RepeatedBagColumn: Send + Sized {
     fn store(&mut self, attributes: Attributes<'_>) -> Result<(Self::Stored, u64), DecodeError>;
     /// One row holding a stored bag.
     fn push(&mut self, bag: &Self::Stored);
+    /// The rows so far as `data_type`; the column starts empty.
+    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, ArrowError>;
+}
+
+/// A column of single values, one per row (a log record's body); an unset value ([`AnyValue::Empty`]) is NULL.
+pub(crate) trait ValueColumn: Send + Sized {
+    fn new() -> Self;
+    /// One row holding `value`.
+    fn append(&mut self, value: &AnyValue<'_>) -> Result<(), DecodeError>;
     /// The rows so far as `data_type`; the column starts empty.
     fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, ArrowError>;
 }

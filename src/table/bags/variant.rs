@@ -8,9 +8,13 @@
 //! VARIANT object has unique keys; OTLP says keys must not repeat). An unset value (`AnyValue` with no field set)
 //! is a variant null, so its key is still there: `attributes:['k']` is SQL NULL either way, but
 //! `is_variant_null(attributes:['k'])` tells an unset value from a missing key.
+//!
+//! A single value as its own VARIANT ([`VariantValueColumn`], v2's log body) keeps its type the same way; an unset
+//! one is SQL NULL (the struct is null; its children hold a variant null, so every row's bytes are valid).
 
 use std::sync::Arc;
 
+use arrow::array::NullBufferBuilder;
 use arrow::array::{make_view, BinaryViewArray};
 use arrow::array::{ArrayRef, StructArray};
 use arrow::buffer::{Buffer, ScalarBuffer};
@@ -18,8 +22,8 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use arrow::error::ArrowError;
 use parquet::variant::VariantType;
 
-use super::{BagColumn, RepeatedBagColumn};
-use crate::decode::{Attributes, DecodeError};
+use super::{BagColumn, RepeatedBagColumn, ValueColumn};
+use crate::decode::{AnyValue, Attributes, DecodeError};
 use crate::table::columns::{headroom, struct_fields};
 use crate::table::repeated::{RepeatedBinary, View};
 use encode::Encoder;
@@ -85,6 +89,50 @@ impl BagColumn for VariantColumn {
             Arc::new(views(value, ends.iter().map(|e| e.1))?),
         ];
         Ok(Arc::new(StructArray::try_new(struct_fields(data_type)?.clone(), columns, None)?))
+    }
+}
+
+/// A nullable VARIANT column of single values, one per row (v2's log body).
+pub(crate) struct VariantValueColumn {
+    encoder: Encoder,
+    metadata: Vec<u8>,
+    value: Vec<u8>,
+    /// Where each row's metadata and value end in the buffers.
+    ends: Vec<(usize, usize)>,
+    nulls: NullBufferBuilder,
+}
+
+impl ValueColumn for VariantValueColumn {
+    fn new() -> Self {
+        VariantValueColumn {
+            encoder: Encoder::new(),
+            metadata: Vec::new(),
+            value: Vec::new(),
+            ends: Vec::new(),
+            nulls: NullBufferBuilder::new(0),
+        }
+    }
+
+    fn append(&mut self, value: &AnyValue<'_>) -> Result<(), DecodeError> {
+        // An unset value still gets a variant null's bytes under the null row: readers that look at the children
+        // of a null struct find a valid VARIANT.
+        self.encoder.append_value(value, &mut self.metadata, &mut self.value)?;
+        self.ends.push((self.metadata.len(), self.value.len()));
+        self.nulls.append(!matches!(value, AnyValue::Empty));
+        Ok(())
+    }
+
+    fn finish(&mut self, data_type: &DataType) -> Result<ArrayRef, ArrowError> {
+        let room = (headroom(self.metadata.len()), headroom(self.value.len()), headroom(self.ends.len()));
+        let metadata = std::mem::replace(&mut self.metadata, Vec::with_capacity(room.0));
+        let value = std::mem::replace(&mut self.value, Vec::with_capacity(room.1));
+        let ends = std::mem::replace(&mut self.ends, Vec::with_capacity(room.2));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(views(metadata, ends.iter().map(|e| e.0))?),
+            Arc::new(views(value, ends.iter().map(|e| e.1))?),
+        ];
+        let nulls = self.nulls.finish();
+        Ok(Arc::new(StructArray::try_new(struct_fields(data_type)?.clone(), columns, nulls)?))
     }
 }
 
@@ -196,7 +244,11 @@ mod oracle {
     }
 
     /// Append one value. `depth` is its nesting level, bounded by the decoder.
-    fn append_value(out: &mut impl VariantBuilderExt, value: &AnyValue<'_>, depth: u32) -> Result<(), DecodeError> {
+    pub(super) fn append_value(
+        out: &mut impl VariantBuilderExt,
+        value: &AnyValue<'_>,
+        depth: u32,
+    ) -> Result<(), DecodeError> {
         match value {
             AnyValue::Empty => out.append_value(Variant::Null),
             AnyValue::String(s) => out.append_value(*s),

@@ -12,22 +12,22 @@ pub(super) mod v2;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, StructArray,
-    TimestampMicrosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder, StructArray,
 };
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Fields, SchemaRef};
 use arrow::error::ArrowError;
-use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
-use deltalake::kernel::{ArrayType, DataType as DeltaType, StructField, StructType};
+use deltalake::kernel::{ArrayType, DataType as DeltaType, StructField};
 
-use super::bags::variant::annotate_variants;
 use super::bags::{BagColumn, RepeatedBagColumn};
-use super::columns::{field_type, finish_list, hex_into, list_item, schema_mismatch, struct_fields, FinishSized};
-use super::record_id::RecordIds;
-use super::repeated::{as_views, RepeatedStrings, View};
+use super::columns::{
+    field_type, finish_list, hex_into, list_item, schema_mismatch, struct_fields, FinishSized, ROW_OVERHEAD,
+};
+use super::leading::Leading;
+use super::repeated::RepeatedStrings;
+use super::schema::{field, structure};
 use super::{Leaves, Paths, RowBuilder};
-use crate::decode::{AnyValue, DecodeError, Request, SpanView, Summary};
+use crate::decode::{DecodeError, Request, SpanView, Summary};
 
 /// What a spans layout decides; the row builder does the rest.
 pub(crate) trait SpanLayout: Send + 'static {
@@ -103,15 +103,6 @@ impl<L: SpanLayout> RowBuilder for SpanColumns<L> {
     }
 }
 
-/// v2's leading columns.
-struct Leading {
-    record_id: StringBuilder,
-    ids: RecordIds,
-    time: TimestampMicrosecondBuilder,
-    date: Date32Builder,
-    service_name: RepeatedStrings,
-}
-
 impl<L: SpanLayout> Default for SpanColumns<L> {
     fn default() -> Self {
         Self::new()
@@ -120,13 +111,7 @@ impl<L: SpanLayout> Default for SpanColumns<L> {
 
 impl<L: SpanLayout> SpanColumns<L> {
     pub fn new() -> Self {
-        let leading = L::LEADING.then(|| Leading {
-            record_id: StringBuilder::new(),
-            ids: RecordIds::new(),
-            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            date: Date32Builder::new(),
-            service_name: RepeatedStrings::new(),
-        });
+        let leading = L::LEADING.then(Leading::new);
         SpanColumns {
             schema: L::arrow_schema(),
             leading,
@@ -202,7 +187,7 @@ impl<L: SpanLayout> SpanColumns<L> {
             let resource_cost = resource_cost + rs.schema_url.len() as u64;
             let resource_schema_url = self.resource_schema_url.store(rs.schema_url);
             let service_name = match self.leading.as_mut() {
-                Some(leading) => service_name(rs.resource.attributes)?.map(|s| leading.service_name.store(s)),
+                Some(leading) => leading.store_service_name(rs.resource.attributes)?,
                 None => None,
             };
             for ss in rs.scope_spans() {
@@ -377,56 +362,10 @@ impl<L: SpanLayout> SpanColumns<L> {
     }
 }
 
-/// Per-row overhead in the estimate: offsets, fixed-width columns, validity bits.
-const ROW_OVERHEAD: u64 = 128;
-
 /// What a span's own columns take, estimated from its encoded size: ids double as hex, rendered values grow a
 /// little; an upper bound for the usual span, checked before anything is appended.
 fn span_cost(span: &SpanView<'_>) -> u64 {
     2 * span.encoded_len as u64 + ROW_OVERHEAD
-}
-
-impl Leading {
-    fn append(&mut self, start_time_unix_nano: u64, service_name: Option<View>) {
-        let micros = (start_time_unix_nano / 1_000) as i64;
-        self.record_id.append_value(self.ids.next(micros));
-        self.time.append_value(micros);
-        self.date.append_value(micros.div_euclid(MICROS_PER_DAY) as i32);
-        self.service_name.push(service_name);
-    }
-
-    /// `record_id`, `time`, `date`, `service_name`.
-    fn finish(&mut self) -> Result<[ArrayRef; 4], ArrowError> {
-        let time = self.time.finish();
-        self.time = TimestampMicrosecondBuilder::with_capacity(time.len()).with_timezone("UTC");
-        Ok([self.record_id.finish_sized(), Arc::new(time), self.date.finish_sized(), self.service_name.finish()?])
-    }
-}
-
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
-/// The resource's `service.name`, when it is a string.
-fn service_name<'a>(attributes: crate::decode::Attributes<'a>) -> Result<Option<&'a str>, DecodeError> {
-    let mut found = None;
-    for kv in attributes {
-        let kv = kv?;
-        if kv.key == "service.name" {
-            found = match kv.value {
-                AnyValue::String(s) => Some(s),
-                _ => None,
-            };
-        }
-    }
-    Ok(found)
-}
-
-pub(super) fn field(name: &str, data_type: impl Into<DeltaType>) -> StructField {
-    StructField::new(name, data_type, true)
-}
-
-pub(super) fn structure(fields: Vec<StructField>) -> StructType {
-    // Field names are distinct literals: `try_new` only fails on duplicates.
-    StructType::try_new(fields).unwrap_or_else(|e| unreachable!("static schema is valid: {e}"))
 }
 
 /// The columns of a span row in both layouts (v2 puts its four leading columns before them), with attribute bags
@@ -554,24 +493,8 @@ pub(super) const NULL_COUNT_COLUMNS: Paths = &[
 
 /// Columns holding a resource's or scope's values, built as views of values stored once per request
 /// (`table::repeated`).
-const REPEATED: &[&str] =
+pub(super) const REPEATED: &[&str] =
     &["service_name", "resource", "resource_schema_url", "instrumentation_scope", "span_schema_url"];
-
-/// The Arrow schema batches of a spans table are built in: the Delta kernel's own conversion of its Delta schema
-/// (child names `element`, `key_value` as Delta readers expect), with the resource and scope strings as
-/// `Utf8View` (the same Parquet `STRING`) and VARIANT columns annotated for the Parquet writer.
-fn arrow_schema_of(delta: &StructType) -> SchemaRef {
-    let schema: arrow::datatypes::Schema =
-        delta.try_into_arrow().unwrap_or_else(|e| unreachable!("static schema converts to Arrow: {e}"));
-    let fields = schema.fields().iter().map(|f| {
-        let f = annotate_variants(f);
-        match REPEATED.contains(&f.name().as_str()) {
-            true => Arc::new(f.clone().with_data_type(as_views(f.data_type()))),
-            false => Arc::new(f),
-        }
-    });
-    Arc::new(arrow::datatypes::Schema::new_with_metadata(fields.collect::<Vec<_>>(), schema.metadata().clone()))
-}
 
 /// `events ARRAY<STRUCT<time_unix_nano, name, attributes, dropped_attributes_count>>`.
 struct EventColumn<B> {

@@ -11,10 +11,11 @@ use arrow::datatypes::SchemaRef;
 use deltalake::kernel::{DataType, MapType, StructType};
 
 use super::{
-    arrow_schema_of, span_columns, structure, SpanColumns, SpanLayout, BLOOM_FILTERS, MIN_MAX_COLUMNS, NO_DICTIONARY,
-    NO_STATISTICS, NULL_COUNT_COLUMNS,
+    span_columns, SpanColumns, SpanLayout, BLOOM_FILTERS, MIN_MAX_COLUMNS, NO_DICTIONARY, NO_STATISTICS,
+    NULL_COUNT_COLUMNS, REPEATED,
 };
 use crate::table::bags::map::{MapColumn, RepeatedMap};
+use crate::table::schema::{arrow_schema_of, structure};
 use crate::table::{Contract, FileStatColumns, Layout, Leaves, ParquetTuning, Signal};
 
 pub(in crate::table) static CONTRACT: Contract = Contract {
@@ -90,7 +91,7 @@ fn build() -> StructType {
 
 static DELTA: LazyLock<StructType> = LazyLock::new(build);
 
-static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| arrow_schema_of(&DELTA));
+static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| arrow_schema_of(&DELTA, REPEATED));
 
 /// The Delta schema of the spans table.
 fn delta_schema() -> &'static StructType {

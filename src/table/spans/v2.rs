@@ -11,10 +11,11 @@ use arrow::datatypes::SchemaRef;
 use deltalake::kernel::{DataType, StructType};
 
 use super::{
-    arrow_schema_of, field, span_columns, structure, SpanColumns, SpanLayout, BLOOM_FILTERS, MIN_MAX_COLUMNS,
-    NO_DICTIONARY, NO_STATISTICS, NULL_COUNT_COLUMNS,
+    span_columns, SpanColumns, SpanLayout, BLOOM_FILTERS, MIN_MAX_COLUMNS, NO_DICTIONARY, NO_STATISTICS,
+    NULL_COUNT_COLUMNS, REPEATED,
 };
 use crate::table::bags::variant::{RepeatedVariant, VariantColumn};
+use crate::table::schema::{arrow_schema_of, field, structure};
 use crate::table::{Contract, FileStatColumns, Layout, Leaves, ParquetTuning, Paths, Signal};
 
 pub(in crate::table) static CONTRACT: Contract = Contract {
@@ -108,7 +109,7 @@ fn build() -> StructType {
 
 static DELTA: LazyLock<StructType> = LazyLock::new(build);
 
-static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| arrow_schema_of(&DELTA));
+static ARROW: LazyLock<SchemaRef> = LazyLock::new(|| arrow_schema_of(&DELTA, REPEATED));
 
 fn delta_schema() -> &'static StructType {
     &DELTA

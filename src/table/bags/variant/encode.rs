@@ -15,6 +15,9 @@
 //!   32-bit offsets or counts is [`DecodeError::Variant`], never a panic. On any error the buffers are cut back to
 //!   where they were.
 //! - No allocation per bag once the scratch vectors have grown to the bags' size.
+//!
+//! [`Encoder::append_value`] encodes one value as a whole VARIANT (a log record's body) under the same contract:
+//! a kvlist is an object as a bag is, any other value as it is inside a bag, its dictionary the keys under it.
 
 use crate::decode::{AnyValue, Attributes, DecodeError, KeyValueView};
 
@@ -119,12 +122,37 @@ impl Encoder {
         metadata: &mut Vec<u8>,
         value: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
+        self.encode_with(metadata, value, |this, metadata, value, start| {
+            this.try_bag(attributes, metadata, value, start)
+        })
+    }
+
+    /// Append one value as one VARIANT (see the module's contract): its metadata to `metadata`, the value to
+    /// `value`. On error both are as they were.
+    pub(crate) fn append_value(
+        &mut self,
+        v: &AnyValue<'_>,
+        metadata: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
+        self.encode_with(metadata, value, |this, metadata, value, start| this.try_value(v, metadata, value, start))
+    }
+
+    /// Run one encoding attempt (`attempt(self, metadata, value, value_start)`), again with wider ids if it asks,
+    /// and cut the buffers back on error.
+    #[inline]
+    fn encode_with(
+        &mut self,
+        metadata: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+        mut attempt: impl FnMut(&mut Self, &mut Vec<u8>, &mut Vec<u8>, usize) -> Result<(), Retry>,
+    ) -> Result<(), DecodeError> {
         let (metadata_start, value_start) = (metadata.len(), value.len());
         self.min_id_width = 1;
         // A second attempt knows the dictionary's size, so its ids are wide enough: a third is never needed.
         let mut result = Err(Retry::Failed(DecodeError::Variant));
         for _ in 0..2 {
-            result = self.try_bag(attributes, metadata, value, value_start);
+            result = attempt(self, metadata, value, value_start);
             match result {
                 Err(Retry::WidenIds(width)) => {
                     value.truncate(value_start);
@@ -152,17 +180,53 @@ impl Encoder {
         value: &mut Vec<u8>,
         value_start: usize,
     ) -> Result<(), Retry> {
-        self.keys.clear();
-        self.key_bytes.clear();
-        self.fields.clear();
-        self.items.clear();
-        self.nested_objects = false;
+        self.reset();
         self.object(attributes, 0, value, true)?;
         if self.nested_objects {
             self.rewrite_nested_ids(value, value_start)?;
         }
         self.write_metadata(metadata)?;
         Ok(())
+    }
+
+    /// One value as a whole VARIANT, at nesting level 1 (as a value in a bag, so the decoder's depth bound holds).
+    fn try_value(
+        &mut self,
+        v: &AnyValue<'_>,
+        metadata: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+        value_start: usize,
+    ) -> Result<(), Retry> {
+        self.reset();
+        match v {
+            // The top object: written last, with the final ids (see `object`).
+            AnyValue::KvList(kvs) => {
+                self.object(kvs.iter(1)?, 1, value, true)?;
+                if self.nested_objects {
+                    self.rewrite_nested_ids(value, value_start)?;
+                }
+            }
+            other => {
+                self.value(other, 1, value)?;
+                // No top object: the dictionary is every key under the value (none for a scalar), and the objects
+                // in an array get their final ids here.
+                self.build_dictionary(self.fields.len());
+                if self.nested_objects {
+                    self.rewrite_ids(value, value_start)?;
+                }
+            }
+        }
+        self.write_metadata(metadata)?;
+        Ok(())
+    }
+
+    /// Empty the scratch space of the last bag or value.
+    fn reset(&mut self) {
+        self.keys.clear();
+        self.key_bytes.clear();
+        self.fields.clear();
+        self.items.clear();
+        self.nested_objects = false;
     }
 
     /// Write one value. `depth` is its nesting level, bounded by the decoder.
@@ -514,7 +578,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::table::bags::variant::oracle::append_attributes;
+    use crate::table::bags::variant::oracle::{append_attributes, append_value};
     use crate::table::bags::variant::tests::{one_span, span_attributes};
 
     /// Our encoding of a span's `attributes`: (metadata, value).
@@ -592,6 +656,36 @@ mod tests {
         Ok(())
     }
 
+    /// Ours and theirs agree on one value encoded as a whole VARIANT (a log body), as [`agree`] on bags.
+    fn agree_value(v: Option<V>) -> Result<(), TestCaseError> {
+        let body = one_span(vec![kv("k", v)]);
+        let decoded = span_attributes(&body).into_iter().next().unwrap().unwrap().value;
+        let (mut metadata, mut value) = (vec![0xee], vec![0xdd]);
+        let ours = Encoder::new().append_value(&decoded, &mut metadata, &mut value);
+        let mut builder = VariantBuilder::new();
+        let theirs = append_value(&mut builder, &decoded, 1);
+        match (ours, theirs) {
+            (Ok(()), Ok(())) => {}
+            (ours, theirs) => {
+                prop_assert_eq!(ours, theirs);
+                prop_assert_eq!((metadata, value), (vec![0xee], vec![0xdd]));
+                return Ok(());
+            }
+        }
+        let (their_metadata, their_value) = builder.finish();
+        let row = Variant::try_new(&metadata[1..], &value[1..]);
+        prop_assert!(row.is_ok(), "ours is refused: {:?}", row.err());
+        let row = row.unwrap();
+        let expected = Variant::new(&their_metadata, &their_value);
+        prop_assert!(same(&row, &expected), "ours {:?}\ntheirs {:?}", row, expected);
+        let mut used = Vec::new();
+        keys_of(&row, &mut used);
+        used.sort_unstable();
+        used.dedup();
+        prop_assert_eq!(row.metadata().iter().collect::<Vec<&str>>(), used);
+        Ok(())
+    }
+
     fn kv(key: impl Into<String>, value: Option<V>) -> KeyValue {
         KeyValue { key: key.into(), value: Some(Pb { value }), ..Default::default() }
     }
@@ -642,6 +736,11 @@ mod tests {
         fn bags_encode_as_the_arrow_rs_builders_do(attributes in bag()) {
             agree(&attributes)?;
         }
+
+        #[test]
+        fn values_encode_as_the_arrow_rs_builders_do(v in value()) {
+            agree_value(v)?;
+        }
     }
 
     #[test]
@@ -676,8 +775,9 @@ mod tests {
                     V::KvlistValue(KeyValueList { values: vec![kv(format!("l{level}"), deep)] })
                 });
             }
-            let attributes = [kv("deep", deep)];
+            let attributes = [kv("deep", deep.clone())];
             agree(&attributes).unwrap();
+            agree_value(deep).unwrap();
             assert_eq!(ours(&attributes).is_ok(), levels <= 64, "{levels} levels");
         }
     }
