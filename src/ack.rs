@@ -14,33 +14,34 @@
 use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use crate::decode::{DecodeError, Summary};
+use crate::decode::{DecodeError, Signal, Summary};
 
-/// A successful export: how many spans were stored, and how many refused alone (partial success).
+/// A successful export: how many records (spans, log records) were stored, and how many refused alone (partial
+/// success).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Accepted {
-    /// Spans stored (for the self-metrics; not part of the answer).
-    pub(crate) spans: u64,
+    /// Records stored (for the self-metrics; not part of the answer).
+    pub(crate) records: u64,
     pub(crate) rejected: u64,
     pub(crate) message: Option<String>,
 }
 
 impl Accepted {
-    /// `spans` stored and `rejected` refused alone, for these reasons: "N span(s) rejected: why[; why…]".
-    fn rejecting(spans: u64, rejected: u64, reasons: &[Cow<'static, str>]) -> Self {
-        let message = (!reasons.is_empty()).then(|| format!("{rejected} span(s) rejected: {}", reasons.join("; ")));
-        Accepted { spans, rejected, message }
+    /// `records` of `signal` stored and `rejected` refused alone, for these reasons: "N span(s) rejected: why[;
+    /// why…]".
+    fn rejecting(signal: Signal, records: u64, rejected: u64, reasons: &[Cow<'static, str>]) -> Self {
+        let message =
+            (!reasons.is_empty()).then(|| format!("{rejected} {} rejected: {}", signal.noun(), reasons.join("; ")));
+        Accepted { records, rejected, message }
     }
-}
 
-impl From<Summary> for Accepted {
-    fn from(s: Summary) -> Self {
-        Accepted::rejecting(s.accepted, s.rejected, s.first_rejection.map(Cow::Borrowed).as_slice())
+    /// The answer to a request of `signal` decoded as `s` whose rows need not be stored (it has none).
+    pub(crate) fn decoded(signal: Signal, s: Summary) -> Self {
+        Accepted::rejecting(signal, s.accepted, s.rejected, s.first_rejection.map(Cow::Borrowed).as_slice())
     }
 }
 
@@ -48,13 +49,16 @@ impl From<Summary> for Accepted {
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum ExportError {
     /// The body is not a valid request: the client must not retry.
-    #[error("invalid ExportTraceServiceRequest: {0}")]
+    #[error("invalid export request: {0}")]
     Invalid(#[source] DecodeError),
     /// Too much accepted data is waiting for its commit: retry later.
     #[error("the collector is at capacity; retry later")]
     Overloaded,
+    /// The collector does not take this signal (`--signals`): the client must not retry.
+    #[error("this collector does not take {}; it was started without it in --signals", .0.rows())]
+    SignalOff(Signal),
     /// Accepted, but storing failed: retry later.
-    #[error("spans could not be stored: {0}")]
+    #[error("the records could not be stored: {0}")]
     Unavailable(Failure),
 }
 
@@ -121,9 +125,10 @@ pub(crate) type Reply = oneshot::Sender<Result<Accepted, ExportError>>;
 /// A request whose rows are in an open or sealed output, waiting to be stored.
 pub(crate) struct Pending {
     reply: Reply,
-    /// Its spans in the output (accepted at decode, less those a worker refused since).
-    spans: u64,
-    /// Spans refused alone (at decode, or later by a worker), answered as partial success.
+    signal: Signal,
+    /// Its records in the output (accepted at decode, less those a worker refused since).
+    records: u64,
+    /// Records refused alone (at decode, or later by a worker), answered as partial success.
     rejected: u64,
     /// Why, each distinct reason once, first seen first (decode's first reason, then the worker's).
     reasons: Vec<Cow<'static, str>>,
@@ -132,18 +137,18 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// A request whose spans were checked as `summary` says (its rejections are part of its answer).
-    pub(crate) fn new(reply: Reply, summary: &Summary, permit: Permit) -> Self {
+    /// A request of `signal` whose records were checked as `summary` says (its rejections are part of its answer).
+    pub(crate) fn new(reply: Reply, signal: Signal, summary: &Summary, permit: Permit) -> Self {
         let reasons = summary.first_rejection.map(Cow::Borrowed).into_iter().collect();
-        Pending { reply, spans: summary.accepted, rejected: summary.rejected, reasons, _permit: permit }
+        Pending { reply, signal, records: summary.accepted, rejected: summary.rejected, reasons, _permit: permit }
     }
 
-    /// `n` more of its spans are refused alone, for `reason`: rows left out of the output because they can never
+    /// `n` more of its records are refused alone, for `reason`: rows left out of the output because they can never
     /// be stored. Its answer stays a success, counting them as rejected (the client must not retry them).
     pub(crate) fn reject(&mut self, n: u64, reason: impl Into<Cow<'static, str>>) {
         let reason = reason.into();
         self.rejected += n;
-        self.spans = self.spans.saturating_sub(n);
+        self.records = self.records.saturating_sub(n);
         if !self.reasons.contains(&reason) {
             self.reasons.push(reason);
         }
@@ -151,7 +156,7 @@ impl Pending {
 
     /// Its answer once its rows are stored.
     fn accepted(&self) -> Accepted {
-        Accepted::rejecting(self.spans, self.rejected, &self.reasons)
+        Accepted::rejecting(self.signal, self.records, self.rejected, &self.reasons)
     }
 }
 
@@ -174,9 +179,9 @@ impl Requests {
         self.0.len()
     }
 
-    /// Spans their rows hold (what the exporter self-metrics count when these are settled).
-    pub(crate) fn spans(&self) -> u64 {
-        self.0.iter().map(|p| p.spans).sum()
+    /// Records their rows hold (what the exporter self-metrics count when these are settled).
+    pub(crate) fn records(&self) -> u64 {
+        self.0.iter().map(|p| p.records).sum()
     }
 
     /// The `index`th request (in the order pushed).
@@ -205,11 +210,40 @@ impl Requests {
     }
 }
 
-/// Byte budget for accepted-but-unacknowledged requests.
+/// Byte budget for accepted-but-unacknowledged requests, shared by the pipelines of several signals ("lanes").
+/// A [`Budget`] is one lane's handle on it.
+///
+/// No lane starves another: with `n` lanes, each is guaranteed a floor of `limit / 2n` bytes. A lane may take
+/// more only while what the other lanes hold, each counted as at least its floor, leaves room for it:
+/// `max(own + bytes, floor) + Σ others max(held, floor) ≤ limit`. So one busy signal can fill all but the other
+/// lanes' floors, and a request of a quiet signal that fits its floor is admitted however busy the others are.
+/// With one lane there is no floor: all of the budget is its own.
 #[derive(Clone)]
 pub(crate) struct Budget {
-    used: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    lane: usize,
+}
+
+struct Shared {
     limit: u64,
+    /// Each lane's guaranteed share.
+    floor: u64,
+    held: Mutex<Vec<u64>>,
+}
+
+impl Shared {
+    /// Per-lane bytes held. A poisoned lock (a panic between two statements that cannot panic) still holds
+    /// counts that add up.
+    fn held(&self) -> MutexGuard<'_, Vec<u64>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes `lane` may still take: the limit less the other lanes' holdings (each at least its floor) and its
+    /// own.
+    fn room(&self, held: &[u64], lane: usize) -> u64 {
+        let others: u64 = held.iter().enumerate().filter(|&(i, _)| i != lane).map(|(_, &h)| h.max(self.floor)).sum();
+        self.limit.saturating_sub(others).saturating_sub(held[lane])
+    }
 }
 
 /// A share of the [`Budget`], given back on drop.
@@ -219,51 +253,65 @@ pub(crate) struct Permit {
 }
 
 impl Budget {
+    /// A budget of `limit` bytes with a single lane.
+    #[cfg(test)]
     pub(crate) fn new(limit: u64) -> Self {
-        Budget { used: Arc::new(AtomicU64::new(0)), limit }
+        Budget::shared(limit, 1).remove(0)
     }
 
+    /// A budget of `limit` bytes shared by `lanes` lanes (at least one): one handle per lane.
+    pub(crate) fn shared(limit: u64, lanes: usize) -> Vec<Budget> {
+        let lanes = lanes.max(1);
+        let floor = if lanes > 1 { limit / (2 * lanes as u64) } else { 0 };
+        let shared = Arc::new(Shared { limit, floor, held: Mutex::new(vec![0; lanes]) });
+        (0..lanes).map(|lane| Budget { shared: shared.clone(), lane }).collect()
+    }
+
+    /// Take `bytes` for this lane, or `None` if they are not available to it.
     pub(crate) fn try_acquire(&self, bytes: u64) -> Option<Permit> {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.limit)
-            })
-            .ok()
-            .map(|_| Permit { budget: self.clone(), bytes })
+        let mut held = self.shared.held();
+        if bytes > self.shared.room(&held, self.lane) {
+            return None;
+        }
+        held[self.lane] += bytes;
+        Some(Permit { budget: self.clone(), bytes })
     }
 
-    /// Most bytes that may be taken.
+    /// Most bytes that may be taken, all lanes together.
     pub(crate) fn limit(&self) -> u64 {
-        self.limit
+        self.shared.limit
     }
 
-    /// Bytes not yet taken.
+    /// Bytes this lane may still take.
     pub(crate) fn available(&self) -> u64 {
-        self.limit.saturating_sub(self.used.load(Ordering::Acquire))
+        let held = self.shared.held();
+        self.shared.room(&held, self.lane)
     }
 
-    /// Bytes taken.
+    /// Bytes taken, all lanes together.
     pub(crate) fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
+        self.shared.held().iter().sum()
+    }
+
+    /// Bytes this lane holds.
+    #[cfg(test)]
+    fn lane_used(&self) -> u64 {
+        self.shared.held()[self.lane]
     }
 }
 
 impl Permit {
     /// Hold exactly `bytes` from now on: less is given back at once, more is taken only if the budget has it.
     pub(crate) fn try_resize(&mut self, bytes: u64) -> bool {
-        if bytes <= self.bytes {
-            self.budget.used.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
-            self.bytes = bytes;
-            return true;
+        let shared = &self.budget.shared;
+        let lane = self.budget.lane;
+        let mut held = shared.held();
+        if bytes > self.bytes && bytes - self.bytes > shared.room(&held, lane) {
+            return false;
         }
-        let extra = bytes - self.bytes;
-        let taken = self.budget.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-            used.checked_add(extra).filter(|&total| total <= self.budget.limit)
-        });
-        if taken.is_ok() {
-            self.bytes = bytes;
-        }
-        taken.is_ok()
+        held[lane] = held[lane] - self.bytes + bytes;
+        self.bytes = bytes;
+        true
     }
 
     /// The bytes held.
@@ -275,14 +323,16 @@ impl Permit {
     /// [`Budget::available`] by the caller beforehand; two workers racing may overshoot the limit by one request's
     /// growth each, never more.
     pub(crate) fn grow(&mut self, extra: u64) {
-        self.budget.used.fetch_add(extra, Ordering::AcqRel);
+        let mut held = self.budget.shared.held();
+        held[self.budget.lane] += extra;
         self.bytes += extra;
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        let mut held = self.budget.shared.held();
+        held[self.budget.lane] -= self.bytes;
     }
 }
 
@@ -325,7 +375,7 @@ mod tests {
         let mut answers = Vec::new();
         for _ in 0..2 {
             let (reply, answer) = oneshot::channel();
-            requests.push(Pending::new(reply, &Summary::default(), budget.try_acquire(5).unwrap()));
+            requests.push(Pending::new(reply, Signal::Traces, &Summary::default(), budget.try_acquire(5).unwrap()));
             answers.push(answer);
         }
         assert!(budget.try_acquire(1).is_none());
@@ -344,28 +394,73 @@ mod tests {
         let budget = Budget::new(10);
         let decoded = Summary { accepted: 3, rejected: 2, first_rejection: Some("trace_id must be 16 bytes") };
         let (reply, mut mixed) = oneshot::channel();
-        let mut both = Pending::new(reply, &decoded, budget.try_acquire(1).unwrap());
+        let mut both = Pending::new(reply, Signal::Traces, &decoded, budget.try_acquire(1).unwrap());
         both.reject(1, "too large");
         both.reject(2, String::from("too large"));
         let (reply, mut clean) = oneshot::channel();
-        let mut only =
-            Pending::new(reply, &Summary { accepted: 1, ..Summary::default() }, budget.try_acquire(1).unwrap());
+        let mut only = Pending::new(
+            reply,
+            Signal::Traces,
+            &Summary { accepted: 1, ..Summary::default() },
+            budget.try_acquire(1).unwrap(),
+        );
         only.reject(1, "too large");
         let (reply, mut untouched) = oneshot::channel();
-        let none = Pending::new(reply, &decoded, budget.try_acquire(1).unwrap());
+        let none = Pending::new(reply, Signal::Traces, &decoded, budget.try_acquire(1).unwrap());
         let mut requests = Requests::default();
         for p in [both, only, none] {
             requests.push(p);
         }
-        assert_eq!(requests.spans(), 3, "only the untouched request's spans are still in the output");
+        assert_eq!(requests.records(), 3, "only the untouched request's spans are still in the output");
         requests.succeed_all();
-        let message = |spans: u64, rejected: u64, m: &str| Accepted { spans, rejected, message: Some(m.to_owned()) };
+        let message =
+            |records: u64, rejected: u64, m: &str| Accepted { records, rejected, message: Some(m.to_owned()) };
         assert_eq!(
             mixed.try_recv().unwrap().unwrap(),
             message(0, 5, "5 span(s) rejected: trace_id must be 16 bytes; too large")
         );
         assert_eq!(clean.try_recv().unwrap().unwrap(), message(0, 1, "1 span(s) rejected: too large"));
-        assert_eq!(untouched.try_recv().unwrap().unwrap(), Accepted::from(decoded), "as decode answered it");
-        assert_eq!(Accepted::from(decoded), message(3, 2, "2 span(s) rejected: trace_id must be 16 bytes"));
+        assert_eq!(
+            untouched.try_recv().unwrap().unwrap(),
+            Accepted::decoded(Signal::Traces, decoded),
+            "as decode answered it"
+        );
+        assert_eq!(
+            Accepted::decoded(Signal::Traces, decoded),
+            message(3, 2, "2 span(s) rejected: trace_id must be 16 bytes")
+        );
+    }
+
+    #[test]
+    fn a_busy_lane_leaves_every_other_lane_its_floor() {
+        // 3 lanes of 600 bytes: a floor of 100 each.
+        let lanes = Budget::shared(600, 3);
+        let (traces, logs, metrics) = (&lanes[0], &lanes[1], &lanes[2]);
+        let mut flood = Vec::new();
+        while let Some(p) = traces.try_acquire(10) {
+            flood.push(p);
+        }
+        assert_eq!(traces.lane_used(), 400, "all but the two other floors");
+        let log = logs.try_acquire(100).expect("a quiet lane gets its floor however busy the others are");
+        assert!(logs.try_acquire(1).is_none(), "beyond its floor only with room left");
+        let point = metrics.try_acquire(100).expect("so does the third");
+        assert_eq!(traces.used(), 600);
+        drop(flood);
+        assert_eq!(logs.available(), 300, "once the flood is answered, all but the traces' floor is anyone's");
+        let mut grown = logs.try_acquire(300).unwrap();
+        assert!(traces.try_acquire(101).is_none());
+        let floor = traces.try_acquire(100).expect("the lane that flooded keeps its floor too");
+        assert!(!grown.try_resize(301), "resizing obeys the same rule");
+        drop((log, point, floor));
+        assert!(!grown.try_resize(401), "not into the floors of the two idle lanes");
+        assert!(grown.try_resize(400), "600 less the traces' and the metrics' floors");
+    }
+
+    #[test]
+    fn one_lane_has_the_whole_budget() {
+        let budget = Budget::new(100);
+        let all = budget.try_acquire(100).unwrap();
+        assert_eq!((budget.used(), budget.available()), (100, 0));
+        drop(all);
     }
 }

@@ -13,20 +13,26 @@ use std::time::Duration;
 use url::Url;
 
 use crate::databricks::{DatabricksArgs, DatabricksConfig, DatabricksSink};
+use crate::decode::Signal;
 use crate::encode::Codec;
 use crate::pipeline::{PipelineArgs, PipelineConfig};
 use crate::receiver::{HttpConfig, ReceiverArgs};
 use crate::settings::{parse_duration, parse_size, InvalidSetting, Listen};
 use crate::table::Layout;
 
-/// Where the spans table is: flags shared by `serve`, `optimize` and `vacuum`.
+/// Where the tables are: flags shared by `serve`, `optimize` and `vacuum`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TableArgs {
     /// The spans table: a local path, or a file://, s3:// (s3a://), az:// (abfss://, adl://) or gs:// URL.
     /// Default: derived from the warehouse and UC names.
     #[arg(long, env = "OTEL_DELTA_TABLE")]
     pub table: Option<String>,
-    /// Warehouse holding <catalog>/<schema>/<prefix>_otel_spans: a local folder or an object store URL.
+    /// The logs table, as --table. Default: beside the spans table, its name's `spans` ending replaced by `logs`
+    /// (`…/otel_otel_spans` → `…/otel_otel_logs`; another name gets `_logs` appended).
+    #[arg(long, env = "OTEL_DELTA_LOGS_TABLE")]
+    pub logs_table: Option<String>,
+    /// Warehouse holding <catalog>/<schema>/<prefix>_otel_spans (and _otel_logs): a local folder or an object store
+    /// URL.
     #[arg(long, env = "OTEL_DELTA_WAREHOUSE", default_value = "./otel-warehouse")]
     pub warehouse: String,
     /// Catalog name (Unity Catalog naming; `UC_CATALOG_NAME` as the Python app's app.yaml sets it).
@@ -67,11 +73,30 @@ pub struct TableLocation {
 /// turns into 503s within seconds rather than the client's default of minutes.
 const DEFAULT_STORE_RETRIES: [(&str, &str); 2] = [("max_retries", "3"), ("retry_timeout", "20s")];
 
+/// The word a signal's table is named with: `<prefix>_otel_spans`, `<prefix>_otel_logs`.
+fn table_word(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "spans",
+        Signal::Logs => "logs",
+    }
+}
+
 impl TableArgs {
+    /// Where the spans table is.
     pub fn resolve(&self) -> Result<TableLocation, ConfigError> {
-        let url = match &self.table {
-            Some(table) => table_url(table)?,
-            None => {
+        self.resolve_signal(Signal::Traces)
+    }
+
+    /// Where the table of `signal` is: its own flag, else beside an explicit --table, else in the warehouse.
+    pub fn resolve_signal(&self, signal: Signal) -> Result<TableLocation, ConfigError> {
+        let own = match signal {
+            Signal::Traces => &self.table,
+            Signal::Logs => &self.logs_table,
+        };
+        let url = match (own, &self.table) {
+            (Some(table), _) => table_url(table)?,
+            (None, Some(spans)) => beside(&table_url(spans)?, table_word(signal))?,
+            (None, None) => {
                 for (name, value) in [
                     ("UC_CATALOG_NAME", &self.catalog),
                     ("UC_SCHEMA_NAME", &self.schema),
@@ -81,7 +106,7 @@ impl TableArgs {
                         return Err(ConfigError::BadName { name, value: value.clone() });
                     }
                 }
-                let name = format!("{}_otel_spans", self.table_prefix);
+                let name = format!("{}_otel_{}", self.table_prefix, table_word(signal));
                 if self.warehouse.contains("://") {
                     let warehouse = self.warehouse.trim_end_matches('/');
                     table_url(&format!("{warehouse}/{}/{}/{name}", self.catalog, self.schema))?
@@ -116,6 +141,10 @@ pub struct ServeArgs {
     pipeline: PipelineArgs,
     #[command(flatten)]
     databricks: DatabricksArgs,
+    /// Signals taken, comma-separated: traces, logs. A signal left out is answered 404 (gRPC UNIMPLEMENTED) and
+    /// gets no table. Default: all, or traces alone with a Databricks destination (logs there are not built yet).
+    #[arg(long, env = "OTEL_DELTA_SIGNALS", value_enum, value_delimiter = ',')]
+    signals: Option<Vec<SignalArg>>,
     /// Layout of a table otel-delta creates: v2 (VARIANT attributes and four leading columns, as the workspace
     /// creates tables today; the default) or v1 (MAP attributes; Databricks' legacy layout). An existing table is
     /// written in its own layout; naming a layout it does not have is refused at start-up.
@@ -131,6 +160,13 @@ pub struct ServeArgs {
     /// Address serving the collector's own metrics as Prometheus text (`GET /metrics`); `off` to disable.
     #[arg(long, env = "OTEL_DELTA_METRICS_ADDR", default_value = "127.0.0.1:8888")]
     metrics_addr: Listen,
+}
+
+/// `--signals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SignalArg {
+    Traces,
+    Logs,
 }
 
 /// `--layout`.
@@ -188,7 +224,9 @@ pub struct Config {
     pub(crate) grpc_addr: Option<SocketAddr>,
     /// Where `/metrics` is served, if anywhere.
     pub(crate) metrics_addr: Option<SocketAddr>,
-    pub(crate) table_url: Url,
+    /// The table of each signal taken, in [`Signal::ALL`] order (with a Databricks destination: where the tables
+    /// would be without it, unused).
+    pub(crate) tables: Vec<(Signal, Url)>,
     pub(crate) storage_options: HashMap<String, String>,
     pub(crate) http: HttpConfig,
     pub(crate) pipeline: PipelineConfig,
@@ -227,9 +265,14 @@ impl Config {
         self.metrics_addr
     }
 
-    /// The table `--table` (or the warehouse) names.
-    pub fn table_url(&self) -> &Url {
-        &self.table_url
+    /// The table of `signal` (`--table`, `--logs-table`, or derived), if it is taken.
+    pub fn table_url(&self, signal: Signal) -> Option<&Url> {
+        self.tables.iter().find(|(s, _)| *s == signal).map(|(_, url)| url)
+    }
+
+    /// The signals taken (`--signals`).
+    pub fn signals(&self) -> impl Iterator<Item = Signal> + '_ {
+        self.tables.iter().map(|(signal, _)| *signal)
     }
 
     /// Call `hook` on a batch worker thread once it has been idle a while after sealing an output: lets the
@@ -262,7 +305,6 @@ impl ServeArgs {
 
     /// Check every section, then what spans two of them, and derive the table location.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        let TableLocation { url: table_url, storage_options } = self.table.resolve()?;
         let pipeline = self.pipeline.resolve()?;
         if self.shutdown_timeout.is_zero() {
             return Err(InvalidSetting::new("--shutdown-timeout", "must be above zero").into());
@@ -270,6 +312,33 @@ impl ServeArgs {
         let receiver = self.receiver.resolve(pipeline.retry_after(), self.shutdown_timeout)?;
         let table = &self.table;
         let databricks = self.databricks.resolve(&table.catalog, &table.schema, &table.table_prefix)?;
+        let signals: Vec<Signal> = match &self.signals {
+            None if databricks.is_some() => vec![Signal::Traces],
+            None => Signal::ALL.to_vec(),
+            Some(listed) => Signal::ALL
+                .into_iter()
+                .filter(|s| {
+                    listed.contains(&match s {
+                        Signal::Traces => SignalArg::Traces,
+                        Signal::Logs => SignalArg::Logs,
+                    })
+                })
+                .collect(),
+        };
+        if signals.is_empty() {
+            return Err(InvalidSetting::new("--signals", "name at least one of traces, logs").into());
+        }
+        if databricks.is_some() && signals != [Signal::Traces] {
+            let reason = "a Databricks destination (Unity Catalog, Zerobus) takes traces only so far: --signals traces";
+            return Err(InvalidSetting::new("--signals", reason).into());
+        }
+        let mut tables = Vec::new();
+        let mut storage_options = HashMap::new();
+        for signal in signals {
+            let location = table.resolve_signal(signal)?;
+            tables.push((signal, location.url));
+            storage_options = location.storage_options;
+        }
         if pipeline.max_inflight_bytes < receiver.http.max_request_bytes {
             let reason = "must be at least --max-request-size, or a largest request could never be admitted";
             return Err(InvalidSetting::new("--max-inflight-size", reason).into());
@@ -291,7 +360,7 @@ impl ServeArgs {
             http_addr: receiver.http_addr,
             grpc_addr: receiver.grpc_addr,
             metrics_addr: self.metrics_addr.addr(),
-            table_url,
+            tables,
             storage_options,
             http: receiver.http,
             pipeline,
@@ -301,6 +370,24 @@ impl ServeArgs {
             layout,
         })
     }
+}
+
+/// The table beside `spans` (a table URL, ending with `/`) for the rows named `word`: its last segment's `spans`
+/// ending replaced by `word`, or `_word` appended.
+fn beside(spans: &Url, word: &str) -> Result<Url, ConfigError> {
+    let bad = |why: &str| ConfigError::BadTable(spans.to_string(), why.to_owned());
+    let name = spans.path_segments().and_then(|mut s| s.nth_back(1)).filter(|n| !n.is_empty());
+    let name = name.ok_or_else(|| bad("has no folder name to put the other signals' tables beside; name them"))?;
+    let name = match name.strip_suffix("spans") {
+        Some(stem) => format!("{stem}{word}"),
+        None => format!("{name}_{word}"),
+    };
+    let url = spans.join(&format!("../{name}/")).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() == "file" {
+        let path = url.to_file_path().map_err(|()| bad("not a local file URL"))?;
+        return local_table_url(&path).map_err(|e| ConfigError::BadTable(path.display().to_string(), e));
+    }
+    Ok(url)
 }
 
 /// Object store schemes this build writes to.
@@ -381,8 +468,12 @@ mod tests {
         let config = args(&["--warehouse", wh, "--catalog", "cat", "--schema", "sch", "--table-prefix", "app"])
             .resolve()
             .unwrap();
-        assert!(config.table_url.as_str().ends_with("/cat/sch/app_otel_spans/"), "{}", config.table_url);
-        assert!(config.table_url.as_str().starts_with("file:///"));
+        assert!(
+            config.table_url(Signal::Traces).unwrap().as_str().ends_with("/cat/sch/app_otel_spans/"),
+            "{}",
+            config.table_url(Signal::Traces).unwrap()
+        );
+        assert!(config.table_url(Signal::Traces).unwrap().as_str().starts_with("file:///"));
     }
 
     #[test]
@@ -466,12 +557,12 @@ mod tests {
     #[test]
     fn object_store_tables_are_folders_with_default_retries() {
         let config = args(&["--table", "s3://bucket/spans", "--storage-option", "max_retries=7"]).resolve().unwrap();
-        assert_eq!(config.table_url.as_str(), "s3://bucket/spans/");
+        assert_eq!(config.table_url(Signal::Traces).unwrap().as_str(), "s3://bucket/spans/");
         assert_eq!(config.storage_options["max_retries"], "7");
         assert_eq!(config.storage_options["retry_timeout"], "20s");
         let config = args(&["--warehouse", "abfss://c@acct.dfs.core.windows.net/wh/", "--catalog", "c1"]).resolve();
         assert_eq!(
-            config.unwrap().table_url.as_str(),
+            config.unwrap().table_url(Signal::Traces).unwrap().as_str(),
             "abfss://c@acct.dfs.core.windows.net/wh/c1/default/otel_otel_spans/"
         );
     }
@@ -508,9 +599,10 @@ mod tests {
     fn explicit_table_path_and_file_url() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
-        let by_path = args(&["--table", path.to_str().unwrap()]).resolve().unwrap().table_url;
+        let by_path =
+            args(&["--table", path.to_str().unwrap()]).resolve().unwrap().table_url(Signal::Traces).unwrap().clone();
         let url = Url::from_directory_path(&path).unwrap();
-        let by_url = args(&["--table", url.as_str()]).resolve().unwrap().table_url;
+        let by_url = args(&["--table", url.as_str()]).resolve().unwrap().table_url(Signal::Traces).unwrap().clone();
         assert_eq!(by_path, by_url);
     }
 }

@@ -7,7 +7,7 @@ use tracing_subscriber::Layer as _;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// OpenTelemetry traces (OTLP) into a Delta Lake table.
+/// OpenTelemetry traces and logs (OTLP) into Delta Lake tables.
 #[derive(Parser)]
 #[command(name = "otel-delta", version)]
 struct Cli {
@@ -26,7 +26,7 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Receive OTLP traces and commit them to the spans table.
+    /// Receive OTLP traces and logs and commit them to their Delta tables.
     Serve(Box<otel_delta::ServeArgs>),
     /// Compact the table's small files (safe while collectors append).
     Optimize(otel_delta::OptimizeArgs),
@@ -130,7 +130,7 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
     let (http_addr, grpc_addr, metrics_addr) = (config.http_addr(), config.grpc_addr(), config.metrics_addr());
     let scheme = config.otlp_scheme();
     runtime()?.block_on(async {
-        let collector = otel_delta::Collector::open(config).await.context("opening the spans table")?;
+        let collector = otel_delta::Collector::open(config).await.context("opening the tables")?;
         let http = tokio::net::TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("binding OTLP/HTTP on {http_addr}"))?;
@@ -160,7 +160,7 @@ fn serve(args: otel_delta::ServeArgs) -> anyhow::Result<()> {
             None => collector,
         };
         collector.serve(listeners, shutdown_signal()).await.context("serving")?;
-        println!("otel-delta: stopped after committing every accepted span");
+        println!("otel-delta: stopped after committing every accepted record");
         Ok(())
     })
 }
@@ -204,10 +204,10 @@ fn raise_open_files_limit() {
 /// SIGTERM or Ctrl-C. A second one exits at once (exit code 130), whatever is still being stored.
 async fn shutdown_signal() {
     signal().await;
-    tracing::info!("shutting down: committing accepted spans (a second signal exits at once)");
+    tracing::info!("shutting down: committing accepted records (a second signal exits at once)");
     tokio::spawn(async {
         signal().await;
-        eprintln!("otel-delta: second signal: exiting without waiting for the commit of accepted spans");
+        eprintln!("otel-delta: second signal: exiting without waiting for the commit of accepted records");
         std::process::exit(130);
     });
 }

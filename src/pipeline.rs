@@ -1,4 +1,5 @@
-//! The path of one export request, from admission to acknowledgement, and the threads that carry it.
+//! The path of one export request, from admission to acknowledgement, and the threads that carry it: one lane
+//! (queue, workers, committer, table) per signal served.
 //!
 //! ```text
 //!  receiver ──submit──▶ [bounded queue] ──▶ batch::Worker × N (threads: build rows, write the sink's output)
@@ -18,6 +19,11 @@
 //! depth; beyond either, [`Submitter::submit`] refuses at once with [`ExportError::Overloaded`] before any
 //! decoding.
 //!
+//! Signals: each signal has its own queue, workers and sink (its own table, files and commits), so a flood of one
+//! neither fills another's queue nor delays its commits. They share the in-flight budget, split so that none
+//! starves another: every signal is guaranteed a floor of the budget, the rest goes to whoever asks first (the
+//! rule is [`Budget`]'s).
+//!
 //! Shutdown: [`Drain::now`] makes every worker seal at once instead of at the flush interval; once the last
 //! [`Submitter`] is gone the workers seal what is left and stop, the committer commits and answers everything, and
 //! [`Pipeline::join`] returns.
@@ -31,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ack::{Accepted, Budget, ExportError, Failure, Permit, Stopped};
 use crate::batch::{self, Export, FlushPolicy, RowLimits, Worker, MAX_BATCH_BYTES};
-use crate::decode::Format;
+use crate::decode::{Format, Signal};
 use crate::encode::Codec;
 use crate::health::Readiness;
 use crate::self_metrics::SelfMetrics;
@@ -123,36 +129,57 @@ pub(crate) struct PipelineConfig {
     pub(crate) on_idle: Option<fn()>,
 }
 
-/// The receiver's handle: admits requests into the pipeline. The pipeline drains and stops once every clone
-/// is dropped.
+/// The receiver's handle: admits requests into the pipeline of their signal. The pipeline drains and stops once
+/// every clone is dropped.
 #[derive(Clone)]
 pub(crate) struct Submitter {
+    lanes: Vec<Lane>,
+}
+
+/// One signal's way in.
+#[derive(Clone)]
+struct Lane {
+    signal: Signal,
     queue: crossbeam_channel::Sender<Export>,
     budget: Budget,
     health: Readiness,
 }
 
 impl Submitter {
-    /// `Err(reason)` while exports cannot succeed (see [`crate::health`]).
-    pub(crate) fn ready(&self) -> Result<(), String> {
-        self.health.check()
+    fn lane(&self, signal: Signal) -> Result<&Lane, ExportError> {
+        self.lanes.iter().find(|l| l.signal == signal).ok_or(ExportError::SignalOff(signal))
     }
 
-    /// Reserve `bytes` of the in-flight budget for a request about to be read, or refuse at once.
-    pub(crate) fn reserve(&self, bytes: u64) -> Result<Permit, ExportError> {
-        self.budget.try_acquire(bytes).ok_or(ExportError::Overloaded)
+    /// Whether `signal` is served (`--signals`).
+    pub(crate) fn takes(&self, signal: Signal) -> bool {
+        self.lane(signal).is_ok()
+    }
+
+    /// `Err(reason)` while exports of some signal cannot succeed (see [`crate::health`]).
+    pub(crate) fn ready(&self) -> Result<(), String> {
+        for lane in &self.lanes {
+            lane.health.check().map_err(|reason| format!("{}: {reason}", lane.signal.name()))?;
+        }
+        Ok(())
+    }
+
+    /// Reserve `bytes` of `signal`'s share of the in-flight budget for a request about to be read, or refuse at
+    /// once.
+    pub(crate) fn reserve(&self, signal: Signal, bytes: u64) -> Result<Permit, ExportError> {
+        self.lane(signal)?.budget.try_acquire(bytes).ok_or(ExportError::Overloaded)
     }
 
     /// Admit `body`, holding `permit` (its share of the budget, see [`Submitter::reserve`]), or refuse at once when
-    /// the queue is full. The receiver resolves when it is answered.
+    /// its signal's queue is full. The receiver resolves when it is answered.
     pub(crate) fn submit(
         &self,
+        signal: Signal,
         body: Bytes,
         format: Format,
         permit: Permit,
     ) -> Result<oneshot::Receiver<Result<Accepted, ExportError>>, ExportError> {
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Export { body, format, reply, permit }) {
+        match self.lane(signal)?.queue.try_send(Export { body, format, reply, permit }) {
             Ok(()) => Ok(answer),
             Err(TrySendError::Full(_)) => Err(ExportError::Overloaded),
             Err(TrySendError::Disconnected(_)) => Err(ExportError::Unavailable(Failure::new(Stopped::ShuttingDown))),
@@ -176,36 +203,54 @@ impl Drain {
     }
 }
 
-/// The running workers and committer.
+/// The running workers and committers of every signal.
 pub(crate) struct Pipeline {
     workers: Vec<JoinHandle<()>>,
-    committer: tokio::task::JoinHandle<()>,
+    committers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Pipeline {
-    /// Start `config.workers` worker threads and the committer task (on the current tokio runtime) for `target`;
-    /// `metrics` reads the budget and the queue when scraped, and the sink counts into it.
+    /// Start, for each target (one per signal), `config.workers` worker threads and a committer task (on the current
+    /// tokio runtime); `metrics` reads the budget and the queues when scraped, and the sinks count into it.
     pub(crate) fn start(
-        target: Target,
+        targets: Vec<Target>,
         config: &PipelineConfig,
         metrics: &SelfMetrics,
     ) -> std::io::Result<(Submitter, Drain, Pipeline)> {
-        match target {
-            Target::Delta(sink) => Pipeline::start_with(*sink, config, metrics),
-            Target::Zerobus(sink) => Pipeline::start_with(*sink, config, metrics),
+        let budgets = Budget::shared(config.max_inflight_bytes, targets.len());
+        let mut pipeline = Pipeline { workers: Vec::new(), committers: Vec::new() };
+        let (mut lanes, mut drains, mut queues) = (Vec::new(), Vec::new(), Vec::new());
+        for (target, budget) in targets.into_iter().zip(budgets.iter().cloned()) {
+            let (lane, waiting) = match target {
+                Target::Delta(sink) => pipeline.start_lane(*sink, budget, config, metrics, &mut drains)?,
+                Target::Zerobus(sink) => pipeline.start_lane(*sink, budget, config, metrics, &mut drains)?,
+            };
+            lanes.push(lane);
+            queues.push(waiting);
         }
+        if let Some(budget) = budgets.first().cloned() {
+            metrics.watch_pipeline(
+                budget.limit(),
+                move || budget.used(),
+                move || queues.iter().map(|q| q.len() as u64).sum(),
+                batch::worker_restarts,
+            );
+        }
+        Ok((Submitter { lanes }, Drain { workers: drains }, pipeline))
     }
 
-    fn start_with<S: Sink>(
+    /// Start one signal's workers and committer; returns its way in and (for the metrics) its queue's far end.
+    fn start_lane<S: Sink>(
+        &mut self,
         sink: S,
+        budget: Budget,
         config: &PipelineConfig,
         metrics: &SelfMetrics,
-    ) -> std::io::Result<(Submitter, Drain, Pipeline)> {
+        drains: &mut Vec<crossbeam_channel::Sender<()>>,
+    ) -> std::io::Result<(Lane, crossbeam_channel::Receiver<Export>)> {
+        let signal = sink.contract().signal;
         let (queue, jobs) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let (sealed_tx, sealed_rx) = mpsc::unbounded_channel();
-        let mut workers = Vec::new();
-        let mut drains = Vec::new();
-        let budget = Budget::new(config.max_inflight_bytes);
         let limits = RowLimits { max_request_rows: config.max_request_rows, budget: budget.clone() };
         for i in 0..config.workers.max(1) {
             let worker = Worker::new(
@@ -219,26 +264,17 @@ impl Pipeline {
             let jobs = jobs.clone();
             let (drain_tx, drain_rx) = crossbeam_channel::bounded(1);
             drains.push(drain_tx);
-            workers.push(
+            self.workers.push(
                 std::thread::Builder::new()
-                    .name(format!("otel-delta-batch-{i}"))
+                    .name(format!("otel-delta-{}-{i}", signal.name()))
                     .spawn(move || worker.run(jobs, drain_rx))?,
             );
         }
         drop(sealed_tx);
-        // A receiver, not a sender: holding it does not keep the workers from seeing the queue close.
-        let waiting = jobs.clone();
-        let inflight = budget.clone();
-        metrics.watch_pipeline(
-            budget.limit(),
-            move || inflight.used(),
-            move || waiting.len() as u64,
-            batch::worker_restarts,
-        );
         let health = Readiness::default();
-        let committer = tokio::spawn(sink.deliver(sealed_rx, health.clone(), metrics.clone()));
-        let submitter = Submitter { queue, budget, health };
-        Ok((submitter, Drain { workers: drains }, Pipeline { workers, committer }))
+        self.committers.push(tokio::spawn(sink.deliver(sealed_rx, health.clone(), metrics.clone())));
+        // A receiver, not a sender: holding it does not keep the workers from seeing the queue close.
+        Ok((Lane { signal, queue, budget, health }, jobs))
     }
 
     /// Wait until every admitted request is answered: call after the last [`Submitter`] is dropped.
@@ -250,7 +286,9 @@ impl Pipeline {
             }
         })
         .await;
-        let _ = self.committer.await;
+        for committer in self.committers {
+            let _ = committer.await;
+        }
     }
 }
 

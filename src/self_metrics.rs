@@ -1,5 +1,5 @@
 //! self_metrics: the collector's own metrics, as Prometheus text on `GET /metrics` of `--metrics-addr` (a leaf:
-//! other modules import it, it imports none of theirs). Encoded by `prometheus-client` (OpenMetrics text).
+//! other modules import it, it imports none of theirs but the [`Signal`] type). Encoded by `prometheus-client` (OpenMetrics text).
 //!
 //! One [`SelfMetrics`] per collector (created with it, handed to the receiver, the pipeline and the sink), so
 //! several collectors in one process (the integration tests) count apart. Handles are cheap clones of shared
@@ -8,18 +8,18 @@
 //! Contract, metric by metric (counters are exposed with the `_total` suffix OpenMetrics gives them):
 //!
 //! - `otelcol_receiver_accepted_spans{receiver="otlp",transport="http"|"grpc"}`: spans stored for an export
-//!   answered OK, counted when the answer is sent.
+//!   answered OK, counted when the answer is sent; `otelcol_receiver_accepted_log_records` the same for logs.
 //! - `otelcol_receiver_refused_spans{receiver,transport}`: spans of an export answered OK that were refused
-//!   alone (its partial success `rejected_spans`), counted when the answer is sent.
+//!   alone (its partial success `rejected_spans`), counted when the answer is sent; `…_refused_log_records`.
 //! - `otel_delta_refused_requests{transport,status,reason}`: requests answered with an error; `status` is the
 //!   HTTP status the error maps to (401, 404, 408, 413, 415, 400, 503…; gRPC calls too, by the same mapping),
 //!   `reason` one word per kind of error (`too_large`, `overloaded`, `unauthenticated`…).
 //! - `otel_delta_request_duration_seconds{transport}`: histogram of export requests, from their headers to their
 //!   answer, however answered.
 //! - `otelcol_exporter_sent_spans{exporter="delta"|"zerobus"}`: spans the sink made durable (committed, or
-//!   acknowledged by Zerobus), counted as their requests are settled OK.
+//!   acknowledged by Zerobus), counted as their requests are settled OK; `…_sent_log_records` for logs.
 //! - `otelcol_exporter_send_failed_spans{exporter}`: spans the sink failed to store, counted as their requests are
-//!   answered 503.
+//!   answered 503; `…_send_failed_log_records` for logs.
 //! - `otel_delta_commit_duration_seconds`: histogram of Delta commit attempts (uploads excluded).
 //! - `otel_delta_files_written`, `otel_delta_bytes_written`: data files (and their bytes) added by Delta commits.
 //! - `otel_delta_table_version{table}`: the table's version after this collector's last commit (at start: the
@@ -54,6 +54,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+
+use crate::decode::Signal;
 
 /// The path scraped.
 pub(crate) const METRICS_PATH: &str = "/metrics";
@@ -112,12 +114,26 @@ struct TableLabels {
     table: String,
 }
 
-/// One transport's handles, resolved once (no label lookup per request).
+/// One transport's handles, resolved once (no label lookup per request); counters per [`Signal::index`].
 #[derive(Clone)]
 struct ReceiverHandles {
-    accepted: Counter,
-    refused: Counter,
+    accepted: Vec<Counter>,
+    refused: Vec<Counter>,
     duration: Histogram,
+}
+
+/// One exporter's counters, per [`Signal::index`].
+struct ExporterHandles {
+    sent: Vec<Counter>,
+    failed: Vec<Counter>,
+}
+
+/// The metric name part for the records of `signal`, as the OpenTelemetry Collector names them.
+fn records_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "spans",
+        Signal::Logs => "log_records",
+    }
 }
 
 /// Values read when scraped rather than kept up to date: each a function of the running pipeline.
@@ -135,10 +151,8 @@ struct Inner {
     http: ReceiverHandles,
     grpc: ReceiverHandles,
     refused_requests: Family<RefusedLabels, Counter>,
-    delta_sent: Counter,
-    delta_failed: Counter,
-    zerobus_sent: Counter,
-    zerobus_failed: Counter,
+    delta: ExporterHandles,
+    zerobus: ExporterHandles,
     commit_duration: Histogram,
     files_written: Counter,
     bytes_written: Counter,
@@ -174,18 +188,26 @@ fn gauge_value(v: u64) -> i64 {
 impl SelfMetrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
-        let accepted = Family::<ReceiverLabels, Counter>::default();
-        registry.register(
-            "otelcol_receiver_accepted_spans",
-            "Spans stored for export requests answered OK",
-            accepted.clone(),
-        );
-        let refused = Family::<ReceiverLabels, Counter>::default();
-        registry.register(
-            "otelcol_receiver_refused_spans",
-            "Spans of export requests answered OK that were refused alone (partial success)",
-            refused.clone(),
-        );
+        let (mut accepted, mut refused, mut sent, mut failed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for signal in Signal::ALL {
+            let (records, rows) = (records_name(signal), signal.rows());
+            let family = Family::<ReceiverLabels, Counter>::default();
+            let help = format!("{rows} stored for export requests answered OK");
+            registry.register(format!("otelcol_receiver_accepted_{records}"), help, family.clone());
+            accepted.push(family);
+            let family = Family::<ReceiverLabels, Counter>::default();
+            let help = format!("{rows} of export requests answered OK that were refused alone (partial success)");
+            registry.register(format!("otelcol_receiver_refused_{records}"), help, family.clone());
+            refused.push(family);
+            let family = Family::<ExporterLabels, Counter>::default();
+            let help = format!("{rows} the sink stored durably");
+            registry.register(format!("otelcol_exporter_sent_{records}"), help, family.clone());
+            sent.push(family);
+            let family = Family::<ExporterLabels, Counter>::default();
+            let help = format!("{rows} the sink failed to store (their requests answered 503)");
+            registry.register(format!("otelcol_exporter_send_failed_{records}"), help, family.clone());
+            failed.push(family);
+        }
         let refused_requests = Family::<RefusedLabels, Counter>::default();
         registry.register(
             "otel_delta_refused_requests",
@@ -197,14 +219,6 @@ impl SelfMetrics {
             "otel_delta_request_duration_seconds",
             "Export requests, from their headers to their answer",
             durations.clone(),
-        );
-        let sent = Family::<ExporterLabels, Counter>::default();
-        registry.register("otelcol_exporter_sent_spans", "Spans the sink stored durably", sent.clone());
-        let failed = Family::<ExporterLabels, Counter>::default();
-        registry.register(
-            "otelcol_exporter_send_failed_spans",
-            "Spans the sink failed to store (their requests answered 503)",
-            failed.clone(),
         );
         let commit_duration = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         registry.register("otel_delta_commit_duration_seconds", "Delta commits (attempts)", commit_duration.clone());
@@ -247,23 +261,25 @@ impl SelfMetrics {
         let receiver = |transport: Transport| {
             let labels = ReceiverLabels { receiver: "otlp", transport: transport.label() };
             ReceiverHandles {
-                accepted: accepted.get_or_create(&labels).clone(),
-                refused: refused.get_or_create(&labels).clone(),
+                accepted: accepted.iter().map(|f| f.get_or_create(&labels).clone()).collect(),
+                refused: refused.iter().map(|f| f.get_or_create(&labels).clone()).collect(),
                 duration: durations.get_or_create(&TransportLabels { transport: transport.label() }).clone(),
             }
         };
-        let exporter = |family: &Family<ExporterLabels, Counter>, exporter| {
-            family.get_or_create(&ExporterLabels { exporter }).clone()
+        let exporter = |exporter| {
+            let labels = ExporterLabels { exporter };
+            ExporterHandles {
+                sent: sent.iter().map(|f| f.get_or_create(&labels).clone()).collect(),
+                failed: failed.iter().map(|f| f.get_or_create(&labels).clone()).collect(),
+            }
         };
         let (http, grpc) = (receiver(Transport::Http), receiver(Transport::Grpc));
         SelfMetrics(Arc::new(Inner {
             http,
             grpc,
             refused_requests,
-            delta_sent: exporter(&sent, "delta"),
-            delta_failed: exporter(&failed, "delta"),
-            zerobus_sent: exporter(&sent, "zerobus"),
-            zerobus_failed: exporter(&failed, "zerobus"),
+            delta: exporter("delta"),
+            zerobus: exporter("zerobus"),
             commit_duration,
             files_written,
             bytes_written,
@@ -285,12 +301,12 @@ impl SelfMetrics {
         }
     }
 
-    /// An export answered OK: `stored` spans stored, `rejected` refused alone; it took `took`.
-    pub(crate) fn exported(&self, transport: Transport, stored: u64, rejected: u64, took: Duration) {
+    /// An export of `signal` answered OK: `stored` records stored, `rejected` refused alone; it took `took`.
+    pub(crate) fn exported(&self, transport: Transport, signal: Signal, stored: u64, rejected: u64, took: Duration) {
         let handles = self.receiver(transport);
-        handles.accepted.inc_by(stored);
+        handles.accepted[signal.index()].inc_by(stored);
         if rejected > 0 {
-            handles.refused.inc_by(rejected);
+            handles.refused[signal.index()].inc_by(rejected);
         }
         handles.duration.observe(took.as_secs_f64());
     }
@@ -306,15 +322,14 @@ impl SelfMetrics {
         self.0.refused_requests.get_or_create(&RefusedLabels { transport: transport.label(), status, reason }).inc();
     }
 
-    /// The sink settled requests holding `spans` spans: stored (`ok`) or failed.
-    pub(crate) fn settled(&self, exporter: Exporter, spans: u64, ok: bool) {
-        let counter = match (exporter, ok) {
-            (Exporter::Delta, true) => &self.0.delta_sent,
-            (Exporter::Delta, false) => &self.0.delta_failed,
-            (Exporter::Zerobus, true) => &self.0.zerobus_sent,
-            (Exporter::Zerobus, false) => &self.0.zerobus_failed,
+    /// The sink settled requests holding `records` records of `signal`: stored (`ok`) or failed.
+    pub(crate) fn settled(&self, exporter: Exporter, signal: Signal, records: u64, ok: bool) {
+        let handles = match exporter {
+            Exporter::Delta => &self.0.delta,
+            Exporter::Zerobus => &self.0.zerobus,
         };
-        counter.inc_by(spans);
+        let counters = if ok { &handles.sent } else { &handles.failed };
+        counters[signal.index()].inc_by(records);
     }
 
     /// A Delta commit attempt took `took`.
@@ -427,11 +442,13 @@ mod tests {
     #[test]
     fn the_encoding_names_every_metric_with_its_labels() {
         let metrics = SelfMetrics::new();
-        metrics.exported(Transport::Http, 5, 1, Duration::from_millis(3));
-        metrics.exported(Transport::Grpc, 2, 0, Duration::from_millis(3));
+        metrics.exported(Transport::Http, Signal::Traces, 5, 1, Duration::from_millis(3));
+        metrics.exported(Transport::Grpc, Signal::Traces, 2, 0, Duration::from_millis(3));
+        metrics.exported(Transport::Grpc, Signal::Logs, 9, 2, Duration::from_millis(3));
         metrics.export_refused(Transport::Http, 413, "too_large", Duration::from_millis(1));
-        metrics.settled(Exporter::Delta, 7, true);
-        metrics.settled(Exporter::Delta, 4, false);
+        metrics.settled(Exporter::Delta, Signal::Traces, 7, true);
+        metrics.settled(Exporter::Delta, Signal::Traces, 4, false);
+        metrics.settled(Exporter::Delta, Signal::Logs, 9, true);
         metrics.commit_took(Duration::from_millis(20));
         metrics.committed("file:///t/", 3, 2, 1000);
         metrics.watch_pipeline(512, || 100, || 4, || 1);
@@ -441,10 +458,15 @@ mod tests {
             r#"otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"} 2"#,
             r#"otelcol_receiver_refused_spans_total{receiver="otlp",transport="http"} 1"#,
             r#"otel_delta_refused_requests_total{transport="http",status="413",reason="too_large"} 1"#,
+            r#"otelcol_receiver_accepted_log_records_total{receiver="otlp",transport="grpc"} 9"#,
+            r#"otelcol_receiver_refused_log_records_total{receiver="otlp",transport="grpc"} 2"#,
+            r#"otelcol_receiver_accepted_log_records_total{receiver="otlp",transport="http"} 0"#,
             r#"otel_delta_request_duration_seconds_count{transport="http"} 2"#,
             r#"otelcol_exporter_sent_spans_total{exporter="delta"} 7"#,
             r#"otelcol_exporter_send_failed_spans_total{exporter="delta"} 4"#,
             r#"otelcol_exporter_sent_spans_total{exporter="zerobus"} 0"#,
+            r#"otelcol_exporter_sent_log_records_total{exporter="delta"} 9"#,
+            r#"otelcol_exporter_send_failed_log_records_total{exporter="delta"} 0"#,
             "otel_delta_commit_duration_seconds_count 1",
             "otel_delta_files_written_total 2",
             "otel_delta_bytes_written_total 1000",
@@ -466,7 +488,7 @@ mod tests {
     #[test]
     fn collectors_count_apart() {
         let (a, b) = (SelfMetrics::new(), SelfMetrics::new());
-        a.exported(Transport::Http, 3, 0, Duration::ZERO);
+        a.exported(Transport::Http, Signal::Traces, 3, 0, Duration::ZERO);
         let line = r#"otelcol_receiver_accepted_spans_total{receiver="otlp",transport="http"} 0"#;
         assert!(b.encode().lines().any(|l| l == line));
     }

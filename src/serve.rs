@@ -1,9 +1,9 @@
-//! serve: the collector put together. Opens the sink the configuration chose (after Databricks start-up when
+//! serve: the collector put together. Opens the sink of each signal taken (after Databricks start-up when
 //! configured), starts the pipeline, serves OTLP (and `/metrics`, given its listener) until told to stop, then
 //! drains.
 //!
-//! Contract: [`Collector::open`] returns only once the destination is writable (the table opened or created and
-//! checked, or the Zerobus stream open), so a collector that starts serving can store what it accepts.
+//! Contract: [`Collector::open`] returns only once every destination is writable (each signal's table opened or
+//! created and checked, or the Zerobus stream open), so a collector that starts serving can store what it accepts.
 //! [`Collector::serve`] returns once every accepted request has been answered (200 only once stored) and every
 //! accepted row stored or failed; past `--shutdown-timeout` after the shutdown signal it returns
 //! [`ServeError::ShutdownTimeout`] instead, every request still waiting having been answered 503.
@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::commit::{CommitError, Table, Wanted};
 use crate::config::Config;
 use crate::databricks::{self, DatabricksError, Destination, StartError, Workspace};
+use crate::decode::Signal;
 use crate::pipeline::Pipeline;
 use crate::self_metrics::{self, SelfMetrics};
 use crate::sink::{DeltaSink, Target, ZerobusSink};
@@ -42,43 +43,49 @@ pub enum ServeError {
     ShutdownTimeout(std::time::Duration),
 }
 
-/// A collector whose destination is open, ready to serve.
+/// A collector whose destinations are open, ready to serve.
 pub struct Collector {
     config: Config,
-    target: Target,
+    /// One per signal taken, in [`Signal::ALL`] order.
+    targets: Vec<Target>,
     /// Where `/metrics` is served, if anywhere (see [`Collector::with_metrics_listener`]).
     metrics_listener: Option<TcpListener>,
 }
 
 impl Collector {
-    /// Open where the configuration sends spans: `--table`, or with Databricks configured, after linking the
-    /// MLflow experiment, the Unity Catalog table (through its vended credentials) or a Zerobus stream into it.
+    /// Open where the configuration sends each signal: `--table` and the tables beside it (see `--logs-table`), or
+    /// with Databricks configured (traces only), after linking the MLflow experiment, the Unity Catalog table
+    /// (through its vended credentials) or a Zerobus stream into it.
     pub async fn open(config: Config) -> Result<Collector, ServeError> {
-        let contract = Contract::spans(config.layout.unwrap_or_default());
         let pipeline = &config.pipeline;
         if let Some(db) = &config.databricks {
+            let contract = Contract::spans(config.layout.unwrap_or_default());
             let ws = Workspace::from_env(|name| std::env::var(name).ok(), db.insecure_http)?
                 .ok_or(DatabricksError::NoHost)?;
             tracing::info!(host = %ws.host(), auth = ws.auth_kind(), "Databricks workspace");
             match databricks::start(Arc::new(ws), db, contract, config.layout).await? {
                 Some(Destination::UnityCatalog(table)) => {
                     let target = Target::Delta(Box::new(DeltaSink::new(*table, pipeline.codec, pipeline.upload)));
-                    return Ok(Collector { config, target, metrics_listener: None });
+                    return Ok(Collector { config, targets: vec![target], metrics_listener: None });
                 }
                 Some(Destination::Zerobus(stream)) => {
                     let target = Target::Zerobus(Box::new(ZerobusSink::new(*stream)));
-                    return Ok(Collector { config, target, metrics_listener: None });
+                    return Ok(Collector { config, targets: vec![target], metrics_listener: None });
                 }
                 None => {}
             }
         }
-        let wanted = match config.layout {
-            Some(_) => Wanted::exactly(contract),
-            None => Wanted::any_layout(contract),
-        };
-        let table = Table::open_or_create(&config.table_url, config.storage_options.clone(), wanted).await?;
-        let target = Target::Delta(Box::new(DeltaSink::new(table, pipeline.codec, pipeline.upload)));
-        Ok(Collector { config, target, metrics_listener: None })
+        let mut targets = Vec::new();
+        for (signal, url) in &config.tables {
+            let contract = Contract::of(*signal, config.layout.unwrap_or_default());
+            let wanted = match config.layout {
+                Some(_) => Wanted::exactly(contract),
+                None => Wanted::any_layout(contract),
+            };
+            let table = Table::open_or_create(url, config.storage_options.clone(), wanted).await?;
+            targets.push(Target::Delta(Box::new(DeltaSink::new(table, pipeline.codec, pipeline.upload))));
+        }
+        Ok(Collector { config, targets, metrics_listener: None })
     }
 
     /// Serve the collector's own metrics (`GET /metrics`, Prometheus text) on `listener` while serving OTLP. The
@@ -95,7 +102,7 @@ impl Collector {
         listeners: Vec<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
-        let Collector { config, target, metrics_listener } = self;
+        let Collector { config, targets, metrics_listener } = self;
         let metrics = SelfMetrics::new();
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|listener| {
@@ -103,31 +110,34 @@ impl Collector {
                 let _ = metrics_stopped.await;
             }))
         });
-        match &target {
-            Target::Delta(sink) => {
-                tracing::info!(table = %sink.table().url(), version = ?sink.table().version(), "table open");
-                sink.table().remove_stale_staging_files(config.pipeline.upload.timeout).await;
-            }
-            Target::Zerobus(sink) => {
-                tracing::info!(table = sink.table(), endpoint = sink.endpoint(), "Zerobus sink open")
+        let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
+        let mut upkeep = Vec::new();
+        for target in &targets {
+            match target {
+                Target::Delta(sink) => {
+                    let table = sink.table();
+                    tracing::info!(table = %table.url(), version = ?table.version(), signal = %target.signal().name(), "table open");
+                    table.remove_stale_staging_files(config.pipeline.upload.timeout).await;
+                    if let Some(interval) = config.optimize_interval {
+                        // Its own handle on the table: compaction commits never wait behind (or delay) the append
+                        // path.
+                        let own = table.open_again().await?;
+                        let options = upkeep::OptimizeOptions {
+                            codec: config.pipeline.codec,
+                            upload: config.pipeline.upload,
+                            ..Default::default()
+                        };
+                        let stopped = upkeep_stopped.clone();
+                        upkeep.push(tokio::spawn(upkeep::optimize_periodically(own, options, interval, stopped)));
+                    }
+                }
+                // Configuration refuses --optimize-interval with the Zerobus sink: Databricks manages those tables.
+                Target::Zerobus(sink) => {
+                    tracing::info!(table = sink.table(), endpoint = sink.endpoint(), "Zerobus sink open")
+                }
             }
         }
-        let (stop_upkeep, upkeep_stopped) = tokio::sync::watch::channel(false);
-        let upkeep = match (config.optimize_interval, &target) {
-            (Some(interval), Target::Delta(sink)) => {
-                // Its own handle on the table: compaction commits never wait behind (or delay) the append path.
-                let own = sink.table().open_again().await?;
-                let options = upkeep::OptimizeOptions {
-                    codec: config.pipeline.codec,
-                    upload: config.pipeline.upload,
-                    ..Default::default()
-                };
-                Some(tokio::spawn(upkeep::optimize_periodically(own, options, interval, upkeep_stopped)))
-            }
-            // Configuration refuses --optimize-interval with the Zerobus sink: Databricks manages those tables.
-            _ => None,
-        };
-        let (submitter, drain, pipeline) = Pipeline::start(target, &config.pipeline, &metrics)?;
+        let (submitter, drain, pipeline) = Pipeline::start(targets, &config.pipeline, &metrics)?;
         let (signalled_tx, signalled) = tokio::sync::oneshot::channel();
         let shutdown = async move {
             shutdown.await;
@@ -151,7 +161,7 @@ impl Collector {
             return Err(ServeError::ShutdownTimeout(config.shutdown_timeout));
         }
         let _ = stop_upkeep.send(true);
-        if let Some(task) = upkeep {
+        for task in upkeep {
             let _ = task.await;
         }
         Ok(())
@@ -159,9 +169,17 @@ impl Collector {
 }
 
 impl std::fmt::Display for Collector {
-    /// Where rows go, for the start-up line.
+    /// Where rows go, for the start-up line: `table <url>`, then `; <signal> table <url>` for each other signal.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.target.fmt(f)
+        for (i, target) in self.targets.iter().enumerate() {
+            let signal = target.signal();
+            match i {
+                0 if signal == Signal::Traces => write!(f, "{target}")?,
+                0 => write!(f, "{} {target}", signal.name())?,
+                _ => write!(f, "; {} {target}", signal.name())?,
+            }
+        }
+        Ok(())
     }
 }
 

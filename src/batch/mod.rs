@@ -239,10 +239,10 @@ impl<W: Writer> Worker<W> {
         };
         permit.grow(bytes.saturating_sub(covered));
         if summary.accepted == 0 {
-            let _ = reply.send(Ok(Accepted::from(summary)));
+            let _ = reply.send(Ok(Accepted::decoded(self.contract.signal, summary)));
             return;
         }
-        self.requests.push(Pending::new(reply, &summary, permit));
+        self.requests.push(Pending::new(reply, self.contract.signal, &summary, permit));
         self.owners.push(self.rows.rows().saturating_sub(rows_before));
         match self.open.add(&self.policy, body.len() as u64, Instant::now()) {
             // Rows far larger than their requests: cut the batch well before a column nears Arrow's 2 GiB.
@@ -313,7 +313,7 @@ impl<W: Writer> Worker<W> {
         for (request, n, reason) in counts {
             // In range: checked above.
             if let Some(pending) = self.requests.get_mut(request) {
-                tracing::debug!(spans = n, reason, "spans left out of the output: answered rejected");
+                tracing::debug!(records = n, reason, "records left out of the output: answered rejected");
                 pending.reject(n, reason);
             }
         }
@@ -545,11 +545,11 @@ mod tests {
         out.requests.succeed_all();
         assert_eq!(
             rejected(&mut first),
-            Accepted { spans: 2, ..Accepted::default() },
+            Accepted { records: 2, ..Accepted::default() },
             "the first request is untouched"
         );
         let second = rejected(&mut second);
-        assert_eq!((second.spans, second.rejected), (2, 1));
+        assert_eq!((second.records, second.rejected), (2, 1));
         let message = second.message.unwrap_or_default();
         assert!(
             message.starts_with("1 span(s) rejected: a span's Zerobus record is 103 bytes, above the 100"),

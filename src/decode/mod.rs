@@ -34,11 +34,35 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// Every signal, in the order of [`Signal::index`].
+    pub const ALL: [Signal; 2] = [Signal::Traces, Signal::Logs];
+
+    /// Its position in [`Signal::ALL`], for per-signal tables of handles.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its name on the command line and in metrics: `traces`, `logs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+        }
+    }
+
     /// What one row of its table holds, in the plural: `spans`, `log records`.
     pub(crate) fn rows(self) -> &'static str {
         match self {
             Signal::Traces => "spans",
             Signal::Logs => "log records",
+        }
+    }
+
+    /// One or more of its records, for messages: `span(s)`, `log record(s)`.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            Signal::Traces => "span(s)",
+            Signal::Logs => "log record(s)",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! OTLP/gRPC: the unary `opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by the same hyper
-//! server (HTTP/2) as OTLP/HTTP, so gRPC and HTTP may share a port (requests are told apart by `application/grpc`).
+//! OTLP/gRPC: the unary `opentelemetry.proto.collector.trace.v1.TraceService/Export` and
+//! `opentelemetry.proto.collector.logs.v1.LogsService/Export`, served by the same hyper server (HTTP/2) as OTLP/HTTP, so gRPC and HTTP may share a port (requests are told apart by `application/grpc`).
 //!
 //! The message is taken as bytes from its length-prefixed frame and handed to our own decoder: no generated
 //! code, no copy. Limits: the message is refused with RESOURCE_EXHAUSTED when its frame, or its decompressed
@@ -15,20 +15,33 @@ use hyper::body::Incoming;
 use super::body::{self, Encoding};
 use super::response::{self, Body, ReceiveError, RequestId, REQUEST_ID};
 use super::State;
-use crate::decode::Format;
+use crate::decode::{Format, Signal};
 use crate::self_metrics::Transport;
 
-/// The one method served.
-pub(crate) const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// The traces method.
+pub(crate) const TRACES_METHOD: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// The logs method.
+pub(crate) const LOGS_METHOD: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// The signal whose export method `path` is.
+fn signal_of_method(path: &str) -> Option<Signal> {
+    match path {
+        TRACES_METHOD => Some(Signal::Traces),
+        LOGS_METHOD => Some(Signal::Logs),
+        _ => None,
+    }
+}
 
 /// Answer one gRPC call.
 pub(super) async fn call(req: Request<Incoming>, state: &State, peer: SocketAddr) -> http::Response<Body> {
     let retry_after = state.config.retry_after;
     let started = Instant::now();
     let sent_id = req.headers().get(REQUEST_ID).cloned();
-    match export(req, state).await {
+    let signal = signal_of_method(req.uri().path());
+    match export(req, signal, state).await {
         Ok(accepted) => {
-            state.metrics.exported(Transport::Grpc, accepted.spans, accepted.rejected, started.elapsed());
+            let (stored, rejected, took) = (accepted.records, accepted.rejected, started.elapsed());
+            state.metrics.exported(Transport::Grpc, signal.unwrap_or(Signal::Traces), stored, rejected, took);
             response::grpc_ok(&accepted)
         }
         Err(e) => {
@@ -40,15 +53,20 @@ pub(super) async fn call(req: Request<Incoming>, state: &State, peer: SocketAddr
     }
 }
 
-async fn export(req: Request<Incoming>, state: &State) -> Result<crate::ack::Accepted, ReceiveError> {
-    if req.uri().path() != EXPORT_PATH {
+async fn export(
+    req: Request<Incoming>,
+    signal: Option<Signal>,
+    state: &State,
+) -> Result<crate::ack::Accepted, ReceiveError> {
+    let Some(signal) = signal else {
         return Err(ReceiveError::UnknownGrpcMethod(req.uri().path().to_owned()));
-    }
+    };
     state.authorize(req.headers())?;
+    state.takes(signal)?;
     let limit = state.config.max_request_bytes;
     let encoding = Encoding::from_header(req.headers().get("grpc-encoding").and_then(|v| v.to_str().ok()))?;
     // Admission before the body is read; chunks are charged as they arrive (gRPC declares no length up front).
-    let mut permit = state.reserve(0)?;
+    let mut permit = state.reserve(signal, 0)?;
     // The frame header is 5 bytes; a unary request holds exactly one message.
     let framed =
         body::read_limited(req.into_body(), limit.saturating_add(5), state.config.body_timeout, &mut permit).await?;
@@ -57,7 +75,7 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<crate::ack::Acc
         Some(encoding) => body::decompress_charged(encoding, message, limit, &mut permit).await?,
         None => message,
     };
-    state.submit(message, Format::Protobuf, permit).await
+    state.submit(signal, message, Format::Protobuf, permit).await
 }
 
 /// The message of a single length-prefixed gRPC frame, and the encoding to undo if its flag says it is

@@ -1,5 +1,6 @@
-//! receiver: OTLP over HTTP/1.1 and HTTP/2 on hyper: OTLP/HTTP (`POST /v1/traces`, protobuf or JSON) and
-//! OTLP/gRPC (`TraceService/Export`, see [`grpc`]) on every listener, told apart by `application/grpc`.
+//! receiver: OTLP over HTTP/1.1 and HTTP/2 on hyper: OTLP/HTTP (`POST /v1/traces` and `/v1/logs`, protobuf or
+//! JSON) and OTLP/gRPC (`TraceService/Export` and `LogsService/Export`, see [`grpc`]) on every listener, told apart
+//! by `application/grpc`. A signal the collector does not take (`--signals`) is answered 404 / UNIMPLEMENTED.
 //!
 //! Limits are checked before work: the declared and the actual (decompressed) body size against
 //! `max_request_bytes` (413 / RESOURCE_EXHAUSTED), then admission into the pipeline (503 + Retry-After /
@@ -37,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::ack::{Accepted, ExportError, Failure, Permit, Stopped};
-use crate::decode::Format;
+use crate::decode::{Format, Signal};
 use crate::pipeline::Submitter;
 use crate::self_metrics::{SelfMetrics, Transport};
 use crate::settings::{parse_duration, parse_size, InvalidSetting, Listen};
@@ -45,6 +46,17 @@ use response::{Body, ReceiveError, RequestId, GRPC, JSON, PROTOBUF, REQUEST_ID};
 
 /// The OTLP/HTTP traces path.
 pub(crate) const TRACES_PATH: &str = "/v1/traces";
+/// The OTLP/HTTP logs path.
+pub(crate) const LOGS_PATH: &str = "/v1/logs";
+
+/// The signal whose OTLP/HTTP export path `path` is.
+fn signal_of_path(path: &str) -> Option<Signal> {
+    match path {
+        TRACES_PATH => Some(Signal::Traces),
+        LOGS_PATH => Some(Signal::Logs),
+        _ => None,
+    }
+}
 
 /// Largest accepted `--max-request-size`: one request's strings must fit Arrow's 2 GiB array offsets even
 /// after JSON escaping of nested values (up to 6x).
@@ -254,18 +266,29 @@ impl State {
         }
     }
 
-    /// Reserve in-flight budget for a request before its body is read (its declared length; chunks beyond it
-    /// are charged as they arrive).
-    fn reserve(&self, declared: u64) -> Result<Permit, ReceiveError> {
-        Ok(self.with_submitter(|s| s.reserve(declared))?)
+    /// Refuse a signal the collector does not take, before anything else is looked at.
+    fn takes(&self, signal: Signal) -> Result<(), ReceiveError> {
+        Ok(self.with_submitter(|s| if s.takes(signal) { Ok(()) } else { Err(ExportError::SignalOff(signal)) })?)
     }
 
-    /// Admit a decoded body into the pipeline and wait for its answer.
-    async fn submit(&self, body: Bytes, format: Format, permit: Permit) -> Result<Accepted, ReceiveError> {
+    /// Reserve in-flight budget for a request of `signal` before its body is read (its declared length; chunks
+    /// beyond it are charged as they arrive).
+    fn reserve(&self, signal: Signal, declared: u64) -> Result<Permit, ReceiveError> {
+        Ok(self.with_submitter(|s| s.reserve(signal, declared))?)
+    }
+
+    /// Admit a decoded body of `signal` into its pipeline and wait for its answer.
+    async fn submit(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        format: Format,
+        permit: Permit,
+    ) -> Result<Accepted, ReceiveError> {
         if body.is_empty() {
             return Ok(Accepted::default());
         }
-        let answer = self.with_submitter(|s| s.submit(body, format, permit))?;
+        let answer = self.with_submitter(|s| s.submit(signal, body, format, permit))?;
         let mut give_up = self.give_up.clone();
         let unavailable = |why| Err(ExportError::Unavailable(Failure::new(why)).into());
         tokio::select! {
@@ -434,17 +457,19 @@ async fn route(req: Request<Incoming>, state: &State, peer: SocketAddr) -> Respo
         return grpc::call(req, state, peer).await;
     }
     let origin = req.headers().get(ORIGIN).cloned();
-    let mut response = match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/" | "/health") => response::health(),
-        (&Method::GET | &Method::HEAD, "/ready") => response::ready(state.ready()),
-        (&Method::POST, TRACES_PATH) => {
+    let path = req.uri().path();
+    let mut response = match (req.method(), path, signal_of_path(path)) {
+        (&Method::GET | &Method::HEAD, "/" | "/health", _) => response::health(),
+        (&Method::GET | &Method::HEAD, "/ready", _) => response::ready(state.ready()),
+        (&Method::POST, _, Some(signal)) => {
             let format = request_format(content_type);
             let started = Instant::now();
             let sent_id = req.headers().get(REQUEST_ID).cloned();
-            match export(req, state).await {
+            match export(req, signal, state).await {
                 Ok(accepted) => {
-                    state.metrics.exported(Transport::Http, accepted.spans, accepted.rejected, started.elapsed());
-                    response::export_ok(&accepted, format.unwrap_or(Format::Protobuf))
+                    let (stored, rejected, took) = (accepted.records, accepted.rejected, started.elapsed());
+                    state.metrics.exported(Transport::Http, signal, stored, rejected, took);
+                    response::export_ok(&accepted, signal, format.unwrap_or(Format::Protobuf))
                 }
                 Err(e) => {
                     let id = RequestId::new(sent_id.as_ref());
@@ -454,9 +479,9 @@ async fn route(req: Request<Incoming>, state: &State, peer: SocketAddr) -> Respo
                 }
             }
         }
-        (&Method::OPTIONS, TRACES_PATH) if allowed_origin(&state.config, origin.as_ref()).is_some() => preflight(&req),
-        (method, TRACES_PATH) => refuse(state, &req, peer, ReceiveError::MethodNotAllowed(method.to_string())),
-        (_, path) => refuse(state, &req, peer, ReceiveError::NotFound(path.to_owned())),
+        (&Method::OPTIONS, _, Some(_)) if allowed_origin(&state.config, origin.as_ref()).is_some() => preflight(&req),
+        (method, _, Some(_)) => refuse(state, &req, peer, ReceiveError::MethodNotAllowed(method.to_string())),
+        (_, path, None) => refuse(state, &req, peer, ReceiveError::NotFound(path.to_owned())),
     };
     if let Some(allowed) = allowed_origin(&state.config, origin.as_ref()) {
         response.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
@@ -473,10 +498,11 @@ fn refuse(state: &State, req: &Request<Incoming>, peer: SocketAddr, e: ReceiveEr
     e.into_http(Format::Protobuf, state.config.retry_after, &id)
 }
 
-async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, ReceiveError> {
+async fn export(req: Request<Incoming>, signal: Signal, state: &State) -> Result<Accepted, ReceiveError> {
     let limit = state.config.max_request_bytes;
     let headers = req.headers();
     state.authorize(headers)?;
+    state.takes(signal)?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let format =
         request_format(content_type).ok_or_else(|| ReceiveError::UnsupportedMediaType(content_type.to_owned()))?;
@@ -486,10 +512,10 @@ async fn export(req: Request<Incoming>, state: &State) -> Result<Accepted, Recei
         return Err(ReceiveError::TooLarge { limit });
     }
     // Admission before the body is read: an overloaded collector refuses before it buffers anything.
-    let mut permit = state.reserve(declared.unwrap_or(0))?;
+    let mut permit = state.reserve(signal, declared.unwrap_or(0))?;
     let raw = body::read_limited(req.into_body(), limit, state.config.body_timeout, &mut permit).await?;
     let body = body::decompress_charged(encoding, raw, limit, &mut permit).await?;
-    state.submit(body, format, permit).await
+    state.submit(signal, body, format, permit).await
 }
 
 /// The OTLP encoding a Content-Type names, if any.

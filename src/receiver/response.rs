@@ -19,7 +19,7 @@ use http_body_util::{BodyExt as _, Full};
 
 use crate::ack::{Accepted, ExportError};
 use crate::decode::wire::Writer;
-use crate::decode::{DecodeError, Format};
+use crate::decode::{DecodeError, Format, Signal};
 use crate::self_metrics::Transport;
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -75,12 +75,13 @@ pub(crate) enum ReceiveError {
     BodyTimeout(std::time::Duration),
     #[error(transparent)]
     Export(#[from] ExportError),
-    #[error("no such path: {0}; OTLP traces go to POST /v1/traces")]
+    #[error("no such path: {0}; OTLP goes to POST /v1/traces and /v1/logs")]
     NotFound(String),
     #[error("method {0} not allowed; use POST")]
     MethodNotAllowed(String),
     #[error(
-        "unknown gRPC method {0}; this server implements opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        "unknown gRPC method {0}; this server implements opentelemetry.proto.collector.trace.v1.TraceService/Export \
+         and opentelemetry.proto.collector.logs.v1.LogsService/Export"
     )]
     UnknownGrpcMethod(String),
     #[error("missing or unknown bearer token: send Authorization: Bearer <token>")]
@@ -120,7 +121,9 @@ impl ReceiveError {
             ReceiveError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, code::DEADLINE_EXCEEDED, false),
             ReceiveError::NotFound(_) => (StatusCode::NOT_FOUND, code::NOT_FOUND, false),
             ReceiveError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED, false),
-            ReceiveError::UnknownGrpcMethod(_) => (StatusCode::NOT_FOUND, code::UNIMPLEMENTED, false),
+            ReceiveError::UnknownGrpcMethod(_) | ReceiveError::Export(ExportError::SignalOff(_)) => {
+                (StatusCode::NOT_FOUND, code::UNIMPLEMENTED, false)
+            }
             ReceiveError::Unauthenticated => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, false),
         }
     }
@@ -145,6 +148,7 @@ impl ReceiveError {
             ReceiveError::NotFound(_) => "not_found",
             ReceiveError::MethodNotAllowed(_) => "method_not_allowed",
             ReceiveError::UnknownGrpcMethod(_) => "unknown_grpc_method",
+            ReceiveError::Export(ExportError::SignalOff(_)) => "signal_off",
             ReceiveError::Unauthenticated => "unauthenticated",
         }
     }
@@ -172,7 +176,7 @@ impl ReceiveError {
     /// the client's to act on and is said as is.
     fn client_message(&self, id: &RequestId) -> String {
         if self.is_internal() {
-            format!("spans could not be stored; retry later (request id {})", id.as_str())
+            format!("the records could not be stored; retry later (request id {})", id.as_str())
         } else {
             self.to_string()
         }
@@ -265,7 +269,8 @@ fn rpc_status(grpc_code: u32, message: &str, retry: Option<Duration>) -> Vec<u8>
     status.buf
 }
 
-/// The `ExportTraceServiceResponse` for `accepted`, in protobuf.
+/// The export response for `accepted`, in protobuf: `ExportTraceServiceResponse` and `ExportLogsServiceResponse`
+/// are the same message but for names (`partial_success` = 1, its `rejected_*` = 1 and `error_message` = 2).
 fn export_response(accepted: &Accepted) -> Vec<u8> {
     let mut body = Writer::new();
     if accepted.rejected > 0 || accepted.message.is_some() {
@@ -281,17 +286,24 @@ fn export_response(accepted: &Accepted) -> Vec<u8> {
     body.buf
 }
 
-/// HTTP `200` with an `ExportTraceServiceResponse` in `format`; `partial_success` only when spans were rejected.
-pub(crate) fn export_ok(accepted: &Accepted, format: Format) -> Response<Body> {
+/// HTTP `200` with the export response of `signal` in `format`; `partial_success` only when records were
+/// rejected.
+pub(crate) fn export_ok(accepted: &Accepted, signal: Signal, format: Format) -> Response<Body> {
     let body = match format {
         Format::Protobuf => export_response(accepted),
         Format::Json if accepted.rejected == 0 && accepted.message.is_none() => b"{}".to_vec(),
-        Format::Json => serde_json::json!({"partialSuccess": {
-            "rejectedSpans": accepted.rejected.to_string(),
-            "errorMessage": accepted.message.clone().unwrap_or_default(),
-        }})
-        .to_string()
-        .into_bytes(),
+        Format::Json => {
+            let rejected = match signal {
+                Signal::Traces => "rejectedSpans",
+                Signal::Logs => "rejectedLogRecords",
+            };
+            serde_json::json!({"partialSuccess": {
+                rejected: accepted.rejected.to_string(),
+                "errorMessage": accepted.message.clone().unwrap_or_default(),
+            }})
+            .to_string()
+            .into_bytes()
+        }
     };
     full(StatusCode::OK, format, body)
 }
@@ -364,21 +376,26 @@ mod tests {
 
     #[test]
     fn full_success_has_an_empty_body_and_partial_success_sets_fields() {
-        let ok = export_ok(&Accepted::default(), Format::Protobuf);
+        let ok = export_ok(&Accepted::default(), Signal::Traces, Format::Protobuf);
         assert_eq!(ok.status(), StatusCode::OK);
         assert!(body_bytes(ok).is_empty());
-        let partial = export_ok(&Accepted { spans: 1, rejected: 2, message: Some("bad".into()) }, Format::Protobuf);
+        let accepted = Accepted { records: 1, rejected: 2, message: Some("bad".into()) };
+        let partial = export_ok(&accepted, Signal::Logs, Format::Protobuf);
         // field 1 (len 7) { field 1 varint 2, field 2 "bad" }
         assert_eq!(&body_bytes(partial)[..], &[0x0a, 7, 0x08, 2, 0x12, 3, b'b', b'a', b'd']);
     }
 
     #[test]
     fn json_responses_follow_the_otlp_json_encoding() {
-        assert_eq!(&body_bytes(export_ok(&Accepted::default(), Format::Json))[..], b"{}");
-        let partial = export_ok(&Accepted { spans: 1, rejected: 3, message: Some("why".into()) }, Format::Json);
+        assert_eq!(&body_bytes(export_ok(&Accepted::default(), Signal::Traces, Format::Json))[..], b"{}");
+        let accepted = Accepted { records: 1, rejected: 3, message: Some("why".into()) };
+        let partial = export_ok(&accepted, Signal::Traces, Format::Json);
         assert_eq!(partial.headers()[CONTENT_TYPE], JSON);
         let v: serde_json::Value = serde_json::from_slice(&body_bytes(partial)).unwrap();
         assert_eq!(v, serde_json::json!({"partialSuccess": {"rejectedSpans": "3", "errorMessage": "why"}}));
+        let v: serde_json::Value =
+            serde_json::from_slice(&body_bytes(export_ok(&accepted, Signal::Logs, Format::Json))).unwrap();
+        assert_eq!(v, serde_json::json!({"partialSuccess": {"rejectedLogRecords": "3", "errorMessage": "why"}}));
         let err = ReceiveError::TooLarge { limit: 1 }.into_http(Format::Json, Duration::from_secs(1), &id());
         let v: serde_json::Value = serde_json::from_slice(&body_bytes(err)).unwrap();
         assert_eq!(v["code"], 8);

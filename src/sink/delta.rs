@@ -76,6 +76,7 @@ impl Sink for DeltaSink {
     /// Take every sealed file that is ready, wait for their uploads, commit them in one Delta version, answer
     /// their requests. Files sealed meanwhile wait for the next round.
     async fn deliver(self, mut sealed: UnboundedReceiver<Sealed<SealedFile>>, health: Readiness, metrics: SelfMetrics) {
+        let signal = self.contract().signal;
         let mut table = self.table;
         let table_url = table.url().to_string();
         if let Some(version) = table.version() {
@@ -104,7 +105,7 @@ impl Sink for DeltaSink {
                     Err(e) => {
                         tracing::error!(error = %e, "data file upload failed");
                         health.failed(&e);
-                        metrics.settled(Exporter::Delta, requests.spans(), false);
+                        metrics.settled(Exporter::Delta, signal, requests.records(), false);
                         requests.fail_all(Failure::new(e));
                     }
                 }
@@ -121,7 +122,7 @@ impl Sink for DeltaSink {
                     let bytes: u64 = files.iter().map(|f| f.size).sum();
                     let commit_ms = started.elapsed().as_millis() as u64;
                     metrics.committed(&table_url, version, files.len() as u64, bytes);
-                    metrics.settled(Exporter::Delta, waiting.spans(), true);
+                    metrics.settled(Exporter::Delta, signal, waiting.records(), true);
                     tracing::debug!(
                         version,
                         files = files.len(),
@@ -142,7 +143,7 @@ impl Sink for DeltaSink {
                     } else {
                         health.failed(&e);
                     }
-                    metrics.settled(Exporter::Delta, waiting.spans(), false);
+                    metrics.settled(Exporter::Delta, signal, waiting.records(), false);
                     waiting.fail_all(Failure::new(e));
                 }
             }

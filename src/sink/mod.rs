@@ -121,6 +121,16 @@ pub(crate) enum Target {
     Zerobus(Box<ZerobusSink>),
 }
 
+impl Target {
+    /// The signal whose rows it takes.
+    pub(crate) fn signal(&self) -> crate::decode::Signal {
+        match self {
+            Target::Delta(sink) => sink.contract().signal,
+            Target::Zerobus(sink) => sink.contract().signal,
+        }
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

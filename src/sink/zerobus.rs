@@ -95,6 +95,7 @@ impl Sink for ZerobusSink {
         health: Readiness,
         metrics: SelfMetrics,
     ) {
+        let signal = self.contract().signal;
         let mut table = self.table;
         let mut acks = tokio::task::JoinSet::new();
         while let Some(Sealed { output: records, requests }) = sealed.recv().await {
@@ -104,14 +105,14 @@ impl Sink for ZerobusSink {
                     acks.spawn(async move {
                         match durable.await {
                             Ok(()) => {
-                                metrics.settled(Exporter::Zerobus, requests.spans(), true);
+                                metrics.settled(Exporter::Zerobus, signal, requests.records(), true);
                                 requests.succeed_all();
                                 health.succeeded();
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, "Zerobus did not acknowledge; answering 503");
                                 health.failed(&e);
-                                metrics.settled(Exporter::Zerobus, requests.spans(), false);
+                                metrics.settled(Exporter::Zerobus, signal, requests.records(), false);
                                 requests.fail_all(Failure::new(e));
                             }
                         }
@@ -120,7 +121,7 @@ impl Sink for ZerobusSink {
                 Err(e) => {
                     tracing::error!(error = %e, "queuing rows on Zerobus failed; answering 503");
                     health.failed(&e);
-                    metrics.settled(Exporter::Zerobus, requests.spans(), false);
+                    metrics.settled(Exporter::Zerobus, signal, requests.records(), false);
                     requests.fail_all(Failure::new(e));
                 }
             }

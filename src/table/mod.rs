@@ -223,6 +223,14 @@ impl Contract {
         }
     }
 
+    /// The table of `signal` in `layout`.
+    pub(crate) fn of(signal: Signal, layout: Layout) -> &'static Contract {
+        match signal {
+            Signal::Traces => Contract::spans(layout),
+            Signal::Logs => Contract::logs(layout),
+        }
+    }
+
     /// The logs table in `layout`.
     pub fn logs(layout: Layout) -> &'static Contract {
         match layout {

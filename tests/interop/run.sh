@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the otel-delta binary, drives it with the OpenTelemetry Python SDK, reads the table with Python deltalake,
+# Runs the otel-delta binary, drives it with the OpenTelemetry Python SDK (spans, and logs through Python's logging
+# handler: python_logs.py), reads the tables with Python deltalake,
 # checks its /metrics with the Python prometheus_client parsers against what was read back, then stops it with
 # SIGTERM and checks it exits 0. First on a fresh local warehouse (plain, then over mTLS with certificates made
 # here by the openssl CLI, then gRPC over TLS with a bearer token); then, when the S3 test
@@ -35,20 +36,22 @@ stop() {
   kill -TERM "$pid"
   wait "$pid"
   pid=
-  grep -q "stopped after committing every accepted span" "$work/out"
+  grep -q "stopped after committing every accepted record" "$work/out"
 }
 
 serve --warehouse "$work/wh" --flush-interval 200ms
 LAYOUT=v2 python3 tests/interop/python_roundtrip.py "$url" "$work/wh/main/default/otel_otel_spans" 120
 python3 tests/interop/scrape_metrics.py "$metrics" "$work/wh/main/default/otel_otel_spans"
+LAYOUT=v2 python3 tests/interop/python_logs.py "${url%/v1/traces}/v1/logs" "$work/wh/main/default/otel_otel_logs"
 stop
-echo "interop (local table, default v2 layout, VARIANT values decoded by pyspark): OK"
+echo "interop (local tables, default v2 layout, VARIANT values decoded by pyspark): OK"
 
 serve --warehouse "$work/wh1" --layout v1 --flush-interval 200ms
 python3 tests/interop/python_roundtrip.py "$url" "$work/wh1/main/default/otel_otel_spans" 120
 python3 tests/interop/scrape_metrics.py "$metrics" "$work/wh1/main/default/otel_otel_spans"
+python3 tests/interop/python_logs.py "${url%/v1/traces}/v1/logs" "$work/wh1/main/default/otel_otel_logs"
 stop
-echo "interop (local table, v1 layout): OK"
+echo "interop (local tables, v1 layout): OK"
 
 # mTLS: a CA signs the server's certificate (127.0.0.1) and the client's; the Python exporter trusts the CA and
 # presents its certificate, and the binary must print an https:// URL.
@@ -89,6 +92,9 @@ env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE -u GRPC_DEFAULT_SSL_ROOTS_FILE_PATH 
   CA_FILE="$tls/ca.pem" OTLP_PROTOCOL=grpc BEARER_TOKEN=interop-token WRONG_TOKEN_FIRST=1 LAYOUT=v2 \
   python3 tests/interop/python_roundtrip.py "${url%/v1/traces}" "$work/wh3/main/default/otel_otel_spans" 120
 TRANSPORT=grpc REFUSED=401 python3 tests/interop/scrape_metrics.py "$metrics" "$work/wh3/main/default/otel_otel_spans"
+env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE -u GRPC_DEFAULT_SSL_ROOTS_FILE_PATH \
+  CA_FILE="$tls/ca.pem" OTLP_PROTOCOL=grpc BEARER_TOKEN=interop-token LAYOUT=v2 \
+  python3 tests/interop/python_logs.py "${url%/v1/traces}" "$work/wh3/main/default/otel_otel_logs"
 stop
 curl_tls=()
 echo "interop (local table, gRPC over TLS with a bearer token): OK"

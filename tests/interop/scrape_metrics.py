@@ -42,6 +42,12 @@ for parsed in (strict, classic):
         assert [(dict(k[1])["status"], v) for k, v in refused.items()] == [(refused_status, 1)], refused
     else:
         assert not refused, f"no request was refused: {refused}"
-    versions = [v for (name, _), v in parsed.items() if name == "otel_delta_table_version"]
+    # One version per table (spans, logs): this table's is labelled with its URL.
+    table_name = table_path.rstrip("/").rsplit("/", 1)[-1]
+    versions = [
+        v
+        for (name, labels), v in parsed.items()
+        if name == "otel_delta_table_version" and dict(labels)["table"].rstrip("/").endswith("/" + table_name)
+    ]
     assert versions == [DeltaTable(table_path).version()], versions
 print(f"metrics: {int(rows)} spans accepted and sent, as read back")

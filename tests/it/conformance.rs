@@ -252,7 +252,7 @@ async fn unknown_grpc_methods_are_unimplemented() {
         .http2_prior_knowledge()
         .build()
         .unwrap()
-        .post(format!("{}/opentelemetry.proto.collector.logs.v1.LogsService/Export", c.grpc_url()))
+        .post(format!("{}/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export", c.grpc_url()))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(vec![0u8, 0, 0, 0, 0])

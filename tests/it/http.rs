@@ -133,7 +133,7 @@ async fn refusals_have_the_right_status_and_a_status_body() {
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.headers()["allow"], "POST");
-    let r = client.post(format!("http://{}/v1/logs", c.addr)).body("x").send().await.unwrap();
+    let r = client.post(format!("http://{}/v1/profiles", c.addr)).body("x").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = client.get(format!("http://{}/", c.addr)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);

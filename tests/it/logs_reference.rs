@@ -90,7 +90,7 @@ fn log_rows(request: &ExportLogsServiceRequest, mapping: &Mapping) -> Vec<Value>
 
 /// The v1 rows: MAP bags, the body as text (a string raw, any other value as JSON, none NULL), severity names
 /// without their prefix, absent ids `""`.
-fn expected_v1(request: &ExportLogsServiceRequest) -> Vec<Value> {
+pub fn expected_v1(request: &ExportLogsServiceRequest) -> Vec<Value> {
     let mapping = Mapping {
         bag: attributes,
         body: |body| match body.and_then(|b| b.value.as_ref()) {
@@ -107,7 +107,7 @@ fn expected_v1(request: &ExportLogsServiceRequest) -> Vec<Value> {
 
 /// The v2 rows, `record_id` left out: VARIANT bags and body (none NULL), OTLP severity names, absent ids NULL, the
 /// time falling back to the observed time.
-fn expected_v2(request: &ExportLogsServiceRequest) -> Vec<Value> {
+pub fn expected_v2(request: &ExportLogsServiceRequest) -> Vec<Value> {
     let mapping = Mapping {
         bag: object,
         body: |body| body.map_or(Value::Null, typed),
@@ -171,7 +171,7 @@ fn log_record(d: BoxedStrategy<f64>) -> impl Strategy<Value = LogRecord> {
     )
 }
 
-fn request_with(d: BoxedStrategy<f64>) -> impl Strategy<Value = ExportLogsServiceRequest> {
+pub fn request_with(d: BoxedStrategy<f64>) -> impl Strategy<Value = ExportLogsServiceRequest> {
     let key_values = {
         let d = d.clone();
         move || key_values_with(d.clone())

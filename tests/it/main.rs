@@ -6,6 +6,7 @@ mod conformance;
 mod databricks;
 mod hostile;
 mod http;
+mod logs;
 mod logs_reference;
 mod reference;
 mod sdk;

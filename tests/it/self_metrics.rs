@@ -32,8 +32,9 @@ fn value(samples: &HashMap<String, f64>, key: &str) -> f64 {
 /// The one `otel_delta_table_version` sample (its `table` label is the table's URL).
 fn table_version(samples: &HashMap<String, f64>) -> f64 {
     let versions: Vec<_> = samples.iter().filter(|(k, _)| k.starts_with("otel_delta_table_version{")).collect();
-    assert_eq!(versions.len(), 1, "{versions:?}");
-    assert!(versions[0].0.ends_with("/spans/\"}"), "labelled with the table's URL: {versions:?}");
+    assert_eq!(versions.len(), 2, "the spans and the logs table: {versions:?}");
+    let versions: Vec<_> = versions.into_iter().filter(|(k, _)| k.ends_with("/spans/\"}")).collect();
+    assert_eq!(versions.len(), 1, "labelled with the table's URL: {versions:?}");
     *versions[0].1
 }
 
@@ -68,7 +69,7 @@ async fn counters_match_what_was_sent_and_what_the_table_holds() {
     for _ in 0..2 {
         assert_eq!(post(&url, PROTOBUF, request(4, 200).encode_to_vec()).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let r = reqwest::Client::new().post(format!("http://{}/v1/logs", c.addr)).body("x").send().await.unwrap();
+    let r = reqwest::Client::new().post(format!("http://{}/v1/profiles", c.addr)).body("x").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // 5 spans over gRPC, and a span refused alone there too.
     let mut client = TraceServiceClient::connect(c.grpc_url()).await.unwrap();
