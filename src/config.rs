@@ -162,11 +162,56 @@ pub struct ServeArgs {
     metrics_addr: Listen,
 }
 
-/// `--signals`.
+/// `--signals`, `--signal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SignalArg {
     Traces,
     Logs,
+}
+
+impl SignalArg {
+    fn signal(self) -> Signal {
+        match self {
+            SignalArg::Traces => Signal::Traces,
+            SignalArg::Logs => Signal::Logs,
+        }
+    }
+}
+
+/// The tables `optimize` or `vacuum` works on: `--signal`'s, or every signal's (`must_exist` false: a signal's
+/// table that was never made is skipped).
+pub struct Maintained {
+    pub signal: Signal,
+    pub location: TableLocation,
+    pub must_exist: bool,
+}
+
+fn maintained(table: &TableArgs, only: Option<SignalArg>) -> Result<Vec<Maintained>, ConfigError> {
+    let signals = match only {
+        Some(one) => vec![one.signal()],
+        None => Signal::ALL.to_vec(),
+    };
+    signals
+        .into_iter()
+        .map(|signal| {
+            let must_exist = only.is_some() || signal == Signal::Traces;
+            Ok(Maintained { signal, location: table.resolve_signal(signal)?, must_exist })
+        })
+        .collect()
+}
+
+impl OptimizeArgs {
+    /// The tables to compact.
+    pub fn tables(&self) -> Result<Vec<Maintained>, ConfigError> {
+        maintained(&self.table, self.signal)
+    }
+}
+
+impl VacuumArgs {
+    /// The tables to vacuum.
+    pub fn tables(&self) -> Result<Vec<Maintained>, ConfigError> {
+        maintained(&self.table, self.signal)
+    }
 }
 
 /// `--layout`.
@@ -181,6 +226,9 @@ enum LayoutArg {
 pub struct OptimizeArgs {
     #[command(flatten)]
     pub table: TableArgs,
+    /// Only the table of this signal (traces, logs). Default: every signal's table that exists.
+    #[arg(long, value_enum)]
+    signal: Option<SignalArg>,
     /// Files below this size are compacted into files of about this size.
     #[arg(long, env = "OTEL_DELTA_OPTIMIZE_TARGET_SIZE", default_value = "128MiB", value_parser = parse_size)]
     pub target_size: u64,
@@ -194,6 +242,9 @@ pub struct OptimizeArgs {
 pub struct VacuumArgs {
     #[command(flatten)]
     pub table: TableArgs,
+    /// Only the table of this signal (traces, logs). Default: every signal's table that exists.
+    #[arg(long, value_enum)]
+    signal: Option<SignalArg>,
     /// Only files unreferenced for longer than this are deleted (default: 7 days, Delta's default).
     #[arg(long, default_value = "168h", value_parser = parse_duration)]
     pub retention: Duration,
@@ -474,6 +525,33 @@ mod tests {
             config.table_url(Signal::Traces).unwrap()
         );
         assert!(config.table_url(Signal::Traces).unwrap().as_str().starts_with("file:///"));
+    }
+
+    #[test]
+    fn each_signal_has_its_table_beside_the_spans_table_unless_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+        let config = args(&["--table", &at("app_otel_spans")]).resolve().unwrap();
+        let logs = config.table_url(Signal::Logs).unwrap().as_str();
+        assert!(logs.ends_with("/app_otel_logs/"), "{logs}");
+        assert!(dir.path().join("app_otel_logs").is_dir());
+        let config = args(&["--table", &at("t")]).resolve().unwrap();
+        assert!(config.table_url(Signal::Logs).unwrap().as_str().ends_with("/t_logs/"));
+        let config = args(&["--table", "s3://b/x/spans", "--logs-table", "gs://c/l"]).resolve().unwrap();
+        assert_eq!(config.table_url(Signal::Logs).unwrap().as_str(), "gs://c/l/");
+        let config = args(&["--table", "s3://b/x/spans"]).resolve().unwrap();
+        assert_eq!(config.table_url(Signal::Logs).unwrap().as_str(), "s3://b/x/logs/");
+        assert!(args(&["--table", "s3://b/"]).resolve().is_err(), "no name to put a logs table beside");
+        let wh = at("wh");
+        let config = args(&["--warehouse", &wh, "--signals", "logs"]).resolve().unwrap();
+        assert_eq!(config.signals().collect::<Vec<_>>(), [Signal::Logs]);
+        assert!(config.table_url(Signal::Logs).unwrap().as_str().ends_with("/main/default/otel_otel_logs/"));
+        assert!(config.table_url(Signal::Traces).is_none());
+        let config = args(&["--warehouse", &wh]).resolve().unwrap();
+        assert_eq!(config.signals().collect::<Vec<_>>(), Signal::ALL, "every signal by default");
+        let databricks = args(&["--warehouse", &wh, "--sink", "zerobus"]).resolve().unwrap();
+        assert_eq!(databricks.signals().collect::<Vec<_>>(), [Signal::Traces], "Databricks: traces only so far");
+        assert!(args(&["--warehouse", &wh, "--sink", "zerobus", "--signals", "traces,logs"]).resolve().is_err());
     }
 
     #[test]

@@ -35,7 +35,7 @@ mod upkeep;
 pub mod testing;
 
 // Running the collector (`main`, integration tests, the end-to-end bench).
-pub use config::{Config, ConfigError, OptimizeArgs, ServeArgs, TableArgs, TableLocation, VacuumArgs};
+pub use config::{Config, ConfigError, Maintained, OptimizeArgs, ServeArgs, TableArgs, TableLocation, VacuumArgs};
 pub use serve::{serve, Collector, ServeError};
 pub use settings::InvalidSetting;
 // The binary's log subscriber counts the object store client's retries with it (self-metrics).

@@ -28,9 +28,9 @@ enum LogFormat {
 enum Command {
     /// Receive OTLP traces and logs and commit them to their Delta tables.
     Serve(Box<otel_delta::ServeArgs>),
-    /// Compact the table's small files (safe while collectors append).
+    /// Compact the small files of every signal's table, or of --signal's (safe while collectors append).
     Optimize(otel_delta::OptimizeArgs),
-    /// Delete files the table no longer references, older than the retention.
+    /// Delete files a table no longer references, older than the retention (every signal's table, or --signal's).
     Vacuum(otel_delta::VacuumArgs),
 }
 
@@ -94,32 +94,49 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
+/// Open a maintained table: `None` (and a line saying so) when a signal's table was never made and need not be.
+async fn open_maintained(command: &str, table: &otel_delta::Maintained) -> anyhow::Result<Option<otel_delta::Table>> {
+    let location = &table.location;
+    match otel_delta::Table::open(&location.url, location.storage_options.clone()).await {
+        Ok(opened) => Ok(Some(opened)),
+        Err(e) if e.is_no_table() && !table.must_exist => {
+            println!("otel-delta: {command} {}: no {} table there, skipped", location.url, table.signal.name());
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn optimize(args: otel_delta::OptimizeArgs) -> anyhow::Result<()> {
-    let location = args.table.resolve().context("invalid configuration")?;
+    let tables = args.tables().context("invalid configuration")?;
     let options = otel_delta::OptimizeOptions {
         target_file_size: args.target_size,
         codec: args.compression,
         ..Default::default()
     };
     runtime()?.block_on(async {
-        let mut table = otel_delta::Table::open(&location.url, location.storage_options).await?;
-        let report = otel_delta::optimize(&mut table, &options).await?;
-        println!("otel-delta: optimize {}: {report}", location.url);
-        table.finish().await;
+        for maintained in &tables {
+            let Some(mut table) = open_maintained("optimize", maintained).await? else { continue };
+            let report = otel_delta::optimize(&mut table, &options).await?;
+            println!("otel-delta: optimize {}: {report}", maintained.location.url);
+            table.finish().await;
+        }
         Ok(())
     })
 }
 
 fn vacuum(args: otel_delta::VacuumArgs) -> anyhow::Result<()> {
-    let location = args.table.resolve().context("invalid configuration")?;
+    let tables = args.tables().context("invalid configuration")?;
     runtime()?.block_on(async {
-        let table = otel_delta::Table::open(&location.url, location.storage_options).await?;
-        let report = otel_delta::vacuum(&table, args.retention, args.dry_run, args.allow_short_retention).await?;
-        let verb = if report.dry_run { "would delete" } else { "deleted" };
-        for file in &report.files {
-            println!("otel-delta: vacuum {verb} {file}");
+        for maintained in &tables {
+            let Some(table) = open_maintained("vacuum", maintained).await? else { continue };
+            let report = otel_delta::vacuum(&table, args.retention, args.dry_run, args.allow_short_retention).await?;
+            let verb = if report.dry_run { "would delete" } else { "deleted" };
+            for file in &report.files {
+                println!("otel-delta: vacuum {verb} {file}");
+            }
+            println!("otel-delta: vacuum {} {verb} {} file(s)", maintained.location.url, report.files.len());
         }
-        println!("otel-delta: vacuum {} {verb} {} file(s)", location.url, report.files.len());
         Ok(())
     })
 }

@@ -163,6 +163,13 @@ impl Wanted {
     }
 }
 
+impl CommitError {
+    /// There is no Delta table at the location (nothing to open).
+    pub fn is_no_table(&self) -> bool {
+        matches!(self, CommitError::Open { source, .. } if matches!(**source, DeltaTableError::NotATable(_)))
+    }
+}
+
 impl Table {
     /// Open the table `wanted` at `url`, creating it if no table is there.
     pub async fn open_or_create(

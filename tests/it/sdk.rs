@@ -189,3 +189,122 @@ async fn v2_rows_keep_the_types_the_sdk_sent() {
         assert_ne!(parent["record_id"], child["record_id"]);
     }
 }
+
+/// Emit three log records with the Rust SDK's OTLP log exporter over `transport` (a plain thread, as
+/// [`export_with_sdk`]): one inside a trace, with attributes of every kind.
+fn export_logs_with_sdk(collector_addr: std::net::SocketAddr, transport: Transport) {
+    use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let _entered = runtime.enter();
+        let http = |protocol| {
+            opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_protocol(protocol)
+                .with_endpoint(format!("http://{collector_addr}/v1/logs"))
+                .with_timeout(Duration::from_secs(30))
+        };
+        let exporter = match transport {
+            Transport::HttpProtobuf => http(Protocol::HttpBinary).build(),
+            Transport::HttpProtobufGzip => {
+                http(Protocol::HttpBinary).with_compression(opentelemetry_otlp::Compression::Gzip).build()
+            }
+            Transport::HttpJson => http(Protocol::HttpJson).build(),
+            Transport::GrpcGzip => opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(format!("http://{collector_addr}"))
+                .with_compression(opentelemetry_otlp::Compression::Gzip)
+                .with_timeout(Duration::from_secs(30))
+                .build(),
+        }
+        .expect("exporter builds");
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_simple_exporter(exporter)
+            .with_resource(Resource::builder().with_service_name("checkout").build())
+            .build();
+        let logger = provider
+            .logger_with_scope(opentelemetry::InstrumentationScope::builder("shop.logs").with_version("2.0.0").build());
+        let at = std::time::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        for (i, (severity, text)) in
+            [(Severity::Info, "INFO"), (Severity::Warn, "WARN"), (Severity::Error, "ERROR")].into_iter().enumerate()
+        {
+            let mut record = logger.create_log_record();
+            record.set_timestamp(at + Duration::from_secs(i as u64));
+            record.set_severity_number(severity);
+            record.set_severity_text(text);
+            record.set_body(AnyValue::from(format!("cart event {i}")));
+            record.add_attribute("items.count", i as i64);
+            record.add_attribute("ratio", 0.5);
+            record.add_attribute("cache.hit", i == 1);
+            record.add_attribute("user", "ada");
+            if i == 2 {
+                record.set_trace_context(
+                    opentelemetry::trace::TraceId::from_bytes([7; 16]),
+                    opentelemetry::trace::SpanId::from_bytes([8; 8]),
+                    Some(opentelemetry::trace::TraceFlags::SAMPLED),
+                );
+            }
+            logger.emit(record);
+        }
+        provider.force_flush().expect("log records are acknowledged");
+        provider.shutdown().expect("clean shutdown");
+    })
+    .join()
+    .expect("exporter thread");
+}
+
+/// The three log records exported with `transport` to a collector in `layout`, read back from its logs table by
+/// body, observed times (set by the SDK when emitted) and v2 record ids (random) left out.
+async fn exported_log_rows(layout: &str, transport: Transport) -> Vec<Value> {
+    let collector = Collector::start(&["--layout", layout]).await;
+    let addr = collector.addr;
+    tokio::task::spawn_blocking(move || export_logs_with_sdk(addr, transport)).await.unwrap();
+    let stopped = collector.stop().await.unwrap();
+    let mut rows = read_rows(stopped.table.with_file_name("logs")).await;
+    assert_eq!(rows.len(), 3, "{transport:?}: {rows:#?}");
+    for row in &mut rows {
+        let row = row.as_object_mut().unwrap();
+        assert!(row.remove("observed_time_unix_nano").unwrap().as_i64().unwrap() > 1_700_000_000_000_000_000);
+        row.remove("record_id");
+        if let Some(resource) = row["resource"]["attributes"].as_array_mut() {
+            resource.sort_by_key(|kv| kv[0].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    rows.sort_by_key(|r| r["body"].to_string());
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_log_records_land_field_by_field_over_every_transport() {
+    let v1 = exported_log_rows("v1", Transport::HttpProtobuf).await;
+    let last = &v1[2];
+    assert_eq!(last["body"], "cart event 2");
+    assert_eq!((&last["severity_number"], &last["severity_text"]), (&json!("ERROR"), &json!("ERROR")));
+    assert_eq!(last["time_unix_nano"], 1_700_000_002_123_456_789_i64);
+    assert_eq!((&last["trace_id"], &last["span_id"]), (&json!("07".repeat(16)), &json!("08".repeat(8))));
+    assert_eq!(last["flags"], 1);
+    assert_eq!(v1[0]["trace_id"], "", "no trace context: an empty id in v1");
+    assert_eq!(map_get(&last["attributes"], "items.count"), Some(&json!("2")));
+    assert_eq!(map_get(&last["attributes"], "ratio"), Some(&json!("0.5")));
+    assert_eq!(map_get(&last["attributes"], "cache.hit"), Some(&json!("false")));
+    assert_eq!(map_get(&last["attributes"], "user"), Some(&json!("ada")));
+    assert_eq!(map_get(&last["resource"]["attributes"], "service.name"), Some(&json!("checkout")));
+    assert_eq!(last["instrumentation_scope"]["name"], "shop.logs");
+    assert_eq!(last["instrumentation_scope"]["version"], "2.0.0");
+    for transport in [Transport::HttpProtobufGzip, Transport::HttpJson, Transport::GrpcGzip] {
+        assert_eq!(exported_log_rows("v1", transport).await, v1, "{transport:?} differs from HTTP protobuf");
+    }
+
+    let v2 = exported_log_rows("v2", Transport::GrpcGzip).await;
+    let last = &v2[2];
+    assert_eq!(last["body"], "cart event 2");
+    assert_eq!(last["severity_number"], "SEVERITY_NUMBER_ERROR");
+    assert_eq!(
+        last["attributes"],
+        json!({"items.count": {"int": 2}, "ratio": {"double": 0.5}, "cache.hit": false, "user": "ada"})
+    );
+    assert_eq!(v2[0]["trace_id"], Value::Null, "no trace context: NULL in v2");
+    assert_eq!(last["service_name"], "checkout");
+    assert_eq!(last["time"], json!({"micros": 1_700_000_002_123_456_i64}));
+    assert_eq!(exported_log_rows("v2", Transport::HttpJson).await, v2, "JSON differs from gRPC");
+}
