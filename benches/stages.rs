@@ -35,7 +35,7 @@ const PROFILES: [Profile; 3] = [Profile::Small, Profile::Large, Profile::Mixed];
 fn inputs(profile: Profile) -> (Vec<workload::Request>, u64, u64) {
     // About 4 MB of distinct requests per profile.
     let count = match profile {
-        Profile::Small => 16,
+        Profile::Small | Profile::Logs => 16,
         Profile::Large => 4,
         Profile::Mixed => 6,
     };

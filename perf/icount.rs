@@ -5,12 +5,14 @@
 //! `perf/icount.sh` builds this with the `icount` profile, runs it under
 //! `valgrind --tool=callgrind --toggle-collect=*icount_pipeline*` (only the pipeline is counted, not the input
 //! generation), and compares the total with `perf/icount-baseline.txt`. With the argument `v2` it builds the v2
-//! layout's rows instead (baseline `perf/icount-baseline-v2.txt`). A second argument (`small`, `large`, `mixed`) keeps
-//! only that profile's input, to see where a difference between layouts comes from.
+//! layout's rows instead (baseline `perf/icount-baseline-v2.txt`); with `logs-v1` or `logs-v2`, the logs table's
+//! rows of the `logs` workload (baselines `perf/icount-baseline-logs-v1.txt`, `-logs-v2.txt`). A second argument
+//! (`small`, `large`, `mixed`) keeps only that span profile's input, to see where a difference between layouts comes
+//! from.
 
 mod workload;
 
-use otel_delta::{Codec, Contract, ParquetFile, Rows};
+use otel_delta::{Codec, Contract, Layout, ParquetFile, Rows};
 
 /// The measured part: every request validated, appended, one record batch per profile, one Parquet file.
 #[inline(never)]
@@ -28,10 +30,19 @@ fn icount_pipeline(contract: &'static Contract, requests: &[workload::Request]) 
 }
 
 fn main() {
-    let contract = match std::env::args().nth(1).as_deref() {
-        Some("v2") => Contract::spans_v2(),
-        _ => Contract::spans_v1(),
+    let (contract, logs) = match std::env::args().nth(1).as_deref() {
+        Some("v2") => (Contract::spans_v2(), false),
+        Some("logs-v1") => (Contract::logs(Layout::V1), true),
+        Some("logs-v2") => (Contract::logs(Layout::V2), true),
+        _ => (Contract::spans_v1(), false),
     };
+    if logs {
+        // 4 requests of 512 records: about 600 KB.
+        let requests = workload::pool(workload::Profile::Logs, 4, 42);
+        let (rows, bytes) = icount_pipeline(contract, std::hint::black_box(&requests));
+        println!("rows {rows} parquet_bytes {bytes}");
+        return;
+    }
     let only = std::env::args().nth(2).map(|p| workload::Profile::parse(&p).expect("small, large or mixed"));
     // About 1 MB per profile, deterministic.
     let mut total = (0, 0);

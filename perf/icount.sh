@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instruction-count regression guard: decode → columns → Parquet on a fixed input, counted by callgrind, for each
-# table layout (v1: perf/icount-baseline.txt, v2: perf/icount-baseline-v2.txt). Fails when a count grew by more
-# than the tolerance. Wall-clock time never gates.
+# table layout of spans (v1: perf/icount-baseline.txt, v2: perf/icount-baseline-v2.txt) and of logs
+# (perf/icount-baseline-logs-v1.txt, -logs-v2.txt). Fails when a count grew by more than the tolerance. Wall-clock
+# time never gates.
 #   perf/icount.sh            # check
 #   perf/icount.sh --record   # write new baselines (commit them with the change that explains them)
 set -euo pipefail
@@ -11,7 +12,7 @@ cargo build --locked --profile icount --bin otel-delta-icount >&2
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-for layout in v1 v2; do
+for layout in v1 v2 logs-v1 logs-v2; do
   valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='*icount_pipeline*' \
     target/icount/otel-delta-icount "$layout" >&2 2>/dev/null
   count=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")

@@ -1,6 +1,7 @@
 //! otel-delta-load: drive a running collector with OTLP/HTTP protobuf for a bounded time, then print one JSON
 //! line (spans/s, MB/s, ack latency percentiles, errors, the collector's peak RSS) and, given the table, check
-//! that it holds exactly the acknowledged spans.
+//! that it holds exactly the acknowledged spans. The `logs` profile sends log records instead (to /v1/logs; its
+//! counts are log records, under the same names).
 //!
 //! ```text
 //! otel-delta-load --profile small --connections 8 --duration 20 --pool-mib 256 \
@@ -24,9 +25,10 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(name = "otel-delta-load", about = "Load generator for otel-delta (OTLP/HTTP protobuf)")]
 struct Args {
-    #[arg(long, default_value = "http://127.0.0.1:4318/v1/traces")]
-    endpoint: String,
-    /// small, large or mixed (see perf/workload.rs).
+    /// Default: http://127.0.0.1:4318/v1/traces, or /v1/logs for the logs profile.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// small, large, mixed (spans) or logs (see perf/workload.rs).
     #[arg(long, default_value = "small")]
     profile: String,
     /// Concurrent connections, each with one request in flight.
@@ -78,12 +80,13 @@ struct Outcome {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let profile = workload::Profile::parse(&args.profile).context("--profile must be small, large or mixed")?;
+    let profile = workload::Profile::parse(&args.profile).context("--profile must be small, large, mixed or logs")?;
+    let endpoint = args.endpoint.clone().unwrap_or_else(|| format!("http://127.0.0.1:4318{}", profile.path()));
     let pool = generate(profile, args.pool_mib << 20, args.seed, args.gzip)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let cpu_before = process_cpu_seconds();
     let started = Instant::now();
-    let outcome = runtime.block_on(drive(&args, Arc::new(pool)))?;
+    let outcome = runtime.block_on(drive(&args, &endpoint, Arc::new(pool)))?;
     let elapsed = started.elapsed().as_secs_f64();
     let load_cpu = process_cpu_seconds() - cpu_before;
     let mut lat = outcome.latencies_us;
@@ -181,7 +184,7 @@ fn generate(profile: workload::Profile, bytes: usize, seed: u64, gzip: bool) -> 
     Ok(pool)
 }
 
-async fn drive(args: &Args, pool: Arc<Vec<(u64, Bytes, u64)>>) -> anyhow::Result<Outcome> {
+async fn drive(args: &Args, endpoint: &str, pool: Arc<Vec<(u64, Bytes, u64)>>) -> anyhow::Result<Outcome> {
     let mut client = reqwest::Client::builder().pool_max_idle_per_host(args.connections);
     if let Some(path) = &args.ca_cert {
         let pem = std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?;
@@ -206,7 +209,7 @@ async fn drive(args: &Args, pool: Arc<Vec<(u64, Bytes, u64)>>) -> anyhow::Result
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
         let (client, pool, next, url, gzip) =
-            (client.clone(), pool.clone(), next.clone(), args.endpoint.clone(), args.gzip);
+            (client.clone(), pool.clone(), next.clone(), endpoint.to_owned(), args.gzip);
         tasks.push(tokio::spawn(async move {
             let mut out = Outcome { latencies_us: Vec::new(), spans: 0, bytes: 0, errors: BTreeMap::new() };
             while Instant::now() < deadline {

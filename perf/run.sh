@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20}
-declare -A CONNECTIONS=([small]=1024 [large]=256 [mixed]=512)
-CASES=${CASES:-"small large mixed small:gzip"}
+declare -A CONNECTIONS=([small]=1024 [large]=256 [mixed]=512 [logs]=1024)
+CASES=${CASES:-"small large mixed small:gzip logs"}
 # Each case runs again at this fraction of its measured peak request rate (0: skip) for the latency target.
 RATE_FRACTION=${RATE_FRACTION:-0.8}
 cargo build --release --locked --bin otel-delta --bin otel-delta-load >&2
@@ -23,9 +23,9 @@ mkdir -p perf/results
   echo
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
   echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)'); collector and load generator on the same machine"
-  echo "- each case: ${DURATION} s; connections: small ${CONNECTIONS[small]}, large ${CONNECTIONS[large]}, mixed ${CONNECTIONS[mixed]}; default collector settings (zstd:1, 1 s flush, 128 MiB files, 512 MiB in flight)"
+  echo "- each case: ${DURATION} s; connections: small ${CONNECTIONS[small]}, large ${CONNECTIONS[large]}, mixed ${CONNECTIONS[mixed]}, logs ${CONNECTIONS[logs]}; default collector settings (zstd:1, 1 s flush, 128 MiB files, 512 MiB in flight)"
   echo
-  echo "| case | spans/s | MB/s (OTLP protobuf) | p50 ack ms | p99 ack ms | errors | peak RSS MiB | files (mean MiB) | rows verified | loadgen CPU s |"
+  echo "| case | rows/s (spans, or log records) | MB/s (OTLP protobuf) | p50 ack ms | p99 ack ms | errors | peak RSS MiB | files (mean MiB) | rows verified | loadgen CPU s |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$out"
 # One case: a fresh collector and table, the load (as fast as the connections allow, or at `rate` requests/s),
@@ -42,16 +42,18 @@ run_case() {
     connections=$((connections * 2))
     label="$case at ${RATE_FRACTION} × peak ($rate req/s)"
   fi
-  local work port pid line
+  local work port pid line path=/v1/traces table=t
+  # Logs land in the table beside --table (`t` → `t_logs`).
+  if [[ $profile == logs ]]; then path=/v1/logs table=t_logs; fi
   work=$(mktemp -d)
   port=$((20000 + RANDOM % 12000))  # below the ephemeral range the load's own connections use
   target/release/otel-delta serve --http-addr "127.0.0.1:$port" --grpc-addr off --metrics-addr 127.0.0.1:0 \
     --table "$work/t" >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
-  line=$(target/release/otel-delta-load --endpoint "http://127.0.0.1:$port/v1/traces" --profile "$profile" \
+  line=$(target/release/otel-delta-load --endpoint "http://127.0.0.1:$port$path" --profile "$profile" \
     --connections "$connections" --duration "$DURATION" --pool-mib 384 --collector-pid "$pid" \
-    --table "$work/t" "${extra[@]}")
+    --table "$work/$table" "${extra[@]}")
   kill -TERM "$pid"; wait "$pid" || true
   echo "$line"
   python3 - "$label" "$line" >>"$out" <<'PY'

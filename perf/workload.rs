@@ -1,4 +1,5 @@
-//! Synthetic OTLP trace requests for benches and the load generator (`benchmarking.md`): three profiles,
+//! Synthetic OTLP requests for benches and the load generator (`benchmarking.md`): three trace profiles and a logs
+//! one,
 //! word-like text (compresses about 3x with zstd), and distinct ids, times and text in every request, so
 //! neither dictionary encoding nor compression sees a repeated payload. Encoded with a tiny protobuf writer,
 //! so the load generator needs no protobuf crate. Deterministic for a given seed.
@@ -14,6 +15,9 @@ pub enum Profile {
     Large,
     /// 64 spans per request from two resources, 1-20 KB payloads, arrays, kvlists, bytes, events, trace_state.
     Mixed,
+    /// An `ExportLogsServiceRequest` of 512 log records, ~300 B each: a line of text, a severity, a few attributes,
+    /// trace context on three records of four.
+    Logs,
 }
 
 impl Profile {
@@ -22,6 +26,7 @@ impl Profile {
             "small" => Some(Profile::Small),
             "large" => Some(Profile::Large),
             "mixed" => Some(Profile::Mixed),
+            "logs" => Some(Profile::Logs),
             _ => None,
         }
     }
@@ -31,19 +36,30 @@ impl Profile {
             Profile::Small => "small",
             Profile::Large => "large",
             Profile::Mixed => "mixed",
+            Profile::Logs => "logs",
         }
     }
 
+    /// Rows per request: spans, or log records.
     pub fn spans_per_request(self) -> usize {
         match self {
-            Profile::Small => 512,
+            Profile::Small | Profile::Logs => 512,
             Profile::Large => 10,
             Profile::Mixed => 64,
         }
     }
+
+    /// The OTLP/HTTP path its requests go to.
+    pub fn path(self) -> &'static str {
+        match self {
+            Profile::Logs => "/v1/logs",
+            _ => "/v1/traces",
+        }
+    }
 }
 
-/// One encoded `ExportTraceServiceRequest` and its span count.
+/// One encoded export request (`ExportTraceServiceRequest`, or `ExportLogsServiceRequest` for [`Profile::Logs`])
+/// and its row count.
 pub struct Request {
     pub body: Vec<u8>,
     pub spans: usize,
@@ -213,6 +229,9 @@ const ROUTES: &[&str] =
     &["/api/cart", "/api/orders/{id}", "/search", "/v1/chat/completions", "/health", "/api/users/{id}"];
 
 fn request(profile: Profile, g: &mut Gen, index: u64) -> Request {
+    if profile == Profile::Logs {
+        return logs_request(g, index);
+    }
     let base_time = 1_700_000_000_000_000_000u64 + index * 1_000_000_000 + g.below(1_000_000);
     let resources: usize = if profile == Profile::Mixed { 2 } else { 1 };
     let per_resource = profile.spans_per_request() / resources;
@@ -242,6 +261,53 @@ fn request(profile: Profile, g: &mut Gen, index: u64) -> Request {
         req.bytes(1, &rs.0);
     }
     Request { body: req.0, spans: resources * per_resource }
+}
+
+const LOGGERS: &[&str] = &["app.checkout", "app.cart.service", "payments.gateway", "search.index", "agent.runner"];
+const SEVERITIES: &[(u64, &str)] = &[(9, "INFO"), (9, "INFO"), (9, "INFO"), (5, "DEBUG"), (13, "WARN"), (17, "ERROR")];
+
+fn logs_request(g: &mut Gen, index: u64) -> Request {
+    let base_time = 1_700_000_000_000_000_000u64 + index * 1_000_000_000 + g.below(1_000_000);
+    let records = Profile::Logs.spans_per_request();
+    let service = SERVICES[g.below(SERVICES.len() as u64) as usize];
+    let host = format!("{}-{:x}", service, g.next() & 0xffff_ffff);
+    let mut rl = Msg::default();
+    rl.msg(1, |res| {
+        attr(res, 1, "service.name", Val::Str(service));
+        attr(res, 1, "host.name", Val::Str(&host));
+        attr(res, 1, "telemetry.sdk.language", Val::Str("python"));
+        attr(res, 1, "deployment.environment", Val::Str("prod"));
+    });
+    rl.msg(2, |sl| {
+        sl.msg(1, |scope| {
+            scope.str(1, LOGGERS[g.below(LOGGERS.len() as u64) as usize]);
+        });
+        let trace_id = g.bytes(16);
+        for i in 0..records {
+            let time = base_time + i as u64 * 10_000;
+            let (number, text) = SEVERITIES[g.below(SEVERITIES.len() as u64) as usize];
+            let route = ROUTES[g.below(ROUTES.len() as u64) as usize];
+            let mut r = Msg::default();
+            r.fixed64(1, time).uint(2, number).str(3, text);
+            r.msg(5, |body| {
+                body.str(1, &format!("{route} handled for user {}: {}", g.below(1_000_000), g.text(120)));
+            });
+            attr(&mut r, 6, "logger.name", Val::Str(LOGGERS[i % LOGGERS.len()]));
+            attr(&mut r, 6, "code.function.name", Val::Str(&format!("handle_{}", g.text(8))));
+            attr(&mut r, 6, "http.route", Val::Str(route));
+            attr(&mut r, 6, "user.id", Val::Int(g.below(1_000_000) as i64));
+            if i % 4 != 0 {
+                r.fixed32(8, 1).bytes(9, &trace_id).bytes(10, &g.bytes(8));
+            }
+            r.fixed64(11, time + g.below(1_000_000));
+            sl.bytes(2, &r.0);
+        }
+        sl.str(3, "https://opentelemetry.io/schemas/1.26.0");
+    });
+    rl.str(3, "https://opentelemetry.io/schemas/1.26.0");
+    let mut req = Msg::default();
+    req.bytes(1, &rl.0);
+    Request { body: req.0, spans: records }
 }
 
 fn span(profile: Profile, g: &mut Gen, trace_id: &[u8], start: u64, index: usize) -> Msg {
@@ -306,6 +372,8 @@ fn span(profile: Profile, g: &mut Gen, trace_id: &[u8], start: u64, index: usize
                 s.uint(3, 1);
             });
         }
+        // Not spans: see `logs_request`.
+        Profile::Logs => {}
         Profile::Mixed => {
             let payload = 1_000 + g.below(19_000) as usize;
             m.str(5, &format!("{} {}", ["process", "enqueue", "fetch", "render"][index % 4], route))

@@ -309,7 +309,7 @@ impl Permit {
         if bytes > self.bytes && bytes - self.bytes > shared.room(&held, lane) {
             return false;
         }
-        held[lane] = held[lane] - self.bytes + bytes;
+        held[lane] = held[lane].saturating_sub(self.bytes) + bytes;
         self.bytes = bytes;
         true
     }
@@ -332,7 +332,8 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut held = self.budget.shared.held();
-        held[self.budget.lane] -= self.bytes;
+        let lane = &mut held[self.budget.lane];
+        *lane = lane.saturating_sub(self.bytes);
     }
 }
 

@@ -18,7 +18,7 @@ use crate::encode::Codec;
 use crate::pipeline::{PipelineArgs, PipelineConfig};
 use crate::receiver::{HttpConfig, ReceiverArgs};
 use crate::settings::{parse_duration, parse_size, InvalidSetting, Listen};
-use crate::table::Layout;
+use crate::table::{beside_spans, table_word, Layout};
 
 /// Where the tables are: flags shared by `serve`, `optimize` and `vacuum`.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,14 +73,6 @@ pub struct TableLocation {
 /// turns into 503s within seconds rather than the client's default of minutes.
 const DEFAULT_STORE_RETRIES: [(&str, &str); 2] = [("max_retries", "3"), ("retry_timeout", "20s")];
 
-/// The word a signal's table is named with: `<prefix>_otel_spans`, `<prefix>_otel_logs`.
-fn table_word(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Traces => "spans",
-        Signal::Logs => "logs",
-    }
-}
-
 impl TableArgs {
     /// Where the spans table is.
     pub fn resolve(&self) -> Result<TableLocation, ConfigError> {
@@ -95,7 +87,7 @@ impl TableArgs {
         };
         let url = match (own, &self.table) {
             (Some(table), _) => table_url(table)?,
-            (None, Some(spans)) => beside(&table_url(spans)?, table_word(signal))?,
+            (None, Some(spans)) => beside(&table_url(spans)?, signal)?,
             (None, None) => {
                 for (name, value) in [
                     ("UC_CATALOG_NAME", &self.catalog),
@@ -142,7 +134,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     databricks: DatabricksArgs,
     /// Signals taken, comma-separated: traces, logs. A signal left out is answered 404 (gRPC UNIMPLEMENTED) and
-    /// gets no table. Default: all, or traces alone with a Databricks destination (logs there are not built yet).
+    /// gets no table. Default: all.
     #[arg(long, env = "OTEL_DELTA_SIGNALS", value_enum, value_delimiter = ',')]
     signals: Option<Vec<SignalArg>>,
     /// Layout of a table otel-delta creates: v2 (VARIANT attributes and four leading columns, as the workspace
@@ -276,8 +268,11 @@ pub struct Config {
     /// Where `/metrics` is served, if anywhere.
     pub(crate) metrics_addr: Option<SocketAddr>,
     /// The table of each signal taken, in [`Signal::ALL`] order (with a Databricks destination: where the tables
-    /// would be without it, unused).
+    /// would be without it, unused; the signals are still these).
     pub(crate) tables: Vec<(Signal, Url)>,
+    /// `--signals` was given: every signal named must get its table (with a Databricks destination, a default
+    /// signal other than traces whose table is missing and cannot be made is left out instead, with a warning).
+    pub(crate) signals_listed: bool,
     pub(crate) storage_options: HashMap<String, String>,
     pub(crate) http: HttpConfig,
     pub(crate) pipeline: PipelineConfig,
@@ -364,7 +359,6 @@ impl ServeArgs {
         let table = &self.table;
         let databricks = self.databricks.resolve(&table.catalog, &table.schema, &table.table_prefix)?;
         let signals: Vec<Signal> = match &self.signals {
-            None if databricks.is_some() => vec![Signal::Traces],
             None => Signal::ALL.to_vec(),
             Some(listed) => Signal::ALL
                 .into_iter()
@@ -378,10 +372,6 @@ impl ServeArgs {
         };
         if signals.is_empty() {
             return Err(InvalidSetting::new("--signals", "name at least one of traces, logs").into());
-        }
-        if databricks.is_some() && signals != [Signal::Traces] {
-            let reason = "a Databricks destination (Unity Catalog, Zerobus) takes traces only so far: --signals traces";
-            return Err(InvalidSetting::new("--signals", reason).into());
         }
         let mut tables = Vec::new();
         let mut storage_options = HashMap::new();
@@ -412,6 +402,7 @@ impl ServeArgs {
             grpc_addr: receiver.grpc_addr,
             metrics_addr: self.metrics_addr.addr(),
             tables,
+            signals_listed: self.signals.is_some(),
             storage_options,
             http: receiver.http,
             pipeline,
@@ -423,19 +414,14 @@ impl ServeArgs {
     }
 }
 
-/// The table beside `spans` (a table URL, ending with `/`) for the rows named `word`: its last segment's `spans`
-/// ending replaced by `word`, or `_word` appended.
-fn beside(spans: &Url, word: &str) -> Result<Url, ConfigError> {
-    let bad = |why: &str| ConfigError::BadTable(spans.to_string(), why.to_owned());
-    let name = spans.path_segments().and_then(|mut s| s.nth_back(1)).filter(|n| !n.is_empty());
-    let name = name.ok_or_else(|| bad("has no folder name to put the other signals' tables beside; name them"))?;
-    let name = match name.strip_suffix("spans") {
-        Some(stem) => format!("{stem}{word}"),
-        None => format!("{name}_{word}"),
-    };
-    let url = spans.join(&format!("../{name}/")).map_err(|e| bad(&e.to_string()))?;
+/// The table of `signal` beside the spans table `spans` (see [`beside_spans`]), its folder made when local.
+fn beside(spans: &Url, signal: Signal) -> Result<Url, ConfigError> {
+    let url = beside_spans(spans, signal).ok_or_else(|| {
+        ConfigError::BadTable(spans.to_string(), "names no folder to put the other signals' tables beside".into())
+    })?;
     if url.scheme() == "file" {
-        let path = url.to_file_path().map_err(|()| bad("not a local file URL"))?;
+        let path =
+            url.to_file_path().map_err(|()| ConfigError::BadTable(url.to_string(), "not a local path".into()))?;
         return local_table_url(&path).map_err(|e| ConfigError::BadTable(path.display().to_string(), e));
     }
     Ok(url)
@@ -549,9 +535,6 @@ mod tests {
         assert!(config.table_url(Signal::Traces).is_none());
         let config = args(&["--warehouse", &wh]).resolve().unwrap();
         assert_eq!(config.signals().collect::<Vec<_>>(), Signal::ALL, "every signal by default");
-        let databricks = args(&["--warehouse", &wh, "--sink", "zerobus"]).resolve().unwrap();
-        assert_eq!(databricks.signals().collect::<Vec<_>>(), [Signal::Traces], "Databricks: traces only so far");
-        assert!(args(&["--warehouse", &wh, "--sink", "zerobus", "--signals", "traces,logs"]).resolve().is_err());
     }
 
     #[test]

@@ -27,6 +27,9 @@
 //! - `otel_delta_inflight_bytes`, `otel_delta_inflight_budget_bytes`: bytes accepted but not yet answered, and
 //!   `--max-inflight-size`; read when scraped.
 //! - `otel_delta_queue_depth`: requests admitted and waiting for a batch worker; read when scraped.
+//! - `otel_delta_tls_handshake_failures{reason="failed"|"timed_out"}`: connections closed before their TLS handshake
+//!   completed (a client speaking plain text, distrusting our certificate, without a client certificate under
+//!   mTLS, or silent past `--header-timeout`).
 //! - `otel_delta_worker_restarts`: batch worker panics caught (process-wide: every collector in the process);
 //!   read when scraped.
 //!
@@ -110,6 +113,11 @@ struct ExporterLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HandshakeLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TableLabels {
     table: String,
 }
@@ -162,6 +170,8 @@ struct Inner {
     queue_depth: Gauge,
     worker_restarts: Counter,
     store_retries: Counter,
+    tls_failed: Counter,
+    tls_timed_out: Counter,
     /// Also serializes scrapes (the restart counter catches up with its probe under it).
     probes: Mutex<Probes>,
 }
@@ -258,6 +268,13 @@ impl SelfMetrics {
             "Object store requests retried by the store client (uploads, log reads and writes; process-wide)",
             store_retries.clone(),
         );
+        let handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "otel_delta_tls_handshake_failures",
+            "Connections closed before their TLS handshake completed",
+            handshakes.clone(),
+        );
+        let handshake = |reason| handshakes.get_or_create(&HandshakeLabels { reason }).clone();
         let receiver = |transport: Transport| {
             let labels = ReceiverLabels { receiver: "otlp", transport: transport.label() };
             ReceiverHandles {
@@ -289,6 +306,8 @@ impl SelfMetrics {
             queue_depth,
             worker_restarts,
             store_retries,
+            tls_failed: handshake("failed"),
+            tls_timed_out: handshake("timed_out"),
             probes: Mutex::new(Probes::default()),
             registry,
         }))
@@ -330,6 +349,11 @@ impl SelfMetrics {
         };
         let counters = if ok { &handles.sent } else { &handles.failed };
         counters[signal.index()].inc_by(records);
+    }
+
+    /// A connection's TLS handshake failed, or (`timed_out`) did not complete in time.
+    pub(crate) fn tls_handshake_failed(&self, timed_out: bool) {
+        if timed_out { &self.0.tls_timed_out } else { &self.0.tls_failed }.inc();
     }
 
     /// A Delta commit attempt took `took`.
@@ -452,6 +476,7 @@ mod tests {
         metrics.commit_took(Duration::from_millis(20));
         metrics.committed("file:///t/", 3, 2, 1000);
         metrics.watch_pipeline(512, || 100, || 4, || 1);
+        metrics.tls_handshake_failed(false);
         let text = metrics.encode();
         for line in [
             r#"otelcol_receiver_accepted_spans_total{receiver="otlp",transport="http"} 5"#,
@@ -475,6 +500,8 @@ mod tests {
             "otel_delta_inflight_budget_bytes 512",
             "otel_delta_queue_depth 4",
             "otel_delta_worker_restarts_total 1",
+            r#"otel_delta_tls_handshake_failures_total{reason="failed"} 1"#,
+            r#"otel_delta_tls_handshake_failures_total{reason="timed_out"} 0"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

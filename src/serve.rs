@@ -54,25 +54,27 @@ pub struct Collector {
 
 impl Collector {
     /// Open where the configuration sends each signal: `--table` and the tables beside it (see `--logs-table`), or
-    /// with Databricks configured (traces only), after linking the MLflow experiment, the Unity Catalog table
-    /// (through its vended credentials) or a Zerobus stream into it.
+    /// with Databricks configured, after linking the MLflow experiment, each signal's Unity Catalog table (through
+    /// its vended credentials) or a Zerobus stream into it.
     pub async fn open(config: Config) -> Result<Collector, ServeError> {
         let pipeline = &config.pipeline;
         if let Some(db) = &config.databricks {
-            let contract = Contract::spans(config.layout.unwrap_or_default());
             let ws = Workspace::from_env(|name| std::env::var(name).ok(), db.insecure_http)?
                 .ok_or(DatabricksError::NoHost)?;
             tracing::info!(host = %ws.host(), auth = ws.auth_kind(), "Databricks workspace");
-            match databricks::start(Arc::new(ws), db, contract, config.layout).await? {
-                Some(Destination::UnityCatalog(table)) => {
-                    let target = Target::Delta(Box::new(DeltaSink::new(*table, pipeline.codec, pipeline.upload)));
-                    return Ok(Collector { config, targets: vec![target], metrics_listener: None });
-                }
-                Some(Destination::Zerobus(stream)) => {
-                    let target = Target::Zerobus(Box::new(ZerobusSink::new(*stream)));
-                    return Ok(Collector { config, targets: vec![target], metrics_listener: None });
-                }
-                None => {}
+            let signals: Vec<(Signal, bool)> =
+                config.signals().map(|s| (s, s == Signal::Traces || config.signals_listed)).collect();
+            if let Some(destinations) = databricks::start(Arc::new(ws), db, &signals, config.layout).await? {
+                let targets = destinations
+                    .into_iter()
+                    .map(|(_, destination)| match destination {
+                        Destination::UnityCatalog(table) => {
+                            Target::Delta(Box::new(DeltaSink::new(*table, pipeline.codec, pipeline.upload)))
+                        }
+                        Destination::Zerobus(stream) => Target::Zerobus(Box::new(ZerobusSink::new(*stream))),
+                    })
+                    .collect();
+                return Ok(Collector { config, targets, metrics_listener: None });
             }
         }
         let mut targets = Vec::new();
@@ -169,14 +171,16 @@ impl Collector {
 }
 
 impl std::fmt::Display for Collector {
-    /// Where rows go, for the start-up line: `table <url>`, then `; <signal> table <url>` for each other signal.
+    /// Where rows go, for the start-up line: `table <url>` for each signal, `; ` between them, the spans table's
+    /// first and bare, the others followed by their signal: `table file:///w/spans/; table file:///w/logs/ (logs)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, target) in self.targets.iter().enumerate() {
-            let signal = target.signal();
-            match i {
-                0 if signal == Signal::Traces => write!(f, "{target}")?,
-                0 => write!(f, "{} {target}", signal.name())?,
-                _ => write!(f, "; {} {target}", signal.name())?,
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match target.signal() {
+                Signal::Traces => write!(f, "{target}")?,
+                signal => write!(f, "{target} ({})", signal.name())?,
             }
         }
         Ok(())

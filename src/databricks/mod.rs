@@ -26,8 +26,9 @@ pub use auth::Auth;
 use std::sync::Arc;
 
 use crate::commit::{CommitError, Table, Wanted};
+use crate::decode::Signal;
 use crate::settings::InvalidSetting;
-use crate::table::{Contract, Layout};
+use crate::table::{self, Contract, Layout};
 
 /// Where rows go: `--table`, or a Unity Catalog table written directly or through Zerobus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -151,6 +152,8 @@ pub enum StartError {
     Link(#[from] mlflow::LinkError),
     #[error("Unity Catalog table {table}: {reason}")]
     Table { table: String, reason: String },
+    #[error("Unity Catalog table {table}: does not exist; {advice}")]
+    Missing { table: String, advice: &'static str },
     #[error(transparent)]
     Open(#[from] Box<CommitError>),
     #[error(transparent)]
@@ -165,18 +168,26 @@ pub(crate) enum Destination {
     Zerobus(Box<zerobus::ZerobusTable>),
 }
 
-/// Link the experiment (if configured); for the Unity Catalog sink, resolve the table (or create it as
-/// `contract`'s) and open it through its vended credentials; for the Zerobus sink, open a stream into it. An
-/// existing table is written in its own layout (`layout`, the `--layout` asked for if any, must agree with it).
-/// `None` when rows go to `--table`.
+/// Link the experiment (if configured); then, for each of `signals` (in that order), for the Unity Catalog sink,
+/// resolve its table (or create it as the signal's contract in `layout`, the spans table at
+/// `--uc-storage-location` and the others beside it) and open it through its vended credentials, and for the
+/// Zerobus sink, open a stream into it. Tables are named `<catalog>.<schema>.<prefix>_otel_spans` (`_otel_logs`),
+/// or as the MLflow link answers. An existing table is written in its own layout (`layout`, the `--layout` asked
+/// for if any, must agree with it). A signal whose table is missing and cannot be made stops start-up if it is
+/// `required` (its flag beside it); otherwise it is left out of the answer, with a warning. `None` when rows go to
+/// `--table`.
 pub(crate) async fn start(
     ws: Arc<Workspace>,
     config: &DatabricksConfig,
-    contract: &'static Contract,
+    signals: &[(Signal, bool)],
     layout: Option<Layout>,
-) -> Result<Option<Destination>, StartError> {
+) -> Result<Option<Vec<(Signal, Destination)>>, StartError> {
     let (catalog, schema, prefix) = (&config.catalog, &config.schema, &config.table_prefix);
-    let mut spans_table = format!("{catalog}.{schema}.{prefix}_{}", contract.name_suffix);
+    let default_name = |signal| {
+        let suffix = Contract::of(signal, layout.unwrap_or_default()).name_suffix;
+        format!("{catalog}.{schema}.{prefix}_{suffix}")
+    };
+    let mut names: Vec<(Signal, String)> = signals.iter().map(|&(s, _)| (s, default_name(s))).collect();
     if let Some(name) = &config.experiment {
         let experiment = mlflow::get_or_create_experiment(&ws, name).await?;
         let location =
@@ -192,45 +203,106 @@ pub(crate) async fn start(
             api = tables.api,
             "MLflow experiment linked to its trace tables"
         );
-        spans_table = tables.spans_table;
-    }
-    let refused = |reason: String| StartError::Table { table: spans_table.clone(), reason };
-    let storage_location = match &config.sink {
-        DatabricksSink::Table => return Ok(None),
-        DatabricksSink::Zerobus { endpoint } => {
-            let info = unity::get_table(&ws, &spans_table).await?.ok_or_else(|| {
-                refused(
-                    "does not exist; MLflow creates it when the experiment is linked (set MLFLOW_EXPERIMENT_NAME)"
-                        .into(),
-                )
-            })?;
-            // The table decides what is written (Databricks creates these tables, never otel-delta).
-            let contract = unity::table_contract(&info, layout).map_err(refused)?;
-            let endpoint = match endpoint {
-                Some(endpoint) => endpoint.clone(),
-                None => zerobus::derive_endpoint(&ws).await?,
+        for (signal, table) in &mut names {
+            *table = match signal {
+                Signal::Traces => tables.spans_table.clone(),
+                Signal::Logs => tables.logs_table.clone(),
             };
-            let sink = zerobus::ZerobusTable::connect(&ws, &endpoint, &spans_table, &info.columns, contract).await?;
-            tracing::info!(table = spans_table, endpoint, layout = contract.layout.name(), "ingesting through Zerobus");
-            return Ok(Some(Destination::Zerobus(Box::new(sink))));
         }
-        DatabricksSink::UnityCatalog { storage_location } => storage_location,
+    }
+    let zerobus_endpoint = match &config.sink {
+        DatabricksSink::Table => return Ok(None),
+        DatabricksSink::Zerobus { endpoint: Some(endpoint) } => Some(endpoint.clone()),
+        DatabricksSink::Zerobus { endpoint: None } => Some(zerobus::derive_endpoint(&ws).await?),
+        DatabricksSink::UnityCatalog { .. } => None,
     };
+    let mut destinations = Vec::new();
+    for ((signal, table), &(_, required)) in names.into_iter().zip(signals) {
+        let opened = match (&zerobus_endpoint, &config.sink) {
+            (Some(endpoint), _) => open_zerobus(&ws, endpoint, &table, signal, layout).await,
+            (None, DatabricksSink::UnityCatalog { storage_location }) => {
+                let location = storage_location.as_deref().map(|l| location_of(l, signal)).transpose();
+                let location = location.map_err(|reason| StartError::Table { table: table.clone(), reason })?;
+                open_unity_catalog(&ws, location.as_deref(), &table, signal, layout).await
+            }
+            (None, _) => return Ok(None),
+        };
+        match opened {
+            Ok(destination) => destinations.push((signal, destination)),
+            Err(StartError::Missing { table, advice }) if !required => tracing::warn!(
+                table,
+                signal = signal.name(),
+                "the {} table does not exist ({advice}): {} are not taken (answered 404); --signals makes this an \
+                 error",
+                signal.name(),
+                signal.rows()
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(destinations))
+}
+
+/// Where the table of `signal` is created when missing: `--uc-storage-location` for spans, beside it for the
+/// others (as `--table`'s neighbours are named).
+fn location_of(spans_location: &str, signal: Signal) -> Result<String, String> {
+    if signal == Signal::Traces {
+        return Ok(spans_location.to_owned());
+    }
+    let url = Url::parse(spans_location).map_err(|e| format!("--uc-storage-location {spans_location:?}: {e}"))?;
+    let beside = table::beside_spans(&url, signal);
+    let beside = beside.ok_or_else(|| format!("--uc-storage-location {spans_location:?} names no folder"))?;
+    Ok(beside.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A Zerobus stream into the existing Unity Catalog `table` of `signal`.
+async fn open_zerobus(
+    ws: &Arc<Workspace>,
+    endpoint: &str,
+    table: &str,
+    signal: Signal,
+    layout: Option<Layout>,
+) -> Result<Destination, StartError> {
+    let refused = |reason: String| StartError::Table { table: table.to_owned(), reason };
+    let info = unity::get_table(ws, table).await?.ok_or_else(|| StartError::Missing {
+        table: table.to_owned(),
+        advice: "MLflow creates it when the experiment is linked (set MLFLOW_EXPERIMENT_NAME)",
+    })?;
+    // The table decides what is written (Databricks creates these tables, never otel-delta).
+    let contract = unity::table_contract(&info, signal, layout).map_err(refused)?;
+    let sink = zerobus::ZerobusTable::connect(ws, endpoint, table, &info.columns, contract).await?;
+    tracing::info!(table, endpoint, layout = contract.layout.name(), "ingesting through Zerobus");
+    Ok(Destination::Zerobus(Box::new(sink)))
+}
+
+/// The Unity Catalog `table` of `signal`, written directly through its vended credentials; created as an
+/// EXTERNAL table at `storage_location` when missing and given.
+async fn open_unity_catalog(
+    ws: &Arc<Workspace>,
+    storage_location: Option<&str>,
+    table: &str,
+    signal: Signal,
+    layout: Option<Layout>,
+) -> Result<Destination, StartError> {
+    let refused = |reason: String| StartError::Table { table: table.to_owned(), reason };
     // An existing table is written in its own layout; a missing one is created in the one asked for. Everything
     // the catalog says is checked before credentials are asked for.
-    let (info, contract) = match unity::get_table(&ws, &spans_table).await? {
+    let (info, contract) = match unity::get_table(ws, table).await? {
         Some(info) => {
-            let contract = unity::table_contract(&info, layout).map_err(refused)?;
+            let contract = unity::table_contract(&info, signal, layout).map_err(refused)?;
             (info, contract)
         }
         None => match storage_location {
-            Some(location) => (unity::create_external_table(&ws, &spans_table, location, contract).await?, contract),
+            Some(location) => {
+                let contract = Contract::of(signal, layout.unwrap_or_default());
+                (unity::create_external_table(ws, table, location, contract).await?, contract)
+            }
             None => {
-                return Err(refused(
-                    "does not exist; create it, or set --uc-storage-location to have it created as an EXTERNAL Delta \
-                     table there"
-                        .into(),
-                ))
+                return Err(StartError::Missing {
+                    table: table.to_owned(),
+                    advice: "create it, or set --uc-storage-location to have it created as an EXTERNAL Delta table \
+                             there",
+                })
             }
         },
     };
@@ -243,7 +315,7 @@ pub(crate) async fn start(
     // Asked here (and handed to the store, which renews them), so that a workspace that vends no write
     // credentials for the table stops start-up with advice (a managed table's are read-only: Zerobus is the way
     // into it) instead of an error chain later.
-    let first = unity::temporary_credentials(&ws, &info.table_id).await.map_err(|e| {
+    let first = unity::temporary_credentials(ws, &info.table_id).await.map_err(|e| {
         let refusal = match (e.status(), info.table_type.as_str()) {
             (Some(400..=499), "MANAGED") => format!(
                 "is a MANAGED table and Unity Catalog vends no write credentials for it ({e}): use --sink zerobus, \
@@ -258,12 +330,12 @@ pub(crate) async fn start(
         };
         refused(refusal)
     })?;
-    let store = unity::object_store(ws, &info.table_id, &url, &first).map_err(refused)?;
-    tracing::info!(table = spans_table, location = %url, "writing the Unity Catalog table directly");
-    let table = Table::open_or_create_on(&url, store, Wanted::exactly(contract))
+    let store = unity::object_store(ws.clone(), &info.table_id, &url, &first).map_err(refused)?;
+    tracing::info!(table, location = %url, "writing the Unity Catalog table directly");
+    let opened = Table::open_or_create_on(&url, store, Wanted::exactly(contract))
         .await
         .map_err(|e| StartError::Open(Box::new(e)))?;
-    Ok(Some(Destination::UnityCatalog(Box::new(table))))
+    Ok(Destination::UnityCatalog(Box::new(opened)))
 }
 
 /// Why a Databricks call failed.

@@ -17,6 +17,7 @@ use url::Url;
 pub(crate) use databricks_zerobus_ingest_sdk::schema::UcColumn;
 
 use super::{DatabricksError, Workspace};
+use crate::decode::Signal;
 use crate::table::{Contract, Layout, LAYOUT_PROPERTY};
 
 /// What Unity Catalog says about a table.
@@ -109,25 +110,25 @@ pub fn refuse_unwritable(table: &TableInfo) -> Result<(), String> {
     Ok(())
 }
 
-/// The rows an existing table takes: v2 if its `otel.schemaVersion` property says so or, without the property, if
+/// The rows of `signal` an existing table takes: v2 if its `otel.schemaVersion` property says so or, without the property, if
 /// it has VARIANT columns (at any depth); v1 otherwise. `Err(reason)` when `asked` (`--layout`) names another
 /// layout, worded as the refusal of a local table in another layout, when the property names one otel-delta
 /// does not write, or when the table lacks a column of that layout (checked by name here, before credentials are
 /// asked for; types when its Delta log or record descriptor is read).
-pub fn table_contract(info: &TableInfo, asked: Option<Layout>) -> Result<&'static Contract, String> {
+pub fn table_contract(info: &TableInfo, signal: Signal, asked: Option<Layout>) -> Result<&'static Contract, String> {
     let (layout, difference) = layout_of(info)?;
     let contract = match asked {
         Some(asked) if asked != layout => {
             return Err(format!(
                 "is not an otel-delta {} table: {difference}, this writer writes {:?} (--layout {}). Leave --layout \
                  unset to write the table in its own layout ({}); it is never altered",
-                Contract::spans(asked),
+                Contract::of(signal, asked),
                 asked.name(),
                 asked.name(),
                 layout.name()
             ))
         }
-        _ => Contract::spans(layout),
+        _ => Contract::of(signal, layout),
     };
     if info.columns.is_empty() {
         return Err("Unity Catalog lists no columns for it; otel-delta writes only tables with their columns".into());
@@ -437,34 +438,37 @@ mod tests {
     fn the_table_decides_the_layout_and_a_contradicting_layout_is_refused_naming_both() {
         let (v1, v2) = (Contract::spans_v1(), Contract::spans_v2());
         // By property, or without it by the VARIANT columns.
-        assert_eq!(table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), None), Ok(v2));
-        assert_eq!(table_contract(&table(v2, &[]), None), Ok(v2));
-        assert_eq!(table_contract(&table(v1, &[]), None), Ok(v1));
-        assert_eq!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v1")]), Some(Layout::V1)), Ok(v1));
-        assert_eq!(table_contract(&table(v2, &[]), Some(Layout::V2)), Ok(v2));
-        let refused = table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), Some(Layout::V1)).unwrap_err();
+        assert_eq!(table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), Signal::Traces, None), Ok(v2));
+        assert_eq!(table_contract(&table(v2, &[]), Signal::Traces, None), Ok(v2));
+        assert_eq!(table_contract(&table(v1, &[]), Signal::Traces, None), Ok(v1));
+        assert_eq!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v1")]), Signal::Traces, Some(Layout::V1)), Ok(v1));
+        assert_eq!(table_contract(&table(v2, &[]), Signal::Traces, Some(Layout::V2)), Ok(v2));
+        let refused =
+            table_contract(&table(v2, &[(LAYOUT_PROPERTY, "v2")]), Signal::Traces, Some(Layout::V1)).unwrap_err();
         assert!(
             refused.starts_with(
                 "is not an otel-delta v1 spans table: otel.schemaVersion is \"v2\", this writer writes \"v1\""
             ),
             "{refused}"
         );
-        let refused = table_contract(&table(v1, &[]), Some(Layout::V2)).unwrap_err();
+        let refused = table_contract(&table(v1, &[]), Signal::Traces, Some(Layout::V2)).unwrap_err();
         assert!(refused.contains("no VARIANT column") && refused.contains("--layout v2"), "{refused}");
-        let refused = table_contract(&table(v2, &[]), Some(Layout::V1)).unwrap_err();
+        let refused = table_contract(&table(v2, &[]), Signal::Traces, Some(Layout::V1)).unwrap_err();
         assert!(refused.contains("\"attributes\"") && refused.contains("(v2)"), "{refused}");
-        assert!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v3")]), None).unwrap_err().contains("\"v3\""));
+        assert!(table_contract(&table(v1, &[(LAYOUT_PROPERTY, "v3")]), Signal::Traces, None)
+            .unwrap_err()
+            .contains("\"v3\""));
         // Only nested VARIANTs (a table whose top-level bags were dropped) still make it v2, which it then lacks a
         // column of.
         let mut nested = table(v2, &[]);
         nested.columns.retain(|c| c.type_name != "VARIANT");
         assert!(nested.columns.iter().any(|c| c.name == "events"));
         assert_eq!(layout_of(&nested).map(|(layout, _)| layout), Ok(Layout::V2));
-        let refused = table_contract(&nested, None).unwrap_err();
+        let refused = table_contract(&nested, Signal::Traces, None).unwrap_err();
         assert!(refused.ends_with("it has no column attributes"), "{refused}");
         let mut empty = table(v1, &[]);
         empty.columns.clear();
-        assert!(table_contract(&empty, None).unwrap_err().contains("no columns"));
+        assert!(table_contract(&empty, Signal::Traces, None).unwrap_err().contains("no columns"));
     }
 
     #[test]

@@ -417,6 +417,7 @@ async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 // The configuration in force now; the handshake itself runs in the connection's task.
                 let tls = config.tls.as_ref().map(|tls| tls.acceptor());
+                let metrics = state.metrics.clone();
                 let state = state.clone();
                 let service = service_fn(move |req| {
                     let state = state.clone();
@@ -429,10 +430,12 @@ async fn accept_loop(
                             Ok(Ok(stream)) => tls::Stream::Tls(Box::new(stream)),
                             Ok(Err(e)) => {
                                 tracing::debug!(error = %e, "TLS handshake failed");
+                                metrics.tls_handshake_failed(false);
                                 return;
                             }
                             Err(_) => {
                                 tracing::debug!(timeout = ?header_timeout, "TLS handshake timed out");
+                                metrics.tls_handshake_failed(true);
                                 return;
                             }
                         },

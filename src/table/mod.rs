@@ -200,6 +200,31 @@ impl PartialEq for Contract {
     }
 }
 
+/// The word a signal's table is named with: `<prefix>_otel_spans`, `<prefix>_otel_logs`.
+pub(crate) fn table_word(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "spans",
+        Signal::Logs => "logs",
+    }
+}
+
+/// Where the table of `signal` goes beside the spans table at `spans` (a folder URL): the last folder's `spans`
+/// ending replaced by the signal's word (`…/app_otel_spans/` → `…/app_otel_logs/`), or `_<word>` appended
+/// (`…/t/` → `…/t_logs/`). `None` when the URL names no folder.
+pub(crate) fn beside_spans(spans: &url::Url, signal: Signal) -> Option<url::Url> {
+    let word = table_word(signal);
+    let name = spans.path_segments()?.rfind(|s| !s.is_empty())?;
+    let name = match name.strip_suffix(table_word(Signal::Traces)) {
+        Some(stem) => format!("{stem}{word}"),
+        None => format!("{name}_{word}"),
+    };
+    let mut folder = spans.clone();
+    if !folder.path().ends_with('/') {
+        folder.set_path(&format!("{}/", folder.path()));
+    }
+    folder.join(&format!("../{name}/")).ok()
+}
+
 /// Every table otel-delta writes.
 pub(crate) static CONTRACTS: &[&Contract] =
     &[&spans::v1::CONTRACT, &spans::v2::CONTRACT, &logs::v1::CONTRACT, &logs::v2::CONTRACT];
@@ -361,6 +386,11 @@ mod tests {
         }
         assert_eq!(Contract::logs(Layout::V1).to_string(), "v1 log records");
         assert_eq!(Contract::logs(Layout::V2).name_suffix, "otel_logs");
+        let beside = |url: &str| beside_spans(&url::Url::parse(url).unwrap(), Signal::Logs).map(|u| u.to_string());
+        assert_eq!(beside("s3://b/w/app_otel_spans/").as_deref(), Some("s3://b/w/app_otel_logs/"));
+        assert_eq!(beside("s3://b/w/t").as_deref(), Some("s3://b/w/t_logs/"));
+        assert_eq!(beside("file:///w/spans/").as_deref(), Some("file:///w/logs/"));
+        assert_eq!(beside("s3://b/"), None);
     }
 
     #[test]

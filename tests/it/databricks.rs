@@ -14,7 +14,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response};
 use otel_delta::testing::databricks::mlflow::{self, LinkError, TRACE_LOCATION_TAG};
 use otel_delta::testing::databricks::{unity, zerobus_endpoint, Auth, RetryPolicy, Workspace};
-use otel_delta::{Contract, Layout};
+use otel_delta::{Contract, Layout, Signal};
 use serde_json::{json, Value};
 
 pub const PAT: &str = "dapi-test-token";
@@ -40,7 +40,8 @@ pub struct FakeState {
     /// Storage location given to tables created through the API, and vended credentials' lifetime.
     pub credential_lifetime_ms: u64,
     pub vended: usize,
-    /// Linking creates the location's spans table, MANAGED and v2, as MLflow's linking provisions its tables.
+    /// Linking creates the location's spans and logs tables, MANAGED and v2, as MLflow's linking provisions its
+    /// tables.
     pub provision_managed: bool,
     /// Sent as `x-databricks-org-id` on every answer, as Databricks does.
     pub org_id: Option<&'static str>,
@@ -113,7 +114,7 @@ fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
 
 /// Record experiment `id`'s trace location, as either link API does; an experiment linked already is refused
 /// (ALREADY_EXISTS), unless `relink_same` and it is linked to this very location. With `provision_managed`, the
-/// location's spans table `spans_table` is created (MANAGED, v2) when missing.
+/// location's spans table `spans_table` and its logs table are created (MANAGED, v2) when missing.
 fn link_experiment(
     s: &mut FakeState,
     id: &str,
@@ -123,6 +124,11 @@ fn link_experiment(
 ) -> Response<Full<Bytes>> {
     if s.provision_managed {
         s.tables.entry(spans_table.clone()).or_insert_with(|| managed_v2_table(&spans_table));
+        let logs_table = spans_table.replace("_otel_spans", "_otel_logs");
+        let logs = json!({ "full_name": logs_table, "table_id": format!("t-{logs_table}"), "table_type": "MANAGED",
+            "data_source_format": "DELTA", "storage_location": format!("s3://databricks-managed/{logs_table}"),
+            "columns": unity::columns_json(Contract::logs(Layout::V2)), "properties": { "otel.schemaVersion": "v2" } });
+        s.tables.entry(logs_table).or_insert(logs);
     }
     let Some((_, tags)) = s.experiments.values_mut().find(|(eid, _)| eid == id) else {
         return error(404, "RESOURCE_DOES_NOT_EXIST", "no such experiment");
@@ -479,7 +485,7 @@ async fn unity_catalog_tables_are_created_when_missing_and_read_in_their_own_lay
     assert_eq!(created.storage_location.as_deref(), Some("s3://bucket/spans"));
     assert_eq!(created.properties["otel.schemaVersion"], "v1");
     assert!(unity::refuse_unwritable(&created).is_ok());
-    assert_eq!(unity::table_contract(&created, None), Ok(Contract::spans_v1()));
+    assert_eq!(unity::table_contract(&created, Signal::Traces, None), Ok(Contract::spans_v1()));
     let fetched = unity::get_table(&ws, "main.default.otel_otel_spans").await.unwrap().unwrap();
     assert_eq!(fetched.table_id, created.table_id);
 
@@ -491,8 +497,8 @@ async fn unity_catalog_tables_are_created_when_missing_and_read_in_their_own_lay
     fake.state.lock().unwrap().tables.insert("main.default.clustered".into(), clustered);
     let info = unity::get_table(&ws, "main.default.clustered").await.unwrap().unwrap();
     assert!(unity::refuse_unwritable(&info).is_ok());
-    assert_eq!(unity::table_contract(&info, None), Ok(Contract::spans_v2()));
-    let refused = unity::table_contract(&info, Some(Layout::V1)).unwrap_err();
+    assert_eq!(unity::table_contract(&info, Signal::Traces, None), Ok(Contract::spans_v2()));
+    let refused = unity::table_contract(&info, Signal::Traces, Some(Layout::V1)).unwrap_err();
     assert!(refused.contains("\"v2\"") && refused.contains("\"v1\""), "{refused}");
 
     let vended = unity::temporary_credentials(&ws, &created.table_id).await.unwrap();
@@ -567,7 +573,22 @@ async fn app_yaml_serve_links_the_experiment_and_writes_the_unity_catalog_table(
         acked.extend(crate::stores::span_keys(&request));
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
+    // Logs go to the logs table, created beside the spans table's location.
+    let logs_url = c.traces_url.replace("/v1/traces", "/v1/logs");
+    let body = prost::Message::encode_to_vec(&crate::logs::tagged_logs("uc", 7));
+    let status = crate::http::post(&logs_url, "application/x-protobuf", body).await.status();
+    assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
     c.stop().await;
+    let logs_location = format!("{}_logs/", s3.as_str().trim_end_matches('/'));
+    {
+        let state = fake.state.lock().unwrap();
+        let logs_table = &state.tables["main.default.otel_otel_logs"];
+        assert_eq!(logs_table["storage_location"].as_str().map(|l| format!("{l}/")), Some(logs_location.clone()));
+    }
+    let logs = crate::support::read_rows_at(&url::Url::parse(&logs_location).unwrap(), HashMap::new()).await;
+    let mut bodies: Vec<_> = logs.iter().map(|r| r["body"].clone()).collect();
+    bodies.sort_by_key(|b| b.to_string());
+    assert_eq!(bodies, (0..7).map(|i| serde_json::json!(format!("uc-{i}"))).collect::<Vec<_>>(), "v2 string bodies");
     let spans_table = {
         let state = fake.state.lock().unwrap();
         assert!(state.vended >= 2, "credentials were vended {} time(s)", state.vended);
@@ -609,6 +630,12 @@ async fn serve_appends_to_a_clustered_v2_unity_catalog_table_in_its_layout() {
         assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
         acked.extend(crate::stores::span_keys(&request));
     }
+    // No logs table, and nowhere given to create one: logs (not asked for by --signals) are left out, not fatal.
+    let logs_url = c.traces_url.replace("/v1/traces", "/v1/logs");
+    let body = prost::Message::encode_to_vec(&crate::logs::tagged_logs("none", 1));
+    let status = crate::http::post(&logs_url, "application/x-protobuf", body).await.status();
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    assert!(c.logs().contains("log records are not taken"), "{}", c.logs());
     c.stop().await;
     let rows = crate::support::read_rows_at(&s3, HashMap::new()).await;
     crate::stores::assert_exactly_once(&rows, &acked);

@@ -102,7 +102,7 @@ async fn v2_logs_over_every_transport_match_the_reference() {
 }
 
 /// A log request of `n` records whose bodies are `"<tag>-<i>"`.
-fn tagged_logs(tag: &str, n: usize) -> ExportLogsServiceRequest {
+pub fn tagged_logs(tag: &str, n: usize) -> ExportLogsServiceRequest {
     let records = (0..n)
         .map(|i| LogRecord {
             time_unix_nano: 1_700_000_000_000_000_000 + i as u64,

@@ -93,6 +93,22 @@ async fn grpc_channel(
 }
 
 /// The span names of the stopped collector's table.
+/// `otel_delta_tls_handshake_failures_total{reason}` once it reached `at_least` (the collector counts a failure in
+/// the connection's task, after the client saw it: polled for up to 10 s), or its value then.
+async fn handshake_failures(c: &Collector, reason: &str, at_least: u64) -> u64 {
+    let line = format!("otel_delta_tls_handshake_failures_total{{reason=\"{reason}\"}} ");
+    let mut value = 0;
+    for _ in 0..200 {
+        let text = c.metrics().await;
+        value = text.lines().find_map(|l| l.strip_prefix(&line)).map_or(0, |v| v.parse().unwrap());
+        if value >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    value
+}
+
 async fn names(c: Collector) -> Vec<String> {
     let table = c.stop().await.unwrap();
     let mut names: Vec<String> =
@@ -134,6 +150,7 @@ async fn https_in_both_http_versions_and_grpc_over_tls_land_rows_and_plain_http_
     assert!(untrusted.is_err(), "a certificate the client does not trust: {untrusted:?}");
     // The refused handshakes did not stop the listener.
     assert_eq!(post(&https_client(&ca, None, false), &url, 6, 2).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(handshake_failures(&c, "failed", 2).await, 2, "both refused handshakes are counted");
 
     assert_eq!(names(c).await, expected(&[1, 2, 3, 6]));
 }
@@ -248,6 +265,7 @@ async fn a_client_silent_in_the_handshake_neither_holds_up_others_nor_outstays_t
     // The collector closes it once the header timeout has passed (bounded wait: 45 s).
     let read = tokio::time::timeout(Duration::from_secs(45), silent.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the silent connection was not closed: {read:?}");
+    assert_eq!(handshake_failures(&c, "timed_out", 1).await, 1);
 
     assert_eq!(names(c).await, expected(&[1]));
 }

@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::databricks::{app_yaml, v5, FakeDatabricks, FakeState, CLIENT, PAT};
 use crate::stores::Serve;
+use otel_delta::Layout;
 
 const SPANS: &str = "main.default.otel_otel_spans";
 
@@ -217,14 +218,16 @@ async fn start_app_on(
 ) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
     let mut state = v5();
     state.tables.insert(SPANS.into(), table);
-    start_app_in(state, zerobus, auth).await
+    start_app_in(state, zerobus, auth, "traces").await
 }
 
-/// [`start_app`] on a workspace in `state`.
+/// [`start_app`] on a workspace in `state`, taking `signals` (`OTEL_DELTA_SIGNALS`: the fake Zerobus server keeps
+/// one descriptor, so each test streams into one table).
 async fn start_app_in(
     state: FakeState,
     zerobus: ZerobusState,
     auth: &[(&str, &str)],
+    signals: &str,
 ) -> (ZerobusServerHandle, FakeDatabricks, Serve) {
     let zerobus = start_zerobus(zerobus).await;
     let fake = FakeDatabricks::start(state).await;
@@ -238,6 +241,7 @@ async fn start_app_in(
     // The endpoint app.yaml leaves to derivation would be a real host: the fake's, given as the override.
     env.push(("ZEROBUS_ENDPOINT", zerobus.endpoint.clone()));
     env.push(("OTEL_DELTA_FLUSH_INTERVAL", "200ms".into()));
+    env.push(("OTEL_DELTA_SIGNALS", signals.into()));
     env.extend(auth.iter().map(|(k, v)| (*k, v.to_string())));
     let serve = Serve::spawn(&args, &env).await;
     (zerobus, fake, serve)
@@ -572,7 +576,7 @@ async fn zerobus_sink_writes_a_v2_table_in_its_layout() {
 async fn app_yaml_writes_the_managed_v2_table_linking_provisions_through_zerobus() {
     let state = FakeState { provision_managed: true, ..v5() };
     let auth = [("DATABRICKS_CLIENT_ID", CLIENT.0), ("DATABRICKS_CLIENT_SECRET", CLIENT.1)];
-    let (zerobus, fake, c) = start_app_in(state, ZerobusState::default(), &auth).await;
+    let (zerobus, fake, c) = start_app_in(state, ZerobusState::default(), &auth, "traces").await;
     let mut sent = Vec::new();
     for seed in 0..3u64 {
         let request = crate::http::request(700 + seed, 4);
@@ -668,4 +672,35 @@ async fn a_span_too_large_for_one_ingest_call_is_rejected_alone() {
     keys.sort();
     stored.sort();
     assert_eq!(keys, stored, "exactly the normal spans reached Zerobus");
+}
+
+/// Logs take the same way: the linked logs table (MANAGED, v2), its own stream, records in the table's descriptor,
+/// acknowledged once durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_go_through_zerobus_into_the_linked_logs_table() {
+    const LOGS: &str = "main.default.otel_otel_logs";
+    let columns = otel_delta::testing::databricks::unity::columns_json(otel_delta::Contract::logs(Layout::V2));
+    let table = json!({ "full_name": LOGS, "table_id": "t-logs", "table_type": "MANAGED",
+        "data_source_format": "DELTA", "storage_location": "s3://databricks-managed/t-logs", "columns": columns,
+        "properties": { "otel.schemaVersion": "v2" } });
+    let mut state = v5();
+    state.tables.insert(LOGS.into(), table);
+    let (zerobus, _fake, c) = start_app_in(state, ZerobusState::default(), &[("DATABRICKS_TOKEN", PAT)], "logs").await;
+    assert!(c.table_line().contains(LOGS), "{}", c.table_line());
+    let logs_url = c.traces_url.replace("/v1/traces", "/v1/logs");
+    let body = prost::Message::encode_to_vec(&crate::logs::tagged_logs("zb", 3));
+    let status = crate::http::post(&logs_url, "application/x-protobuf", body).await.status();
+    assert_eq!(status, reqwest::StatusCode::OK, "{}", c.logs());
+    assert_eq!(zerobus.state.lock().unwrap().durable.len(), 3, "answered once durable");
+    let refused = crate::http::post(&c.traces_url, "application/x-protobuf", Vec::new()).await.status();
+    assert_eq!(refused, reqwest::StatusCode::NOT_FOUND, "traces are not taken");
+    c.stop().await;
+
+    let state = zerobus.state.lock().unwrap();
+    assert_eq!(state.streams.len(), 1);
+    assert_eq!((state.streams[0].1.as_str(), state.streams[0].2.as_str()), (LOGS, LOGS));
+    let mut bodies: Vec<String> = decode_all(&state).iter().map(|r| text(r, "body")).collect();
+    bodies.sort();
+    // VARIANT columns travel as JSON text (the SDK's mapping): a string body is a quoted JSON string.
+    assert_eq!(bodies, [r#""zb-0""#, r#""zb-1""#, r#""zb-2""#]);
 }
