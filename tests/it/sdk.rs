@@ -20,33 +20,41 @@ enum Transport {
     GrpcGzip,
 }
 
+/// The SDK's OTLP exporter of `$kind` (`SpanExporter`, `LogExporter`: their builders share no trait) for the
+/// collector at `$addr` over `$transport`; OTLP/HTTP posts to `$path`.
+macro_rules! exporter {
+    ($kind:path, $addr:expr, $path:literal, $transport:expr) => {{
+        let http = |protocol| {
+            <$kind>::builder()
+                .with_http()
+                .with_protocol(protocol)
+                .with_endpoint(format!("http://{}{}", $addr, $path))
+                .with_timeout(Duration::from_secs(30))
+        };
+        match $transport {
+            Transport::HttpProtobuf => http(Protocol::HttpBinary).build(),
+            Transport::HttpProtobufGzip => {
+                http(Protocol::HttpBinary).with_compression(opentelemetry_otlp::Compression::Gzip).build()
+            }
+            Transport::HttpJson => http(Protocol::HttpJson).build(),
+            Transport::GrpcGzip => <$kind>::builder()
+                .with_tonic()
+                .with_endpoint(format!("http://{}", $addr))
+                .with_compression(opentelemetry_otlp::Compression::Gzip)
+                .with_timeout(Duration::from_secs(30))
+                .build(),
+        }
+        .expect("exporter builds")
+    }};
+}
+
 /// Export the same two spans with the SDK, on a plain thread with its own tokio runtime entered (the blocking
 /// HTTP client must not run inside the test's runtime; tonic needs a runtime to run in).
 fn export_with_sdk(collector_addr: std::net::SocketAddr, transport: Transport) {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let _entered = runtime.enter();
-        let http = |protocol| {
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(protocol)
-                .with_endpoint(format!("http://{collector_addr}/v1/traces"))
-                .with_timeout(Duration::from_secs(30))
-        };
-        let exporter = match transport {
-            Transport::HttpProtobuf => http(Protocol::HttpBinary).build(),
-            Transport::HttpProtobufGzip => {
-                http(Protocol::HttpBinary).with_compression(opentelemetry_otlp::Compression::Gzip).build()
-            }
-            Transport::HttpJson => http(Protocol::HttpJson).build(),
-            Transport::GrpcGzip => opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(format!("http://{collector_addr}"))
-                .with_compression(opentelemetry_otlp::Compression::Gzip)
-                .with_timeout(Duration::from_secs(30))
-                .build(),
-        }
-        .expect("exporter builds");
+        let exporter = exporter!(opentelemetry_otlp::SpanExporter, collector_addr, "/v1/traces", transport);
         // The simple processor exports each span as it ends, on this thread.
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter)
@@ -197,27 +205,7 @@ fn export_logs_with_sdk(collector_addr: std::net::SocketAddr, transport: Transpo
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let _entered = runtime.enter();
-        let http = |protocol| {
-            opentelemetry_otlp::LogExporter::builder()
-                .with_http()
-                .with_protocol(protocol)
-                .with_endpoint(format!("http://{collector_addr}/v1/logs"))
-                .with_timeout(Duration::from_secs(30))
-        };
-        let exporter = match transport {
-            Transport::HttpProtobuf => http(Protocol::HttpBinary).build(),
-            Transport::HttpProtobufGzip => {
-                http(Protocol::HttpBinary).with_compression(opentelemetry_otlp::Compression::Gzip).build()
-            }
-            Transport::HttpJson => http(Protocol::HttpJson).build(),
-            Transport::GrpcGzip => opentelemetry_otlp::LogExporter::builder()
-                .with_tonic()
-                .with_endpoint(format!("http://{collector_addr}"))
-                .with_compression(opentelemetry_otlp::Compression::Gzip)
-                .with_timeout(Duration::from_secs(30))
-                .build(),
-        }
-        .expect("exporter builds");
+        let exporter = exporter!(opentelemetry_otlp::LogExporter, collector_addr, "/v1/logs", transport);
         let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
             .with_simple_exporter(exporter)
             .with_resource(Resource::builder().with_service_name("checkout").build())
