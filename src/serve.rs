@@ -67,7 +67,7 @@ impl Collector {
             if let Some(destinations) = databricks::start(Arc::new(ws), db, &signals, config.layout).await? {
                 let targets = destinations
                     .into_iter()
-                    .map(|(_, destination)| match destination {
+                    .map(|destination| match destination {
                         Destination::UnityCatalog(table) => {
                             Target::Delta(Box::new(DeltaSink::new(*table, pipeline.codec, pipeline.upload)))
                         }

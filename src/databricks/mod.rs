@@ -181,7 +181,7 @@ pub(crate) async fn start(
     config: &DatabricksConfig,
     signals: &[(Signal, bool)],
     layout: Option<Layout>,
-) -> Result<Option<Vec<(Signal, Destination)>>, StartError> {
+) -> Result<Option<Vec<Destination>>, StartError> {
     let (catalog, schema, prefix) = (&config.catalog, &config.schema, &config.table_prefix);
     let default_name = |signal| {
         let suffix = Contract::of(signal, layout.unwrap_or_default()).name_suffix;
@@ -210,25 +210,31 @@ pub(crate) async fn start(
             };
         }
     }
-    let zerobus_endpoint = match &config.sink {
+    // How each table is reached: the sink, with what it needs resolved once for all of them.
+    enum Via<'a> {
+        Zerobus(String),
+        UnityCatalog { spans_location: Option<&'a str> },
+    }
+    let via = match &config.sink {
         DatabricksSink::Table => return Ok(None),
-        DatabricksSink::Zerobus { endpoint: Some(endpoint) } => Some(endpoint.clone()),
-        DatabricksSink::Zerobus { endpoint: None } => Some(zerobus::derive_endpoint(&ws).await?),
-        DatabricksSink::UnityCatalog { .. } => None,
+        DatabricksSink::Zerobus { endpoint: Some(endpoint) } => Via::Zerobus(endpoint.clone()),
+        DatabricksSink::Zerobus { endpoint: None } => Via::Zerobus(zerobus::derive_endpoint(&ws).await?),
+        DatabricksSink::UnityCatalog { storage_location } => {
+            Via::UnityCatalog { spans_location: storage_location.as_deref() }
+        }
     };
     let mut destinations = Vec::new();
     for ((signal, table), &(_, required)) in names.into_iter().zip(signals) {
-        let opened = match (&zerobus_endpoint, &config.sink) {
-            (Some(endpoint), _) => open_zerobus(&ws, endpoint, &table, signal, layout).await,
-            (None, DatabricksSink::UnityCatalog { storage_location }) => {
-                let location = storage_location.as_deref().map(|l| location_of(l, signal)).transpose();
+        let opened = match &via {
+            Via::Zerobus(endpoint) => open_zerobus(&ws, endpoint, &table, signal, layout).await,
+            Via::UnityCatalog { spans_location } => {
+                let location = spans_location.map(|l| location_of(l, signal)).transpose();
                 let location = location.map_err(|reason| StartError::Table { table: table.clone(), reason })?;
                 open_unity_catalog(&ws, location.as_deref(), &table, signal, layout).await
             }
-            (None, _) => return Ok(None),
         };
         match opened {
-            Ok(destination) => destinations.push((signal, destination)),
+            Ok(destination) => destinations.push(destination),
             Err(StartError::Missing { table, advice }) if !required => tracing::warn!(
                 table,
                 signal = signal.name(),
