@@ -81,6 +81,30 @@ impl TableArgs {
 
     /// Where the table of `signal` is: its own flag, else beside an explicit --table, else in the warehouse.
     pub fn resolve_signal(&self, signal: Signal) -> Result<TableLocation, ConfigError> {
+        self.locate(signal, &self.given_storage_options()?)
+    }
+
+    /// Where the tables of `signals` are, the storage options file read once for all of them.
+    pub fn resolve_signals(
+        &self,
+        signals: impl IntoIterator<Item = Signal>,
+    ) -> Result<Vec<(Signal, TableLocation)>, ConfigError> {
+        let given = self.given_storage_options()?;
+        signals.into_iter().map(|signal| Ok((signal, self.locate(signal, &given)?))).collect()
+    }
+
+    /// The object store options the user gave: `--storage-options-file`, overridden by `--storage-option`.
+    fn given_storage_options(&self) -> Result<HashMap<String, String>, ConfigError> {
+        let mut options = match &self.storage_options_file {
+            Some(path) => read_storage_options(path)?,
+            None => HashMap::new(),
+        };
+        options.extend(self.storage_options.iter().cloned());
+        Ok(options)
+    }
+
+    /// The table of `signal` with its store's options: `given`, plus retry defaults on an object store.
+    fn locate(&self, signal: Signal, given: &HashMap<String, String>) -> Result<TableLocation, ConfigError> {
         let own = match signal {
             Signal::Traces => &self.table,
             Signal::Logs => &self.logs_table,
@@ -108,11 +132,7 @@ impl TableArgs {
                 }
             }
         };
-        let mut storage_options = match &self.storage_options_file {
-            Some(path) => read_storage_options(path)?,
-            None => HashMap::new(),
-        };
-        storage_options.extend(self.storage_options.iter().cloned());
+        let mut storage_options = given.clone();
         if url.scheme() != "file" {
             for (key, value) in DEFAULT_STORE_RETRIES {
                 storage_options.entry(key.to_owned()).or_insert_with(|| value.to_owned());
@@ -183,13 +203,13 @@ fn maintained(table: &TableArgs, only: Option<SignalArg>) -> Result<Vec<Maintain
         Some(one) => vec![one.signal()],
         None => Signal::ALL.to_vec(),
     };
-    signals
-        .into_iter()
-        .map(|signal| {
+    let located = table.resolve_signals(signals)?.into_iter();
+    Ok(located
+        .map(|(signal, location)| {
             let must_exist = only.is_some() || signal == Signal::Traces;
-            Ok(Maintained { signal, location: table.resolve_signal(signal)?, must_exist })
+            Maintained { signal, location, must_exist }
         })
-        .collect()
+        .collect())
 }
 
 impl OptimizeArgs {
@@ -269,11 +289,10 @@ pub struct Config {
     pub(crate) metrics_addr: Option<SocketAddr>,
     /// The table of each signal taken, in [`Signal::ALL`] order (with a Databricks destination: where the tables
     /// would be without it, unused; the signals are still these).
-    pub(crate) tables: Vec<(Signal, Url)>,
+    pub(crate) tables: Vec<(Signal, TableLocation)>,
     /// `--signals` was given: every signal named must get its table (with a Databricks destination, a default
     /// signal other than traces whose table is missing and cannot be made is left out instead, with a warning).
     pub(crate) signals_listed: bool,
-    pub(crate) storage_options: HashMap<String, String>,
     pub(crate) http: HttpConfig,
     pub(crate) pipeline: PipelineConfig,
     /// Compaction inside `serve`, if enabled.
@@ -313,7 +332,7 @@ impl Config {
 
     /// The table of `signal` (`--table`, `--logs-table`, or derived), if it is taken.
     pub fn table_url(&self, signal: Signal) -> Option<&Url> {
-        self.tables.iter().find(|(s, _)| *s == signal).map(|(_, url)| url)
+        self.tables.iter().find(|(s, _)| *s == signal).map(|(_, location)| &location.url)
     }
 
     /// The signals taken (`--signals`).
@@ -373,13 +392,7 @@ impl ServeArgs {
         if signals.is_empty() {
             return Err(InvalidSetting::new("--signals", "name at least one of traces, logs").into());
         }
-        let mut tables = Vec::new();
-        let mut storage_options = HashMap::new();
-        for signal in signals {
-            let location = table.resolve_signal(signal)?;
-            tables.push((signal, location.url));
-            storage_options = location.storage_options;
-        }
+        let tables = table.resolve_signals(signals)?;
         if pipeline.max_inflight_bytes < receiver.http.max_request_bytes {
             let reason = "must be at least --max-request-size, or a largest request could never be admitted";
             return Err(InvalidSetting::new("--max-inflight-size", reason).into());
@@ -403,7 +416,6 @@ impl ServeArgs {
             metrics_addr: self.metrics_addr.addr(),
             tables,
             signals_listed: self.signals.is_some(),
-            storage_options,
             http: receiver.http,
             pipeline,
             optimize_interval: self.optimize_interval,
@@ -619,8 +631,15 @@ mod tests {
     fn object_store_tables_are_folders_with_default_retries() {
         let config = args(&["--table", "s3://bucket/spans", "--storage-option", "max_retries=7"]).resolve().unwrap();
         assert_eq!(config.table_url(Signal::Traces).unwrap().as_str(), "s3://bucket/spans/");
-        assert_eq!(config.storage_options["max_retries"], "7");
-        assert_eq!(config.storage_options["retry_timeout"], "20s");
+        let spans = &config.tables[0].1.storage_options;
+        assert_eq!(spans["max_retries"], "7");
+        assert_eq!(spans["retry_timeout"], "20s");
+        // Each table its own options: a local logs table gets no store retry defaults.
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let config = args(&["--table", "s3://bucket/spans", "--logs-table", logs.to_str().unwrap()]).resolve().unwrap();
+        assert_eq!(config.tables[0].1.storage_options["retry_timeout"], "20s");
+        assert!(!config.tables[1].1.storage_options.contains_key("retry_timeout"));
         let config = args(&["--warehouse", "abfss://c@acct.dfs.core.windows.net/wh/", "--catalog", "c1"]).resolve();
         assert_eq!(
             config.unwrap().table_url(Signal::Traces).unwrap().as_str(),

@@ -78,13 +78,13 @@ impl Collector {
             }
         }
         let mut targets = Vec::new();
-        for (signal, url) in &config.tables {
+        for (signal, location) in &config.tables {
             let contract = Contract::of(*signal, config.layout.unwrap_or_default());
             let wanted = match config.layout {
                 Some(_) => Wanted::exactly(contract),
                 None => Wanted::any_layout(contract),
             };
-            let table = Table::open_or_create(url, config.storage_options.clone(), wanted).await?;
+            let table = Table::open_or_create(&location.url, location.storage_options.clone(), wanted).await?;
             targets.push(Target::Delta(Box::new(DeltaSink::new(table, pipeline.codec, pipeline.upload))));
         }
         Ok(Collector { config, targets, metrics_listener: None })
